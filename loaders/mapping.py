@@ -1,0 +1,256 @@
+"""Map one opened Zarr store to one STAC Item.
+
+xstac builds `cube:dimensions` and `cube:variables`; this module completes what it
+leaves out (bbox and geometry, calendar-aware extents and ISO 8601 steps, the
+Zarr chunk shape, nodata and data types, vertical and other dimensions) and adds
+the asset that xarray opens.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass
+from typing import Any
+
+import cf_xarray  # noqa: F401 - registers the .cf accessor
+import numpy as np
+import pystac
+import xarray as xr
+import xstac
+from pystac.extensions.datacube import DatacubeExtension
+from pystac.extensions.xarray_assets import XarrayAssetsExtension
+
+from . import spatial, temporal
+from .read import OpenedStore
+from .storage import StorageOptions
+
+ZARR_MEDIA_TYPE = "application/vnd+zarr"
+ASSET_KEY = "zarr"
+# Datacube v2.3 adds `nodata` and `data_type` to variables, which we publish.
+DATACUBE_SCHEMA = "https://stac-extensions.github.io/datacube/v2.3.0/schema.json"
+
+DATA_TYPES = {
+    "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
+    "float16", "float32", "float64",
+}  # fmt: skip
+
+
+class MappingError(ValueError):
+    """A store whose metadata cannot become a valid Item; the message says why."""
+
+
+@dataclass(frozen=True)
+class Axes:
+    """Names of a dataset's CF axes, as cf_xarray identifies them."""
+
+    time: str | None
+    x: str | None
+    y: str | None
+    longitude: str | None
+    latitude: str | None
+
+
+def _first(names: list[str] | None, ds: xr.Dataset, *, dimension: bool = False) -> str | None:
+    for name in names or []:
+        if not dimension or name in ds.dims:
+            return name
+    return None
+
+
+def find_axes(ds: xr.Dataset) -> Axes:
+    """Axes from CF attributes (axis, standard_name, units); names alone only as a fallback."""
+    axes, coords = ds.cf.axes, ds.cf.coordinates
+    if not (coords.get("longitude") or axes.get("X")) or not (coords.get("time") or axes.get("T")):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            guessed = ds.cf.guess_coord_axis()
+        axes, coords = guessed.cf.axes, guessed.cf.coordinates
+    time = _first(axes.get("T"), ds, dimension=True) or _first(coords.get("time"), ds, dimension=True)
+    longitude = _first(coords.get("longitude"), ds)
+    latitude = _first(coords.get("latitude"), ds)
+    x = _first(axes.get("X"), ds, dimension=True)
+    y = _first(axes.get("Y"), ds, dimension=True)
+    if x is None and longitude in ds.dims:
+        x = longitude
+    if y is None and latitude in ds.dims:
+        y = latitude
+    return Axes(time=time, x=x, y=y, longitude=longitude, latitude=latitude)
+
+
+def coordinate_values(ds: xr.Dataset, name: str) -> np.ndarray:
+    """Values of a coordinate and of its CF cell bounds (when present), as float64."""
+    var = ds[name]
+    bounds = var.attrs.get("bounds")
+    source = ds[bounds] if bounds and bounds in ds.variables else var
+    values = np.asarray(source.values, dtype="f8")
+    if str(var.attrs.get("units", "")).lower() in ("radian", "radians", "rad"):
+        values = np.degrees(values)
+    return values
+
+
+def json_value(value: Any) -> Any:
+    """A numpy/python scalar as plain JSON (NaN and infinities as the strings STAC uses)."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "nan"
+        if math.isinf(value):
+            return "inf" if value > 0 else "-inf"
+    return value
+
+
+def _data_type(dtype: np.dtype) -> str:
+    name = np.dtype(dtype).name
+    return name if name in DATA_TYPES else {"complex64": "cfloat32", "complex128": "cfloat64"}.get(name, "other")
+
+
+def bounds_variables(ds: xr.Dataset) -> set[str]:
+    """Names of CF cell-bounds variables (`time_bnds`, `lat_bnds`, ...)."""
+    return {str(v.attrs["bounds"]) for v in ds.variables.values() if "bounds" in v.attrs} & set(map(str, ds.variables))
+
+
+def complete_variables(cube_variables: dict[str, dict], ds: xr.Dataset) -> None:
+    """Replace xstac's raw `attrs` copy and dask chunks with the fields STAC readers use."""
+    bounds = bounds_variables(ds)
+    for name, var in cube_variables.items():
+        source = ds.variables[name]
+        var.pop("attrs", None)
+        if name in bounds:
+            var["type"] = "auxiliary"
+        encoding = source.encoding
+        if encoding.get("chunks") is not None:
+            var["chunks"] = [int(c) for c in encoding["chunks"]]
+        var["shape"] = [int(s) for s in source.shape]
+        var["data_type"] = _data_type(encoding.get("dtype", source.dtype))
+        fill = encoding.get("_FillValue", source.attrs.get("_FillValue", source.attrs.get("missing_value")))
+        if fill is not None and np.ndim(fill) == 0:
+            var["nodata"] = json_value(fill)
+        for key in ("standard_name", "long_name", "cell_methods"):
+            if key in source.attrs:
+                var[key] = str(source.attrs[key])
+        if "units" in source.attrs:
+            var["unit"] = str(source.attrs["units"])
+
+
+def extra_dimensions(ds: xr.Dataset, axes: Axes) -> dict[str, dict]:
+    """`cube:dimensions` entries for dimensions other than time/x/y (levels, members, ...)."""
+    dims: dict[str, dict] = {}
+    vertical = set(ds.cf.axes.get("Z", []))
+    bounds = bounds_variables(ds)
+    non_bounds_dims = {d for name, v in ds.variables.items() if name not in bounds for d in v.dims}
+    for dim in ds.dims:
+        if dim in (axes.time, axes.x, axes.y):
+            continue
+        entry: dict[str, Any] = {}
+        coord = ds.coords.get(dim)
+        if coord is not None and coord.ndim == 1 and coord.size:
+            values = np.asarray(coord.values)
+            if values.dtype.kind in "iuf":
+                finite = values[np.isfinite(values)] if values.dtype.kind == "f" else values
+                if finite.size:
+                    entry["extent"] = [json_value(finite.min()), json_value(finite.max())]
+            elif values.dtype.kind in "OUS" and values.size <= 100:
+                entry["values"] = [str(v) for v in values]
+            if "units" in coord.attrs:
+                entry["unit"] = str(coord.attrs["units"])
+            if "long_name" in coord.attrs:
+                entry["description"] = str(coord.attrs["long_name"])
+        if dim in vertical or (coord is not None and "positive" in coord.attrs):
+            entry.update(type="spatial", axis="z")
+        else:
+            # Additional dimensions take their name as type; the vertex dimension of
+            # CF bounds variables is "bounds".
+            entry["type"] = str(dim) if dim in non_bounds_dims else "bounds"
+            if "extent" not in entry and "values" not in entry:
+                entry["extent"] = [0, int(ds.sizes[dim]) - 1]
+        dims[str(dim)] = entry
+    return dims
+
+
+def open_kwargs(opened: OpenedStore) -> dict[str, Any]:
+    return {"engine": "zarr", "consolidated": opened.consolidated, "chunks": {}}
+
+
+def store_to_item(
+    opened: OpenedStore,
+    *,
+    item_id: str,
+    collection_id: str | None = None,
+    storage: StorageOptions | None = None,
+    properties: dict[str, Any] | None = None,
+) -> pystac.Item:
+    """The Item for one store. Raises `MappingError` saying what is missing."""
+    storage = storage or StorageOptions()
+    ds = opened.dataset
+    axes = find_axes(ds)
+    if axes.longitude is None or axes.latitude is None:
+        raise MappingError("no longitude/latitude coordinates recognised (CF standard_name, units or axis)")
+    if axes.time is None:
+        raise MappingError("no time coordinate recognised (CF axis 'T', standard_name 'time' or time units)")
+    try:
+        bbox = spatial.bbox_from_lonlat(
+            coordinate_values(ds, axes.longitude), coordinate_values(ds, axes.latitude)
+        )
+    except ValueError as exc:
+        raise MappingError(str(exc)) from exc
+    try:
+        start, end = temporal.time_extent(ds, axes.time)
+    except (ValueError, TypeError, OverflowError) as exc:
+        raise MappingError(f"undecodable time: {exc}") from exc
+
+    item_properties: dict[str, Any] = {
+        "start_datetime": temporal.isoformat(start),
+        "end_datetime": temporal.isoformat(end),
+    }
+    if ds.attrs.get("title"):
+        item_properties["title"] = str(ds.attrs["title"])
+    item_properties.update(properties or {})
+    template = pystac.Item(
+        id=item_id,
+        geometry=spatial.bbox_to_geometry(bbox),
+        bbox=bbox,
+        datetime=None,
+        properties=item_properties,
+        collection=collection_id,
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        item = xstac.xarray_to_stac(
+            ds,
+            template,
+            temporal_dimension=axes.time,
+            x_dimension=axes.x or False,
+            y_dimension=axes.y or False,
+            temporal_step=False,  # ours is calendar-aware and ISO 8601 (see temporal.time_step)
+            reference_system=4326,
+            validate=False,
+        )
+    item.collection_id = collection_id
+    cube = DatacubeExtension.ext(item)
+    dimensions = item.properties["cube:dimensions"]
+    time_dimension = dimensions[axes.time]
+    time_dimension["extent"] = [item_properties["start_datetime"], item_properties["end_datetime"]]
+    step = temporal.time_step(ds, axes.time)
+    if step:
+        time_dimension["step"] = step
+    else:
+        time_dimension.pop("step", None)
+    dimensions.update(extra_dimensions(ds, axes))
+    complete_variables(item.properties["cube:variables"], ds)
+    item.stac_extensions = [DATACUBE_SCHEMA if u == cube.get_schema_uri() else u for u in item.stac_extensions]
+
+    asset = pystac.Asset(
+        href=opened.ref.url,
+        media_type=ZARR_MEDIA_TYPE,
+        roles=["data", "zarr"],
+        title=str(ds.attrs.get("title") or item_id),
+    )
+    item.add_asset(ASSET_KEY, asset)
+    xarray_ext = XarrayAssetsExtension.ext(asset, add_if_missing=True)
+    xarray_ext.open_kwargs = open_kwargs(opened)
+    public_options = storage.public(opened.ref.url)
+    if public_options:
+        xarray_ext.storage_options = public_options
+    return item

@@ -1,0 +1,102 @@
+"""Where the Zarr stores live and how to reach them.
+
+`StorageOptions` is the one place that knows which connection settings are secret
+(keys, secrets, tokens: used to crawl, never published) and which are public
+(endpoint, region, anonymous access: copied into each asset's
+`xarray:storage_options` so that users can open the data).
+"""
+
+from __future__ import annotations
+
+import posixpath
+from typing import Any
+
+import fsspec
+from fsspec.core import split_protocol
+from pydantic import BaseModel, ConfigDict, SecretStr
+
+REMOTE_PROTOCOLS = {"s3", "s3a", "gs", "gcs", "http", "https", "az", "abfs"}
+
+
+class StorageOptions(BaseModel):
+    """Connection settings for one object store, as s3fs users know them."""
+
+    model_config = ConfigDict(frozen=True)
+
+    endpoint_url: str | None = None
+    region: str | None = None
+    anon: bool = False
+    profile: str | None = None
+    key: SecretStr | None = None
+    secret: SecretStr | None = None
+    # What readers of the catalogue should use; defaults to `anon`.
+    public_anon: bool | None = None
+
+    def for_fsspec(self, url: str) -> dict[str, Any]:
+        """Everything fsspec needs to read `url`, secrets included: never publish this."""
+        protocol = protocol_of(url)
+        if protocol in ("s3", "s3a"):
+            options: dict[str, Any] = {"anon": self.anon}
+            if self.endpoint_url:
+                options["endpoint_url"] = self.endpoint_url
+            if self.profile:
+                options["profile"] = self.profile
+            if self.key is not None:
+                options["key"] = self.key.get_secret_value()
+            if self.secret is not None:
+                options["secret"] = self.secret.get_secret_value()
+            if self.region:
+                options["client_kwargs"] = {"region_name": self.region}
+            return options
+        if protocol in ("gs", "gcs"):
+            return {"token": "anon"} if self.anon else {}
+        return {}
+
+    def public(self, url: str) -> dict[str, Any]:
+        """The options a reader needs to open `url`; safe to publish in STAC."""
+        protocol = protocol_of(url)
+        if protocol in ("s3", "s3a"):
+            options: dict[str, Any] = {"anon": self.anon if self.public_anon is None else self.public_anon}
+            if self.endpoint_url:
+                options["endpoint_url"] = self.endpoint_url
+            if self.region:
+                options["client_kwargs"] = {"region_name": self.region}
+            return options
+        if protocol in ("gs", "gcs"):
+            anon = self.anon if self.public_anon is None else self.public_anon
+            return {"token": "anon"} if anon else {}
+        return {}
+
+    def filesystem(self, url: str) -> fsspec.AbstractFileSystem:
+        protocol = protocol_of(url)
+        return fsspec.filesystem(protocol, **self.for_fsspec(url))
+
+
+def protocol_of(url: str) -> str:
+    protocol, _ = split_protocol(url)
+    return protocol or "file"
+
+
+def is_remote(url: str) -> bool:
+    return protocol_of(url) in REMOTE_PROTOCOLS
+
+
+def strip_url(url: str) -> str:
+    """`s3://bucket/a/b/` -> `s3://bucket/a/b`: one spelling per location."""
+    return url.rstrip("/") if url.rstrip("/") else url
+
+
+def relative_key(root: str, url: str) -> str:
+    """The part of `url` below `root` (both as given to, or returned by, discovery)."""
+    root_path = split_protocol(strip_url(root))[1]
+    path = split_protocol(strip_url(url))[1]
+    if path == root_path:
+        return ""
+    prefix = root_path.rstrip("/") + "/"
+    if not path.startswith(prefix):
+        raise ValueError(f"{url} is not below {root}")
+    return path[len(prefix):]
+
+
+def basename(url: str) -> str:
+    return posixpath.basename(split_protocol(strip_url(url))[1])
