@@ -1,0 +1,82 @@
+"""The static catalogue: valid, navigable, incremental."""
+
+import json
+
+import pystac
+import pytest
+
+from static_catalog.serve import serve_in_thread
+from static_catalog.validate import validate_catalog
+from static_catalog.write import write_catalog
+from zarr_stac.services import free_port
+
+
+def walk_items(href: str) -> list[str]:
+    """Every item reached by following links from the root, with repeats."""
+    root = pystac.Catalog.from_file(href)
+    return [f"{item.collection_id}/{item.id}" for item in root.get_items(recursive=True)]
+
+
+@pytest.fixture
+def catalogue(tmp_path, sample_crawl):
+    write_catalog(sample_crawl.collections, sample_crawl.items, str(tmp_path))
+    return tmp_path
+
+
+def test_catalogue_validates_offline(catalogue, validator):
+    report = validate_catalog(str(catalogue / "catalog.json"), validator)
+    assert report.errors == []
+    assert report.checked == 1 + 3 + 10  # root, collections, items
+
+
+def test_relative_links_reach_every_item_exactly_once(catalogue, sample_crawl):
+    reached = walk_items(str(catalogue / "catalog.json"))
+    assert sorted(reached) == sorted(f"{i.collection_id}/{i.id}" for i in sample_crawl.items)
+    for path in catalogue.rglob("*.json"):
+        for link in json.loads(path.read_text())["links"]:
+            assert not link["href"].startswith(("/", "http")), f"{path}: {link}"
+
+
+def test_rerun_with_nothing_changed_writes_nothing(catalogue, sample_crawl):
+    report = write_catalog(sample_crawl.collections, sample_crawl.items, str(catalogue))
+    assert (report.written, report.unchanged, report.deleted) == (0, 14, 0)
+
+
+def test_prune_removes_items_that_are_gone(catalogue, sample_crawl):
+    kept = [i for i in sample_crawl.items if i.id != "ModelA.historical.r1i1p1f1.pr.gn"]
+    report = write_catalog(sample_crawl.collections, kept, str(catalogue), prune=True)
+    assert report.deleted == 1
+    assert report.written == 1  # the cmip6 collection, which lost an item link
+    assert len(walk_items(str(catalogue / "catalog.json"))) == 9
+
+
+def test_absolute_links_served_over_http(tmp_path, sample_crawl):
+    port = free_port()
+    base_url = f"http://127.0.0.1:{port}"
+    write_catalog(sample_crawl.collections, sample_crawl.items, str(tmp_path), base_url=base_url)
+    server = serve_in_thread(tmp_path, port=port)
+    try:
+        reached = walk_items(f"{base_url}/catalog.json")
+        assert len(reached) == len(set(reached)) == 10
+        root = json.loads((tmp_path / "catalog.json").read_text())
+        assert {link["rel"]: link["href"] for link in root["links"]}["self"] == f"{base_url}/catalog.json"
+        assert all(link["href"].startswith(base_url) for path in tmp_path.rglob("*.json") for link in json.loads(path.read_text())["links"])
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_static_server_answers_cors_preflight(catalogue):
+    import httpx
+
+    port = free_port()
+    server = serve_in_thread(catalogue, port=port)
+    try:
+        response = httpx.options(f"http://127.0.0.1:{port}/catalog.json", headers={"Origin": "https://radiantearth.github.io", "Access-Control-Request-Method": "GET"})
+        assert response.headers["access-control-allow-origin"] == "*"
+        response = httpx.get(f"http://127.0.0.1:{port}/catalog.json")
+        assert response.headers["content-type"] == "application/json"
+        assert response.json()["id"] == "zarr-stac"
+    finally:
+        server.shutdown()
+        server.server_close()
