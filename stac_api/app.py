@@ -1,0 +1,43 @@
+"""The STAC API application: stac-fastapi-pgstac, configured by `Settings`.
+
+    uvicorn stac_api.app:create_app --factory
+"""
+
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from stac_fastapi.api.app import StacApi
+from stac_fastapi.pgstac.app import instantiate_api
+from stac_fastapi.pgstac.db import close_db_connection, connect_to_db
+from stac_fastapi.pgstac.models.extensions import Extensions
+
+from .client import ZarrStacClient
+from .settings import Settings
+
+
+def create_api(settings: Settings | None = None) -> StacApi:
+    settings = settings or Settings()
+    postgres_settings = settings.postgres_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        # Ours, so that the database comes from our settings rather than PG* variables.
+        await connect_to_db(
+            app,
+            postgres_settings=postgres_settings,
+            add_write_connection_pool=settings.enable_transactions_extensions,
+        )
+        yield
+        await close_db_connection(app)
+
+    api = instantiate_api(client=ZarrStacClient, settings=settings, extensions=Extensions(settings=settings), lifespan=lifespan)
+    # stac-fastapi injects title and description into the client but not the landing
+    # page id, which it reads from the environment at import time.
+    api.client.landing_page_id = settings.stac_fastapi_landing_id
+    return api
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    return create_api(settings).app

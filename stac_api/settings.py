@@ -1,0 +1,45 @@
+"""Settings of the STAC API: stac-fastapi-pgstac's own, plus one database URL.
+
+Everything stac-fastapi-pgstac reads from the environment keeps its name
+(`STAC_FASTAPI_TITLE`, `STAC_FASTAPI_DESCRIPTION`, `STAC_FASTAPI_LANDING_ID`,
+`CORS_ORIGINS`, `ENABLED_EXTENSIONS`, `ROOT_PATH`, ...). The database is given as
+one URL in `DATABASE_URL` (or, failing that, as the usual `PGHOST`, `PGUSER`, ...).
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import version
+from urllib.parse import unquote, urlsplit
+
+from pydantic import SecretStr
+from pydantic_settings import SettingsConfigDict
+from stac_fastapi.pgstac.config import PostgresSettings
+from stac_fastapi.pgstac.config import Settings as PgstacApiSettings
+
+
+class Settings(PgstacApiSettings):
+    stac_fastapi_title: str = "zarr-stac"
+    stac_fastapi_description: str = "Zarr datasets in object storage, catalogued with STAC."
+    stac_fastapi_landing_id: str = "zarr-stac"
+    stac_fastapi_version: str = version("zarr-stac")
+
+    database_url: SecretStr | None = None
+
+    # Configuration comes from the environment only: a stray .env in the working
+    # directory (docker compose keeps one) must not change the API.
+    model_config = SettingsConfigDict(env_file=None, extra="allow")
+
+    def postgres_settings(self) -> PostgresSettings:
+        """The connection settings stac-fastapi-pgstac's pools take."""
+        if self.database_url is None:
+            return PostgresSettings()  # PGHOST, PGUSER, PGPASSWORD, PGPORT, PGDATABASE
+        parts = urlsplit(self.database_url.get_secret_value())
+        if parts.scheme not in ("postgresql", "postgres") or not parts.hostname:
+            raise ValueError("DATABASE_URL must look like postgresql://USER:PASSWORD@HOST:PORT/DATABASE")
+        return PostgresSettings(
+            pguser=unquote(parts.username or ""),
+            pgpassword=unquote(parts.password or ""),
+            pghost=parts.hostname,
+            pgport=parts.port or 5432,
+            pgdatabase=parts.path.lstrip("/") or "postgres",
+        )
