@@ -1,0 +1,155 @@
+"""Shared fixtures: real services on loopback, on free ports, in temporary folders.
+
+- `s3_server`: moto_server in its own process; `storage` reaches it with keys.
+- `sample_bucket`: the project's sample Zarr stores written into it.
+- `pg_cluster`: a PostgreSQL cluster with PostGIS + pgstac; `pgstac_dsn` gives each
+  test its own fresh database cloned from the migrated one.
+- `api_url`: the STAC API served by uvicorn over a database holding the samples.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+import uvicorn
+from pydantic import SecretStr
+
+from loaders.crawl import CrawlResult, crawl
+from loaders.storage import StorageOptions
+from stac_api.app import create_app
+from stac_api.ingest import load
+from stac_api.settings import Settings
+from static_catalog.validate import OfflineValidator
+from zarr_stac.samples import write_samples
+from zarr_stac.services import LOCAL_CREDENTIALS, PostgresCluster, S3Server, ensure_postgis, free_port
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+SCHEMA_DIR = Path(os.environ.get("ZARR_STAC_SCHEMAS", PROJECT_ROOT.parent / "shared" / "stac-schemas"))
+SAMPLE_BUCKET = "samples"
+
+
+# -- object storage ---------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory) -> Iterator[S3Server]:
+    server = S3Server(port=free_port(), log_file=tmp_path_factory.mktemp("s3") / "moto.log")
+    with server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def storage(s3_server) -> StorageOptions:
+    """Crawl with keys (as against a private store); publish anonymous access."""
+    return StorageOptions(
+        endpoint_url=s3_server.endpoint_url,
+        key=SecretStr(LOCAL_CREDENTIALS["AWS_ACCESS_KEY_ID"]),
+        secret=SecretStr(LOCAL_CREDENTIALS["AWS_SECRET_ACCESS_KEY"]),
+        public_anon=True,
+    )
+
+
+@pytest.fixture(scope="session")
+def sample_bucket(s3_server, storage) -> str:
+    s3_server.create_bucket(SAMPLE_BUCKET, public=True)
+    url = f"s3://{SAMPLE_BUCKET}"
+    write_samples(url, storage)
+    return url
+
+
+@pytest.fixture(scope="session")
+def sample_crawl(sample_bucket, storage) -> CrawlResult:
+    return crawl(sample_bucket, storage)
+
+
+_bucket_counter = itertools.count()
+
+
+@pytest.fixture
+def empty_bucket(s3_server) -> str:
+    """A new, empty bucket for one test."""
+    name = f"test-{os.getpid()}-{next(_bucket_counter)}"
+    s3_server.create_bucket(name)
+    return f"s3://{name}"
+
+
+# -- PostgreSQL + pgstac ----------------------------------------------------------------
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[PostgresCluster]:
+    ensure_postgis(install=False)
+    # Under /tmp, not pytest's tmp_path: when we are root the server runs as the
+    # postgres user, who cannot enter root's 0700 pytest folders.
+    root = Path(tempfile.mkdtemp(prefix="zarr-stac-pg-"))
+    cluster = PostgresCluster(root, port=free_port(), durable=False)
+    cluster.start()
+    cluster.migrate()
+    yield cluster
+    cluster.destroy()
+
+
+_db_counter = itertools.count()
+
+
+@pytest.fixture
+def pgstac_dsn(pg_cluster) -> str:
+    """A fresh pgstac database for one test (a copy of the freshly migrated one)."""
+    name = f"test_{next(_db_counter)}"
+    with psycopg.connect(pg_cluster._dsn_for("postgres"), autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{pg_cluster.database}"')
+    return pg_cluster._dsn_for(name)
+
+
+@pytest.fixture(scope="session")
+def loaded_dsn(pg_cluster, sample_crawl) -> str:
+    """A pgstac database holding the sample crawl (shared: tests must not write to it)."""
+    name = "samples"
+    with psycopg.connect(pg_cluster._dsn_for("postgres"), autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{pg_cluster.database}"')
+    dsn = pg_cluster._dsn_for(name)
+    load(dsn, sample_crawl.collections, sample_crawl.items)
+    return dsn
+
+
+# -- the API ----------------------------------------------------------------------------
+class LiveServer:
+    """uvicorn serving an app on a free loopback port, in a thread."""
+
+    def __init__(self, app) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning"))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> LiveServer:
+        self.thread.start()
+        deadline = time.monotonic() + 30
+        while not self.server.started:
+            if not self.thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("uvicorn did not start")
+            time.sleep(0.05)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.server.should_exit = True
+        self.thread.join(10)
+
+
+@pytest.fixture(scope="session")
+def api_url(loaded_dsn) -> Iterator[str]:
+    with LiveServer(create_app(Settings(database_url=loaded_dsn))) as live:
+        yield live.url
+
+
+# -- validation -------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def validator() -> OfflineValidator:
+    if not SCHEMA_DIR.is_dir():
+        pytest.fail(f"the offline STAC schemas are missing: expected {SCHEMA_DIR} (../shared beside the checkout)")
+    return OfflineValidator(SCHEMA_DIR)

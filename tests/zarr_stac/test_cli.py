@@ -1,0 +1,81 @@
+"""The `zarr-stac` command line against the real S3 server and pgstac."""
+
+import json
+
+import psycopg
+import pytest
+from typer.testing import CliRunner
+
+from zarr_stac.cli import app
+from zarr_stac.services import LOCAL_CREDENTIALS
+
+from ..conftest import SCHEMA_DIR
+
+
+@pytest.fixture
+def cli(monkeypatch, s3_server):
+    """Run the CLI as a user would: keys in the environment, endpoint as a flag."""
+    for name, value in LOCAL_CREDENTIALS.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    runner = CliRunner()
+
+    def run(*args: str, expect: int = 0):
+        result = runner.invoke(app, list(args), catch_exceptions=False)
+        assert result.exit_code == expect, result.output
+        return result
+
+    run.endpoint = ["--endpoint-url", s3_server.endpoint_url]
+    return run
+
+
+def test_crawl_lists_every_store(cli, sample_bucket):
+    result = cli("crawl", sample_bucket, *cli.endpoint)
+    assert result.output.count("s3://samples/") == 10
+    assert "10 store(s) under s3://samples" in result.output
+
+
+def test_build_then_validate(cli, sample_bucket, tmp_path):
+    out = tmp_path / "stac"
+    result = cli("build", sample_bucket, "-o", str(out), *cli.endpoint, "--public-anon")
+    assert "catalogued" in result.output and "14 written" in result.output
+    result = cli("validate", str(out), "--schemas", str(SCHEMA_DIR))
+    assert "14 object(s) checked, 0 invalid" in result.output
+
+
+def test_load_from_a_static_catalogue_and_from_a_crawl(cli, sample_bucket, tmp_path, pgstac_dsn):
+    out = tmp_path / "stac"
+    cli("build", sample_bucket, "-o", str(out), *cli.endpoint, "--public-anon")
+    result = cli("load", str(out), "--dsn", pgstac_dsn)
+    assert "loaded 3 collection(s) and 10 item(s)" in result.output
+    # The same stores, crawled directly: an upsert, nothing duplicated.
+    cli("load", sample_bucket, "--dsn", pgstac_dsn, *cli.endpoint, "--public-anon")
+    with psycopg.connect(pgstac_dsn) as conn:
+        assert conn.execute("SELECT count(*) FROM pgstac.items").fetchone()[0] == 10
+        assert conn.execute("SELECT count(*) FROM pgstac.collections").fetchone()[0] == 3
+    password = pgstac_dsn.split(":")[2].split("@")[0]
+    assert password not in result.output
+
+
+def test_inspect_prints_one_item(cli, sample_bucket):
+    result = cli("inspect", f"{sample_bucket}/ocean/north-atlantic-sst.zarr", *cli.endpoint)
+    item = json.loads(result.stdout)
+    assert item["id"] == "north-atlantic-sst"
+    assert item["bbox"] == [-80.0, 0.0, 0.0, 60.0]
+
+
+def test_inspect_explains_a_non_store(cli, sample_bucket):
+    result = cli("inspect", f"{sample_bucket}/cmip6", *cli.endpoint, expect=1)
+    assert "no Zarr metadata" in result.output
+
+
+def test_broken_store_is_skipped_and_strict_fails(cli, empty_bucket, storage, tmp_path):
+    from zarr_stac.samples import era_like_daily, write_dataset
+
+    write_dataset(era_like_daily(), f"{empty_bucket}/good/a.zarr", storage)
+    fs = storage.filesystem(empty_bucket)
+    fs.pipe(f"{empty_bucket}/good/broken.zarr/.zgroup", b"{not json")
+    result = cli("build", empty_bucket, "-o", str(tmp_path / "stac"), *cli.endpoint, "--strict", expect=1)
+    assert "skipped: read" in result.output
+    assert f"{empty_bucket}/good/broken.zarr" in result.output
+    assert (tmp_path / "stac" / "good" / "a" / "a.json").exists(), "the good store is still catalogued"

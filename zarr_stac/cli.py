@@ -1,0 +1,331 @@
+"""The `zarr-stac` command line: it composes loaders, static_catalog and stac_api."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from loaders.crawl import CrawlResult, crawl
+from loaders.discover import DiscoveryError, discover_stores
+from loaders.storage import StorageOptions
+
+app = typer.Typer(help="Publish Zarr stores in object storage as a STAC catalogue (static JSON and a pgstac API).", no_args_is_help=True)
+db_app = typer.Typer(help="The project-managed PostgreSQL cluster (PostGIS + pgstac) on loopback.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+console = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
+
+# -- options shared by commands that read object storage ------------------------------
+EndpointUrl = Annotated[Optional[str], typer.Option("--endpoint-url", envvar=["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"], help="S3-compatible endpoint (MinIO, Ceph, Swift's S3 API, ...).")]
+Anon = Annotated[bool, typer.Option("--anon", help="Read without credentials (public buckets).")]
+PublicAnon = Annotated[Optional[bool], typer.Option("--public-anon/--no-public-anon", help="What the published assets tell readers to use (default: same as --anon).")]
+Profile = Annotated[Optional[str], typer.Option("--profile", envvar="AWS_PROFILE", help="Named profile from ~/.aws/config.")]
+Region = Annotated[Optional[str], typer.Option("--region", envvar=["AWS_REGION", "AWS_DEFAULT_REGION"], help="Region of the bucket.")]
+Workers = Annotated[int, typer.Option("--workers", min=1, help="Stores read at once.")]
+Dsn = Annotated[Optional[str], typer.Option("--dsn", envvar="DATABASE_URL", help="postgresql://USER:PASSWORD@HOST:PORT/DB of a pgstac database (default: the local cluster under --data-dir).", show_default=False)]
+DataDir = Annotated[Path, typer.Option("--data-dir", envvar="ZARR_STAC_DATA_DIR", help="Where the local cluster and demo files live.")]
+DEFAULT_DATA_DIR = Path(".data")
+
+
+def storage_options(endpoint_url: str | None, anon: bool, profile: str | None, region: str | None, public_anon: bool | None = None) -> StorageOptions:
+    # Keys are never flags (they would show in `ps`): botocore reads AWS_ACCESS_KEY_ID,
+    # AWS_SECRET_ACCESS_KEY and profiles itself.
+    return StorageOptions(endpoint_url=endpoint_url, anon=anon, profile=profile, region=region, public_anon=public_anon)
+
+
+def run_crawl(url: str, storage: StorageOptions, workers: int) -> CrawlResult:
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err, transient=False) as progress:
+        task = progress.add_task(f"discovering stores under {url}", total=None)
+
+        def discovered(refs) -> None:
+            progress.update(task, description=f"reading {len(refs)} stores", total=len(refs))
+
+        result = crawl(url, storage, workers=workers, on_discovered=discovered, on_store=lambda ref, outcome: progress.advance(task))
+    return result
+
+
+def print_summary(result: CrawlResult) -> None:
+    table = Table(title="crawl summary", show_edge=False)
+    table.add_column("outcome")
+    table.add_column("stores", justify="right")
+    table.add_row("catalogued", str(len(result.items)))
+    for kind, count in sorted(Counter(f.kind for f in result.failures).items()):
+        table.add_row(f"skipped: {kind}", str(count))
+    err.print(table)
+    for failure in result.failures:
+        err.print(f"[yellow]skipped[/] {failure.url}: {failure.reason}", soft_wrap=True, markup=True, highlight=False)
+
+
+def finish(result: CrawlResult, strict: bool) -> None:
+    if strict and result.failures:
+        err.print(f"[red]--strict: {len(result.failures)} store(s) skipped[/]")
+        raise typer.Exit(1)
+
+
+def resolve_dsn(dsn: str | None, data_dir: Path) -> str:
+    if dsn:
+        return dsn
+    from .services.postgres import PostgresCluster
+
+    cluster = PostgresCluster(data_dir / "postgres")
+    if cluster.initialised() and cluster.password_file.exists():
+        err.print(f"using the local cluster {cluster.public_dsn}")
+        return cluster.dsn
+    err.print("[red]no database: pass --dsn / set DATABASE_URL, or start the local cluster with `zarr-stac db start`[/]")
+    raise typer.Exit(2)
+
+
+# -- commands -------------------------------------------------------------------------
+@app.command("crawl")
+def crawl_command(
+    url: Annotated[str, typer.Argument(help="s3://bucket/prefix, gs://..., https://... or a local folder.")],
+    endpoint_url: EndpointUrl = None,
+    anon: Anon = False,
+    profile: Profile = None,
+    region: Region = None,
+) -> None:
+    """List the Zarr stores found under URL (reads no data)."""
+    storage = storage_options(endpoint_url, anon, profile, region)
+    table = Table("store", "zarr format", "consolidated", show_edge=False)
+    count = 0
+    try:
+        for ref in discover_stores(url, storage):
+            table.add_row(ref.url, str(ref.zarr_format), "yes" if ref.consolidated else ("?" if ref.zarr_format == 3 else "no"))
+            count += 1
+    except DiscoveryError as exc:
+        err.print(f"[red]cannot list {exc.url}: {exc.reason}[/]")
+        raise typer.Exit(1) from None
+    console.print(table)
+    err.print(f"{count} store(s) under {url}")
+
+
+@app.command()
+def inspect(
+    url: Annotated[str, typer.Argument(help="One Zarr store.")],
+    endpoint_url: EndpointUrl = None,
+    anon: Anon = False,
+    profile: Profile = None,
+    region: Region = None,
+    public_anon: PublicAnon = None,
+) -> None:
+    """Print the STAC Item that one store produces, or why it cannot."""
+    from loaders.discover import store_from_listing
+
+    storage = storage_options(endpoint_url, anon, profile, region, public_anon)
+    fs = storage.filesystem(url)
+    names = {m for m in (".zgroup", ".zmetadata", "zarr.json") if fs.exists(f"{url.rstrip('/')}/{m}")}
+    ref = store_from_listing(url.rstrip("/"), names)
+    if ref is None:
+        err.print(f"[red]{url}: no Zarr metadata (.zgroup, .zmetadata, zarr.json)[/]")
+        raise typer.Exit(1)
+    parent = url.rstrip("/").rsplit("/", 1)[0]
+    result = crawl(parent, storage, refs=[ref], workers=1)
+    if result.failures:
+        failure = result.failures[0]
+        err.print(f"[red]{failure.url}: {failure.kind}: {failure.reason}[/]")
+        raise typer.Exit(1)
+    console.print_json(json.dumps(result.items[0].to_dict(include_self_link=False, transform_hrefs=False)))
+
+
+@app.command()
+def build(
+    url: Annotated[str, typer.Argument(help="Where the Zarr stores are.")],
+    output: Annotated[str, typer.Option("-o", "--output", help="Folder or object-store prefix for the catalogue.")],
+    base_url: Annotated[Optional[str], typer.Option("--base-url", help="Publish with absolute links under this URL.")] = None,
+    endpoint_url: EndpointUrl = None,
+    anon: Anon = False,
+    profile: Profile = None,
+    region: Region = None,
+    public_anon: PublicAnon = None,
+    workers: Workers = 16,
+    strict: Annotated[bool, typer.Option("--strict", help="Exit with status 1 when any store was skipped.")] = False,
+) -> None:
+    """Crawl URL and write a static STAC catalogue to OUTPUT."""
+    from static_catalog.write import write_catalog
+
+    storage = storage_options(endpoint_url, anon, profile, region, public_anon)
+    result = run_crawl(url, storage, workers)
+    print_summary(result)
+    # Stale objects are removed only after a crawl that saw every store.
+    report = write_catalog(result.collections, result.items, output, base_url=base_url, prune=result.complete and not result.failures)
+    err.print(f"catalogue at {output}: {report.written} written, {report.unchanged} unchanged, {report.deleted} deleted")
+    finish(result, strict)
+
+
+@app.command()
+def load(
+    source: Annotated[str, typer.Argument(help="Where the Zarr stores are, or a static catalogue (folder or catalog.json).")],
+    dsn: Dsn = None,
+    data_dir: DataDir = DEFAULT_DATA_DIR,
+    endpoint_url: EndpointUrl = None,
+    anon: Anon = False,
+    profile: Profile = None,
+    region: Region = None,
+    public_anon: PublicAnon = None,
+    workers: Workers = 16,
+    strict: Annotated[bool, typer.Option("--strict", help="Exit with status 1 when any store was skipped.")] = False,
+) -> None:
+    """Load Collections and Items into pgstac (upsert: safe to rerun)."""
+    from stac_api.ingest import load as load_into_pgstac
+
+    target = resolve_dsn(dsn, data_dir)
+    catalog_file = Path(source) / "catalog.json" if Path(source).is_dir() else Path(source)
+    if catalog_file.name == "catalog.json" and catalog_file.exists():
+        from static_catalog.read import read_catalog
+
+        collections, items = read_catalog(str(catalog_file))
+        result = None
+    else:
+        storage = storage_options(endpoint_url, anon, profile, region, public_anon)
+        result = run_crawl(source, storage, workers)
+        print_summary(result)
+        collections, items = result.collections, result.items
+    report = load_into_pgstac(target, collections, items)
+    err.print(f"loaded {report.collections} collection(s) and {report.items} item(s) into pgstac")
+    if result is not None:
+        finish(result, strict)
+
+
+@app.command()
+def serve(
+    dsn: Dsn = None,
+    data_dir: DataDir = DEFAULT_DATA_DIR,
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
+) -> None:
+    """Serve the STAC API (stac-fastapi-pgstac) over the pgstac database."""
+    import uvicorn
+
+    from stac_api.app import create_app
+    from stac_api.settings import Settings
+
+    settings = Settings(database_url=resolve_dsn(dsn, data_dir))
+    uvicorn.run(create_app(settings), host=host, port=port, proxy_headers=True, log_level="info")
+
+
+@app.command("serve-static")
+def serve_static(
+    directory: Annotated[Path, typer.Argument(help="A static catalogue folder.", exists=True, file_okay=False)],
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8081,
+) -> None:
+    """Serve a static catalogue folder over HTTP with CORS (for stac-browser)."""
+    from static_catalog.serve import make_server
+
+    server = make_server(directory, host, port)
+    err.print(f"serving {directory} on http://{host}:{port}/catalog.json (Ctrl-C stops)")
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+
+
+@app.command()
+def validate(
+    href: Annotated[str, typer.Argument(help="catalog.json of a static catalogue (path or URL).")],
+    schemas: Annotated[Optional[Path], typer.Option("--schemas", envvar="ZARR_STAC_SCHEMAS", help="Folder of JSON schemas laid out by URL; validation is then offline.")] = None,
+) -> None:
+    """Validate every object of a static catalogue against the STAC JSON schemas."""
+    from static_catalog.validate import OfflineValidator, validate_catalog
+
+    target = str(Path(href) / "catalog.json") if Path(href).is_dir() else href
+    report = validate_catalog(target, OfflineValidator(schemas) if schemas else None)
+    for where, message in report.errors:
+        err.print(f"[red]invalid[/] {where}: {message}", highlight=False)
+    err.print(f"{report.checked} object(s) checked, {len(report.errors)} invalid")
+    if report.errors:
+        raise typer.Exit(1)
+
+
+@app.command()
+def demo(
+    data_dir: DataDir = DEFAULT_DATA_DIR,
+    api_port: Annotated[int, typer.Option(help="STAC API port.")] = 8080,
+    static_port: Annotated[int, typer.Option(help="Static catalogue port.")] = 8081,
+    s3_port: Annotated[int, typer.Option(help="Local S3 server port.")] = 8082,
+    pg_port: Annotated[int, typer.Option(help="Local PostgreSQL port.")] = 54329,
+) -> None:
+    """Start everything locally, catalogue sample Zarr stores, and serve both catalogues."""
+    from .demo import Demo
+    from .services import ServiceError
+
+    try:
+        Demo(data_dir=data_dir, api_port=api_port, static_port=static_port, s3_port=s3_port, pg_port=pg_port, console=err).run()
+    except ServiceError as exc:
+        err.print(f"[red]{escape(str(exc))}[/]")
+        raise typer.Exit(1) from None
+
+
+# -- db ---------------------------------------------------------------------------------
+def _cluster(data_dir: Path, port: int):
+    from .services.postgres import PostgresCluster
+
+    return PostgresCluster(data_dir / "postgres", port=port)
+
+
+PgPort = Annotated[int, typer.Option("--port", help="Port of the local cluster.")]
+
+
+@db_app.command("start")
+def db_start(data_dir: DataDir = DEFAULT_DATA_DIR, port: PgPort = 54329) -> None:
+    """Create (first time) and start the local cluster, with pgstac installed."""
+    from .services.postgres import PostgresError, ensure_postgis
+
+    cluster = _cluster(data_dir, port)
+    try:
+        ensure_postgis()
+        cluster.start()
+        version = cluster.migrate()
+    except PostgresError as exc:
+        err.print(f"[red]{escape(str(exc))}[/]")
+        raise typer.Exit(1) from None
+    err.print(f"PostgreSQL running at {cluster.public_dsn} with pgstac {version}")
+    err.print(f"password: {cluster.password_file}")
+
+
+@db_app.command("ensure-postgis")
+def db_ensure_postgis() -> None:
+    """Make sure PostGIS is installed (with apt when root; else print the command)."""
+    from .services.postgres import PostgresError, ensure_postgis
+
+    try:
+        ensure_postgis()
+    except PostgresError as exc:
+        err.print(f"[red]{escape(str(exc))}[/]")
+        raise typer.Exit(1) from None
+    err.print("PostGIS is installed")
+
+
+@db_app.command("stop")
+def db_stop(data_dir: DataDir = DEFAULT_DATA_DIR, port: PgPort = 54329) -> None:
+    """Stop the local cluster (its data stays)."""
+    _cluster(data_dir, port).stop()
+    err.print("PostgreSQL stopped")
+
+
+@db_app.command("migrate")
+def db_migrate(dsn: Dsn = None, data_dir: DataDir = DEFAULT_DATA_DIR) -> None:
+    """Install or upgrade pgstac in a database."""
+    from stac_api.ingest import migrate
+
+    err.print(f"pgstac {migrate(resolve_dsn(dsn, data_dir))}")
+
+
+@db_app.command("status")
+def db_status(data_dir: DataDir = DEFAULT_DATA_DIR, port: PgPort = 54329) -> None:
+    """Whether the local cluster exists and runs."""
+    cluster = _cluster(data_dir, port)
+    state = "running" if cluster.initialised() and cluster.is_running() else ("stopped" if cluster.initialised() else "not created")
+    console.print(f"{cluster.public_dsn}: {state}")
+

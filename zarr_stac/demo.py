@@ -1,0 +1,140 @@
+"""`zarr-stac demo`: the whole pipeline on the embedded default.
+
+PostgreSQL cluster (reused between runs) → local S3 server with sample Zarr
+stores → crawl → static catalogue + pgstac → STAC API and static catalogue served
+on loopback until Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rich.console import Console
+from rich.markup import escape
+
+from loaders.crawl import crawl
+from loaders.storage import StorageOptions
+
+from .samples import write_samples
+from .services import LOCAL_CREDENTIALS, PostgresCluster, S3Server, ensure_postgis
+
+BUCKET = "zarr-stac-demo"
+PYSTAC_CLIENT_ONE_LINER = (
+    ".venv/bin/python -c \"from pystac_client import Client; "
+    "print([c.id for c in Client.open('{api_url}').get_collections()])\""
+)
+
+
+def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex((host, port)) == 0
+
+
+@dataclass
+class Demo:
+    data_dir: Path
+    api_port: int = 8080
+    static_port: int = 8081
+    s3_port: int = 8082
+    pg_port: int = 54329
+    host: str = "127.0.0.1"
+    console: Console = field(default_factory=lambda: Console(stderr=True))
+
+    def step(self, message: str) -> None:
+        self.console.print(f"[bold cyan]›[/] {escape(message)}", soft_wrap=True, highlight=False)
+
+    def run(self) -> None:
+        from static_catalog.serve import serve_in_thread
+
+        data_dir = self.data_dir.absolute()
+        data_dir.mkdir(parents=True, exist_ok=True)
+        busy = [p for p in (self.api_port, self.static_port, self.s3_port) if port_in_use(p, self.host)]
+        if busy:
+            raise SystemExit(f"port(s) {', '.join(map(str, busy))} on {self.host} already in use: is a demo already running? (choose others with --api-port/--static-port/--s3-port)")
+
+        self.step("checking PostGIS")
+        ensure_postgis()
+        cluster = PostgresCluster(data_dir / "postgres", port=self.pg_port)
+        s3 = S3Server(port=self.s3_port, host=self.host, log_file=data_dir / "s3-server.log")
+        static_server = None
+        try:
+            self.step(f"PostgreSQL: {'reusing' if cluster.initialised() else 'creating'} the cluster in {cluster.root}")
+            cluster.start()
+            self.step(f"pgstac {cluster.migrate()} at {cluster.public_dsn}")
+
+            self.step(f"S3 server (moto) on {s3.endpoint_url}")
+            s3.start()
+            # Crawl with credentials, as against a real store; the bucket is "public",
+            # so the published assets tell readers to read anonymously.
+            os.environ.update(LOCAL_CREDENTIALS)
+            storage = StorageOptions(endpoint_url=s3.endpoint_url, public_anon=True)
+            s3.create_bucket(BUCKET, public=True)
+            written = write_samples(f"s3://{BUCKET}", storage)
+            self.step(f"wrote {len(written)} sample Zarr stores to s3://{BUCKET}")
+
+            result = crawl(f"s3://{BUCKET}", storage)
+            self.step(f"catalogued {len(result.items)} stores in {len(result.collections)} collections ({len(result.failures)} skipped)")
+            for failure in result.failures:
+                self.console.print(f"  [yellow]skipped[/] {escape(failure.url)}: {escape(failure.reason)}", soft_wrap=True)
+
+            from static_catalog.write import write_catalog
+
+            static_dir = data_dir / "static"
+            report = write_catalog(result.collections, result.items, str(static_dir), prune=result.complete and not result.failures)
+            self.step(f"static catalogue in {static_dir} ({report.written} written, {report.unchanged} unchanged, {report.deleted} deleted)")
+
+            from stac_api.ingest import load
+
+            loaded = load(cluster.dsn, result.collections, result.items)
+            self.step(f"loaded {loaded.collections} collections and {loaded.items} items into pgstac")
+
+            static_server = serve_in_thread(static_dir, self.host, self.static_port)
+            self.serve_api(cluster.dsn)
+        finally:
+            if static_server is not None:
+                static_server.shutdown()
+                static_server.server_close()
+            s3.stop()
+            cluster.stop()
+            self.step("stopped")
+
+    def serve_api(self, dsn: str) -> None:
+        import uvicorn
+
+        from stac_api.app import create_app
+        from stac_api.settings import Settings
+
+        api_url = f"http://{self.host}:{self.api_port}"
+        static_url = f"http://{self.host}:{self.static_port}/catalog.json"
+        config = uvicorn.Config(create_app(Settings(database_url=dsn)), host=self.host, port=self.api_port, log_level="warning", proxy_headers=True)
+        server = uvicorn.Server(config)
+
+        # uvicorn runs in a thread so that Ctrl-C reaches this one, which then asks
+        # the server to finish its requests and stop (no traceback, no orphans).
+        thread = threading.Thread(target=server.run, name="stac-api", daemon=True)
+        thread.start()
+        while not server.started:
+            if not thread.is_alive():
+                raise SystemExit(f"the STAC API did not start on {api_url}")
+            time.sleep(0.05)
+        self.console.print(
+            f"\n[bold green]serving[/]\n"
+            f"  STAC API:          {escape(api_url)}\n"
+            f"  static catalogue:  {escape(static_url)}\n"
+            f"  try:  {escape(PYSTAC_CLIENT_ONE_LINER.format(api_url=api_url))}\n"
+            f"  Ctrl-C stops everything.\n",
+            highlight=False,
+            soft_wrap=True,
+        )
+        try:
+            while thread.is_alive():
+                thread.join(0.5)
+        except KeyboardInterrupt:
+            self.step("stopping")
+            server.should_exit = True
+            thread.join(15)

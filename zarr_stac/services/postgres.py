@@ -1,0 +1,220 @@
+"""A project-managed PostgreSQL cluster with PostGIS and pgstac, on loopback.
+
+Used by `make demo` (under `.data/`) and by the tests (in a temporary folder).
+PostgreSQL refuses to run as root, so when we are root the server runs as the
+`postgres` system user; its data folder then belongs to that user.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import secrets
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote
+
+import psycopg
+
+from .base import ServiceError
+
+POSTGIS_PACKAGE = "postgresql-{major}-postgis-3"
+DEFAULT_PORT = 54329  # not 5432: never collide with a system cluster
+
+
+class PostgresError(ServiceError):
+    pass
+
+
+def find_bindir() -> Path:
+    """The newest installed PostgreSQL server binaries (`ZARR_STAC_PG_BINDIR` overrides)."""
+    if override := os.environ.get("ZARR_STAC_PG_BINDIR"):
+        return Path(override)
+    candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=lambda p: int(Path(p).parts[-3]))
+    if candidates:
+        return Path(candidates[-1]).parent
+    initdb = shutil.which("initdb")
+    if initdb:
+        return Path(initdb).parent
+    raise PostgresError(
+        "PostgreSQL server binaries not found: install them with `apt-get install -y postgresql` "
+        "or set ZARR_STAC_PG_BINDIR to the folder holding initdb and pg_ctl"
+    )
+
+
+def major_version(bindir: Path) -> int:
+    out = subprocess.run([str(bindir / "pg_ctl"), "--version"], capture_output=True, text=True, check=True).stdout
+    return int(out.split()[-1].split(".")[0])
+
+
+def postgis_installed(bindir: Path) -> bool:
+    sharedir = subprocess.run([str(bindir / "pg_config"), "--sharedir"], capture_output=True, text=True).stdout.strip()
+    if not sharedir:
+        sharedir = f"/usr/share/postgresql/{major_version(bindir)}"
+    return Path(sharedir, "extension", "postgis.control").exists()
+
+
+def ensure_postgis(bindir: Path | None = None, *, install: bool = True) -> None:
+    """Install PostGIS with apt when we are root; otherwise say exactly what to run."""
+    bindir = bindir or find_bindir()
+    if postgis_installed(bindir):
+        return
+    package = POSTGIS_PACKAGE.format(major=major_version(bindir))
+    command = f"apt-get update && apt-get install -y {package}"
+    if not install or os.geteuid() != 0:
+        raise PostgresError(f"PostGIS is not installed for PostgreSQL in {bindir}. Run as root:\n  {command}")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)
+    subprocess.run(["apt-get", "install", "-y", "-qq", package], check=True, env=env)
+    if not postgis_installed(bindir):
+        raise PostgresError(f"{package} was installed but postgis.control is still missing")
+
+
+@dataclass
+class PostgresCluster:
+    """A cluster under `root`: `root/pgdata` (the server's) and `root/password` (ours)."""
+
+    root: Path
+    port: int = DEFAULT_PORT
+    host: str = "127.0.0.1"
+    user: str = "zarr_stac"
+    database: str = "zarr_stac"
+    bindir: Path | None = None
+    # Tests trade crash safety for speed; the demo's cluster keeps fsync on.
+    durable: bool = True
+
+    def __post_init__(self) -> None:
+        self.root = Path(self.root).absolute()
+        self.bindir = self.bindir or find_bindir()
+
+    @property
+    def pgdata(self) -> Path:
+        return self.root / "pgdata"
+
+    @property
+    def password_file(self) -> Path:
+        return self.root / "password"
+
+    @property
+    def log_file(self) -> Path:
+        return self.pgdata / "server.log"
+
+    @property
+    def password(self) -> str:
+        return self.password_file.read_text().strip()
+
+    @property
+    def dsn(self) -> str:
+        """Connection string, password included: a secret, never print or log it."""
+        return f"postgresql://{self.user}:{quote(self.password, safe='')}@{self.host}:{self.port}/{self.database}"
+
+    @property
+    def public_dsn(self) -> str:
+        return f"postgresql://{self.user}:***@{self.host}:{self.port}/{self.database}"
+
+    # -- running server binaries as the right user ------------------------------------
+    def _as_server_user(self, args: list[str], **kwargs) -> subprocess.CompletedProcess:
+        if os.geteuid() == 0:
+            args = ["runuser", "-u", "postgres", "--", *args]
+        return subprocess.run(args, capture_output=True, text=True, **kwargs)
+
+    def _check_reachable_by_postgres(self) -> None:
+        if os.geteuid() != 0:
+            return
+        probe = self._as_server_user(["test", "-w", str(self.root)])
+        if probe.returncode != 0:
+            raise PostgresError(
+                f"the postgres system user cannot write to {self.root} (PostgreSQL refuses to run as root "
+                "and runs as `postgres` instead): put the data folder somewhere it can reach, e.g. under /tmp "
+                "or /srv, with ZARR_STAC_DATA_DIR"
+            )
+
+    # -- lifecycle --------------------------------------------------------------------
+    def initialised(self) -> bool:
+        return (self.pgdata / "PG_VERSION").exists()
+
+    def init(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        if os.geteuid() == 0:
+            os.chmod(self.root, 0o755)
+            shutil.chown(self.root, user="postgres")
+        self._check_reachable_by_postgres()
+        if not self.password_file.exists():
+            self.password_file.write_text(secrets.token_urlsafe(24))
+            os.chmod(self.password_file, 0o600)
+            if os.geteuid() == 0:
+                shutil.chown(self.password_file, user="postgres")
+        result = self._as_server_user(
+            [
+                str(self.bindir / "initdb"),
+                "-D", str(self.pgdata),
+                "-U", self.user,
+                f"--pwfile={self.password_file}",
+                "--auth=scram-sha-256",
+                "--encoding=UTF8",
+                "--locale=C",
+                "--no-instructions",
+            ]
+        )  # fmt: skip
+        if result.returncode != 0:
+            raise PostgresError(f"initdb failed: {result.stderr.strip()}")
+
+    def is_running(self) -> bool:
+        result = self._as_server_user([str(self.bindir / "pg_ctl"), "status", "-D", str(self.pgdata)])
+        return result.returncode == 0
+
+    def start(self, timeout: float = 60) -> None:
+        """Start the cluster (creating it first if needed); idempotent."""
+        if not self.initialised():
+            self.init()
+        if not self.is_running():
+            options = f"-c listen_addresses={self.host} -p {self.port} -c unix_socket_directories='' -c max_connections=200"
+            if not self.durable:
+                options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+            result = self._as_server_user(
+                [str(self.bindir / "pg_ctl"), "start", "-w", "-t", str(int(timeout)), "-D", str(self.pgdata), "-l", str(self.log_file), "-o", options]
+            )
+            if result.returncode != 0:
+                raise PostgresError(f"PostgreSQL did not start on {self.host}:{self.port}: {result.stderr.strip() or result.stdout.strip()} (log: {self.log_file})")
+        self._wait_accepting(timeout)
+        self._ensure_database()
+
+    def stop(self) -> None:
+        if self.initialised() and self.is_running():
+            self._as_server_user([str(self.bindir / "pg_ctl"), "stop", "-w", "-m", "fast", "-D", str(self.pgdata)])
+
+    def _wait_accepting(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                with psycopg.connect(self._dsn_for("postgres"), connect_timeout=2):
+                    return
+            except psycopg.OperationalError as exc:
+                if time.monotonic() > deadline:
+                    raise PostgresError(f"PostgreSQL on {self.host}:{self.port} does not accept connections: {exc}") from None
+                time.sleep(0.2)
+
+    def _dsn_for(self, database: str) -> str:
+        return self.dsn.rsplit("/", 1)[0] + f"/{database}"
+
+    def _ensure_database(self) -> None:
+        with psycopg.connect(self._dsn_for("postgres"), autocommit=True) as conn:
+            exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (self.database,)).fetchone()
+            if not exists:
+                conn.execute(f'CREATE DATABASE "{self.database}"')
+
+    def migrate(self) -> str:
+        """Install or upgrade pgstac (PostGIS included) with pypgstac; returns its version."""
+        from stac_api.ingest import migrate
+
+        return migrate(self.dsn)
+
+    def destroy(self) -> None:
+        self.stop()
+        if os.geteuid() == 0:
+            subprocess.run(["rm", "-rf", str(self.root)], check=False)
+        else:
+            shutil.rmtree(self.root, ignore_errors=True)
