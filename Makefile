@@ -1,0 +1,35 @@
+# Two commands do everything on a fresh Debian 12 machine:
+#   make demo   - catalogue sample Zarr stores and serve a STAC API + static catalogue
+#   make test   - run the test suite (what CI runs, via .ci/run)
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+
+.PHONY: demo test install postgis bench clean
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+# PostGIS for the local PostgreSQL: installed with apt when root, otherwise the
+# exact command to run is printed.
+postgis: install
+	$(BIN)/zarr-stac db ensure-postgis
+
+demo: postgis
+	$(BIN)/zarr-stac demo
+
+test: postgis
+	$(BIN)/pytest
+
+bench: postgis
+	$(BIN)/python -m benchmarks
+
+clean:
+	rm -rf $(VENV) .data
