@@ -118,23 +118,25 @@ class Demo:
         # the server to finish its requests and stop (no traceback, no orphans).
         thread = threading.Thread(target=server.run, name="stac-api", daemon=True)
         thread.start()
-        while not server.started:
-            if not thread.is_alive():
-                raise SystemExit(f"the STAC API did not start on {api_url}")
-            time.sleep(0.05)
-        self.console.print(
-            f"\n[bold green]serving[/]\n"
-            f"  STAC API:          {escape(api_url)}\n"
-            f"  static catalogue:  {escape(static_url)}\n"
-            f"  try:  {escape(PYSTAC_CLIENT_ONE_LINER.format(api_url=api_url))}\n"
-            f"  Ctrl-C stops everything.\n",
-            highlight=False,
-            soft_wrap=True,
-        )
         try:
+            while not server.started:
+                if not thread.is_alive():
+                    raise SystemExit(f"the STAC API did not start on {api_url}")
+                time.sleep(0.05)
+            self.console.print(
+                f"\n[bold green]serving[/]\n"
+                f"  STAC API:          {escape(api_url)}\n"
+                f"  static catalogue:  {escape(static_url)}\n"
+                f"  try:  {escape(PYSTAC_CLIENT_ONE_LINER.format(api_url=api_url))}\n"
+                f"  Ctrl-C stops everything.\n",
+                highlight=False,
+                soft_wrap=True,
+            )
             while thread.is_alive():
                 thread.join(0.5)
         except KeyboardInterrupt:
             self.step("stopping")
+        finally:
+            # The API stops before the services it uses.
             server.should_exit = True
             thread.join(15)
