@@ -8,9 +8,10 @@ a store.
 from __future__ import annotations
 
 import posixpath
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from .storage import StorageOptions, protocol_of, strip_url
 
@@ -18,13 +19,21 @@ ZARR_V2_MARKERS = (".zgroup", ".zmetadata")
 ZARR_V3_MARKER = "zarr.json"
 
 
-@dataclass(frozen=True, order=True)
+ZARR = "zarr"
+KERCHUNK = "kerchunk"  # a JSON reference file: a virtual Zarr store over other files
+
+
+@dataclass(frozen=True)
 class StoreRef:
-    """A Zarr store found by discovery, and how it can be opened."""
+    """A store to catalogue, and what is known about it before opening it."""
 
     url: str
-    zarr_format: int
-    consolidated: bool
+    zarr_format: int | None = None  # None: detected when opened
+    consolidated: bool | None = None  # None: detected when opened
+    kind: str = ZARR
+    # From explicit inputs: a preferred item id and properties (e.g. CSV columns).
+    name: str | None = None
+    properties: Mapping[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
 
 class DiscoveryError(RuntimeError):
@@ -41,7 +50,7 @@ def store_from_listing(url: str, names: set[str]) -> StoreRef | None:
     if ZARR_V3_MARKER in names:
         # zarr-python keeps v3 consolidated metadata inside zarr.json itself; whether
         # it is there is only known once zarr.json is read (see `read`).
-        return StoreRef(url=url, zarr_format=3, consolidated=False)
+        return StoreRef(url=url, zarr_format=3, consolidated=None)
     if any(marker in names for marker in ZARR_V2_MARKERS):
         return StoreRef(url=url, zarr_format=2, consolidated=".zmetadata" in names)
     return None

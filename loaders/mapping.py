@@ -19,11 +19,16 @@ import pystac
 import xarray as xr
 import xstac
 from pystac.extensions.datacube import DatacubeExtension
+from pystac.extensions.projection import ProjectionExtension
 from pystac.extensions.xarray_assets import XarrayAssetsExtension
 
 from . import spatial, temporal
+from .config import SourceConfig
+from .discover import KERCHUNK
+from .failures import NO_COORDINATES, NO_TIME, UNDECODABLE_TIME
+from .grid import Grid, GridError, describe_grid
 from .read import OpenedStore
-from .storage import StorageOptions
+from .storage import is_remote, protocol_of
 
 ZARR_MEDIA_TYPE = "application/vnd+zarr"
 ASSET_KEY = "zarr"
@@ -38,6 +43,10 @@ DATA_TYPES = {
 
 class MappingError(ValueError):
     """A store whose metadata cannot become a valid Item; the message says why."""
+
+    def __init__(self, kind: str, message: str):
+        super().__init__(message)
+        self.kind = kind
 
 
 @dataclass(frozen=True)
@@ -76,17 +85,6 @@ def find_axes(ds: xr.Dataset) -> Axes:
     if y is None and latitude in ds.dims:
         y = latitude
     return Axes(time=time, x=x, y=y, longitude=longitude, latitude=latitude)
-
-
-def coordinate_values(ds: xr.Dataset, name: str) -> np.ndarray:
-    """Values of a coordinate and of its CF cell bounds (when present), as float64."""
-    var = ds[name]
-    bounds = var.attrs.get("bounds")
-    source = ds[bounds] if bounds and bounds in ds.variables else var
-    values = np.asarray(source.values, dtype="f8")
-    if str(var.attrs.get("units", "")).lower() in ("radian", "radians", "rad"):
-        values = np.degrees(values)
-    return values
 
 
 def json_value(value: Any) -> Any:
@@ -169,8 +167,62 @@ def extra_dimensions(ds: xr.Dataset, axes: Axes) -> dict[str, dict]:
     return dims
 
 
-def open_kwargs(opened: OpenedStore) -> dict[str, Any]:
-    return {"engine": "zarr", "consolidated": opened.consolidated, "chunks": {}}
+KERCHUNK_MEDIA_TYPE = "application/json"
+ALTERNATE_ASSETS_SCHEMA = "https://stac-extensions.github.io/alternate-assets/v1.2.0/schema.json"
+
+
+def build_asset(opened: OpenedStore, source: SourceConfig, title: str) -> pystac.Asset:
+    """The asset xarray opens: `xr.open_dataset(href, **open_kwargs, storage_options=...)`.
+
+    With `public_href` the public form (e.g. HTTPS) is the href and the crawled
+    form (e.g. s3://) is kept as an alternate, each with the options it needs.
+    """
+    url = opened.ref.url
+    kerchunk = opened.ref.kind == KERCHUNK
+    if kerchunk:
+        open_kwargs: dict[str, Any] = {"engine": "kerchunk", "chunks": {}}
+        media_type, roles = KERCHUNK_MEDIA_TYPE, ["data", "references"]
+    else:
+        open_kwargs = {"engine": "zarr", "consolidated": opened.consolidated, "chunks": {}}
+        media_type, roles = ZARR_MEDIA_TYPE, ["data", "zarr"]
+
+    def options_for(href: str) -> dict[str, Any]:
+        public = source.public_storage_options if source.public_storage_options is not None else source.storage.public(href)
+        if kerchunk and is_remote(href):
+            return {"remote_protocol": protocol_of(url), "remote_options": public, "target_options": public}
+        return dict(public)
+
+    public_href = source.public_href.apply(url) if source.public_href else None
+    href = public_href or url
+    asset = pystac.Asset(href=href, media_type=media_type, roles=roles, title=title)
+    asset.extra_fields["xarray:open_kwargs"] = open_kwargs
+    if options := options_for(href):
+        asset.extra_fields["xarray:storage_options"] = options
+    if public_href:
+        asset.extra_fields["alternate:name"] = source.public_href.name
+        alternate: dict[str, Any] = {"href": url, "alternate:name": protocol_of(url).upper()}
+        if options := options_for(url):
+            alternate["xarray:storage_options"] = options
+        asset.extra_fields["alternate"] = {protocol_of(url): alternate}
+    return asset
+
+
+def add_projection(item: pystac.Item, grid: Grid) -> None:
+    """Projection extension fields for grids with a CRS of their own."""
+    if grid.crs is None:
+        return
+    proj = ProjectionExtension.ext(item, add_if_missing=True)
+    epsg = grid.crs.to_epsg()
+    if epsg is not None:
+        proj.code = f"EPSG:{epsg}"
+    else:
+        proj.code = None
+        proj.wkt2 = grid.crs.to_wkt()
+        proj.projjson = grid.crs.to_json_dict()
+    if grid.native_bbox is not None:
+        proj.bbox = grid.native_bbox
+    if grid.shape is not None:
+        proj.shape = grid.shape
 
 
 def store_to_item(
@@ -178,27 +230,23 @@ def store_to_item(
     *,
     item_id: str,
     collection_id: str | None = None,
-    storage: StorageOptions | None = None,
+    source: SourceConfig | None = None,
     properties: dict[str, Any] | None = None,
 ) -> pystac.Item:
     """The Item for one store. Raises `MappingError` saying what is missing."""
-    storage = storage or StorageOptions()
+    source = source or SourceConfig(url=opened.ref.url)
     ds = opened.dataset
     axes = find_axes(ds)
-    if axes.longitude is None or axes.latitude is None:
-        raise MappingError("no longitude/latitude coordinates recognised (CF standard_name, units or axis)")
-    if axes.time is None:
-        raise MappingError("no time coordinate recognised (CF axis 'T', standard_name 'time' or time units)")
     try:
-        bbox = spatial.bbox_from_lonlat(
-            coordinate_values(ds, axes.longitude), coordinate_values(ds, axes.latitude)
-        )
-    except ValueError as exc:
-        raise MappingError(str(exc)) from exc
+        grid = describe_grid(ds, longitude=axes.longitude, latitude=axes.latitude, x=axes.x, y=axes.y)
+    except GridError as exc:
+        raise MappingError(NO_COORDINATES, str(exc)) from exc
+    if axes.time is None:
+        raise MappingError(NO_TIME, "no time coordinate recognised (CF axis 'T', standard_name 'time' or time units)")
     try:
         start, end = temporal.time_extent(ds, axes.time)
     except (ValueError, TypeError, OverflowError) as exc:
-        raise MappingError(f"undecodable time: {exc}") from exc
+        raise MappingError(UNDECODABLE_TIME, str(exc)) from exc
 
     item_properties: dict[str, Any] = {
         "start_datetime": temporal.isoformat(start),
@@ -206,11 +254,12 @@ def store_to_item(
     }
     if ds.attrs.get("title"):
         item_properties["title"] = str(ds.attrs["title"])
+    item_properties.update(source.properties)
     item_properties.update(properties or {})
     template = pystac.Item(
         id=item_id,
-        geometry=spatial.bbox_to_geometry(bbox),
-        bbox=bbox,
+        geometry=spatial.bbox_to_geometry(grid.bbox),
+        bbox=grid.bbox,
         datetime=None,
         properties=item_properties,
         collection=collection_id,
@@ -221,10 +270,10 @@ def store_to_item(
             ds,
             template,
             temporal_dimension=axes.time,
-            x_dimension=axes.x or False,
-            y_dimension=axes.y or False,
+            x_dimension=grid.x or False,
+            y_dimension=grid.y or False,
             temporal_step=False,  # ours is calendar-aware and ISO 8601 (see temporal.time_step)
-            reference_system=4326,
+            reference_system=grid.reference_system,
             validate=False,
         )
     item.collection_id = collection_id
@@ -237,20 +286,17 @@ def store_to_item(
         time_dimension["step"] = step
     else:
         time_dimension.pop("step", None)
-    dimensions.update(extra_dimensions(ds, axes))
+    for name in (grid.x, grid.y):
+        if name and grid.kind == "projected" and "units" in ds[name].attrs:
+            dimensions[name]["unit"] = str(ds[name].attrs["units"])
+    dimensions.update(extra_dimensions(ds, Axes(axes.time, grid.x, grid.y, axes.longitude, axes.latitude)))
     complete_variables(item.properties["cube:variables"], ds)
     item.stac_extensions = [DATACUBE_SCHEMA if u == cube.get_schema_uri() else u for u in item.stac_extensions]
+    add_projection(item, grid)
 
-    asset = pystac.Asset(
-        href=opened.ref.url,
-        media_type=ZARR_MEDIA_TYPE,
-        roles=["data", "zarr"],
-        title=str(ds.attrs.get("title") or item_id),
-    )
+    asset = build_asset(opened, source, title=str(ds.attrs.get("title") or item_id))
     item.add_asset(ASSET_KEY, asset)
-    xarray_ext = XarrayAssetsExtension.ext(asset, add_if_missing=True)
-    xarray_ext.open_kwargs = open_kwargs(opened)
-    public_options = storage.public(opened.ref.url)
-    if public_options:
-        xarray_ext.storage_options = public_options
+    XarrayAssetsExtension.ext(asset, add_if_missing=True)
+    if "alternate" in asset.extra_fields:
+        item.stac_extensions.append(ALTERNATE_ASSETS_SCHEMA)
     return item

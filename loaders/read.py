@@ -1,28 +1,37 @@
-"""Open a Zarr store's metadata and coordinates, never its data variables.
+"""Open a store's metadata and coordinates, never its data variables.
 
-`xr.open_zarr(..., chunks=None)` reads group/array metadata and loads only the
-1-D dimension coordinates (to build indexes); every other variable stays a lazy
-backend array that nothing here touches except the coordinates used for extents.
+xarray opens the Zarr group with `chunks=None`: it reads group and array metadata
+and loads only the 1-D dimension coordinates (to build indexes); every other
+variable stays a lazy backend array that nothing here touches, except the
+coordinate arrays that extents are computed from.
+
+Kerchunk reference files (JSON) open the same way, through a reference file
+system: a virtual Zarr v2 store whose chunks live in other files (NetCDF, GRIB).
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
 import warnings
 from dataclasses import dataclass
 
 import xarray as xr
 from xarray.backends.zarr import ZarrStore
 
-from .discover import StoreRef
+from .discover import KERCHUNK, StoreRef
+from .failures import ACCESS_DENIED, CORRUPT_METADATA, NOT_FOUND, READ_ERROR, TIMEOUT, UNDECODABLE_TIME, UNKNOWN_CODEC
 from .storage import StorageOptions, is_remote
+
 
 
 class StoreReadError(RuntimeError):
     """A store whose metadata could not be read; `reason` is one line for reports."""
 
-    def __init__(self, url: str, reason: str):
-        super().__init__(f"{url}: {reason}")
+    def __init__(self, url: str, kind: str, reason: str):
+        super().__init__(f"{url}: {kind}: {reason}")
         self.url = url
+        self.kind = kind
         self.reason = reason
 
 
@@ -32,24 +41,72 @@ class OpenedStore:
 
     ref: StoreRef
     dataset: xr.Dataset
+    zarr_format: int
     consolidated: bool
+
+
+def one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+
+
+def _is_timeout(exc: BaseException) -> bool:
+    names = {cls.__name__ for cls in type(exc).__mro__}
+    return bool(names & {"TimeoutError", "ReadTimeoutError", "ConnectTimeoutError", "ServerTimeoutError", "ConnectTimeout", "ReadTimeout"})
+
+
+def classify(exc: BaseException) -> str:
+    """The failure kind of an exception raised while opening a store."""
+    from numcodecs.errors import UnknownCodecError
+
+    seen = set()
+    while exc is not None and id(exc) not in seen:  # look through chained causes
+        seen.add(id(exc))
+        message = str(exc).lower()
+        if isinstance(exc, UnknownCodecError) or "codec not available" in message:
+            return UNKNOWN_CODEC
+        if "unable to decode time" in message or "decode_times" in message:
+            return UNDECODABLE_TIME
+        if isinstance(exc, json.JSONDecodeError | UnicodeDecodeError) or type(exc).__name__ == "MetadataValidationError":
+            return CORRUPT_METADATA
+        if isinstance(exc, PermissionError):
+            return ACCESS_DENIED
+        if _is_timeout(exc) or isinstance(exc, asyncio.TimeoutError):
+            return TIMEOUT
+        if isinstance(exc, FileNotFoundError) or type(exc).__name__ in ("GroupNotFoundError", "NodeNotFoundError"):
+            return NOT_FOUND
+        exc = exc.__cause__ or exc.__context__
+    return READ_ERROR
+
+
+def _zarr_store_for(ref: StoreRef, storage: StorageOptions):
+    """What to hand to zarr: a URL (with options) or, for kerchunk, a reference store."""
+    if ref.kind == KERCHUNK:
+        from kerchunk.utils import refs_as_store
+
+        options = storage.for_fsspec(ref.url) if is_remote(ref.url) else {}
+        # The referenced files are assumed to live in the same object store.
+        return refs_as_store(ref.url, remote_options=dict(options), target_options=dict(options)), None
+    return ref.url, (storage.for_fsspec(ref.url) if is_remote(ref.url) else None)
 
 
 def open_store(ref: StoreRef, storage: StorageOptions | None = None) -> OpenedStore:
     storage = storage or StorageOptions()
-    storage_options = storage.for_fsspec(ref.url) if is_remote(ref.url) else None
+    kerchunk = ref.kind == KERCHUNK
     try:
+        store, storage_options = _zarr_store_for(ref, storage)
         with warnings.catch_warnings():
-            # Non-standard calendars fall back to cftime by design, and v3 stores are
-            # probed for consolidated metadata: neither is worth a warning.
+            # Non-standard calendars fall back to cftime by design, and stores of
+            # unknown layout are probed for consolidated metadata: neither is worth
+            # a warning.
             warnings.simplefilter("ignore", category=xr.SerializationWarning)
             warnings.simplefilter("ignore", category=RuntimeWarning)
             warnings.simplefilter("ignore", category=UserWarning)
             zarr_store = ZarrStore.open_group(
-                ref.url,
+                store,
                 mode="r",
-                consolidated=ref.consolidated if ref.zarr_format == 2 else None,
-                zarr_format=ref.zarr_format,
+                consolidated=False if kerchunk else ref.consolidated,
+                zarr_format=2 if kerchunk else ref.zarr_format,
                 storage_options=storage_options,
             )
             dataset = xr.open_dataset(
@@ -60,12 +117,8 @@ def open_store(ref: StoreRef, storage: StorageOptions | None = None) -> OpenedSt
                 decode_times=xr.coders.CFDatetimeCoder(use_cftime=None),
             )
     except Exception as exc:  # noqa: BLE001 - every failure becomes a one-line report
-        raise StoreReadError(ref.url, one_line(exc)) from exc
+        raise StoreReadError(ref.url, classify(exc), one_line(exc)) from exc
     metadata = zarr_store.zarr_group.metadata
     consolidated = getattr(metadata, "consolidated_metadata", None) is not None
-    return OpenedStore(ref=ref, dataset=dataset, consolidated=consolidated or ref.consolidated)
+    return OpenedStore(ref=ref, dataset=dataset, zarr_format=metadata.zarr_format, consolidated=consolidated)
 
-
-def one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__

@@ -21,7 +21,7 @@ REMOTE_PROTOCOLS = {"s3", "s3a", "gs", "gcs", "http", "https", "az", "abfs"}
 class StorageOptions(BaseModel):
     """Connection settings for one object store, as s3fs users know them."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
     endpoint_url: str | None = None
     region: str | None = None
@@ -31,6 +31,10 @@ class StorageOptions(BaseModel):
     secret: SecretStr | None = None
     # What readers of the catalogue should use; defaults to `anon`.
     public_anon: bool | None = None
+    # Seconds before a connection or read is abandoned, and how often a failed
+    # request is retried (with exponential backoff) before the store is reported.
+    timeout: float | None = None
+    retries: int | None = None
 
     def for_fsspec(self, url: str) -> dict[str, Any]:
         """Everything fsspec needs to read `url`, secrets included: never publish this."""
@@ -47,6 +51,15 @@ class StorageOptions(BaseModel):
                 options["secret"] = self.secret.get_secret_value()
             if self.region:
                 options["client_kwargs"] = {"region_name": self.region}
+            config: dict[str, Any] = {}
+            if self.timeout is not None:
+                config.update(connect_timeout=self.timeout, read_timeout=self.timeout)
+            if self.retries is not None:
+                # s3fs retries with backoff; botocore's own retries would multiply them.
+                options["retries"] = self.retries
+                config["retries"] = {"max_attempts": 1}
+            if config:
+                options["config_kwargs"] = config
             return options
         if protocol in ("gs", "gcs"):
             return {"token": "anon"} if self.anon else {}
@@ -87,7 +100,9 @@ def strip_url(url: str) -> str:
 
 
 def relative_key(root: str, url: str) -> str:
-    """The part of `url` below `root` (both as given to, or returned by, discovery)."""
+    """The part of `url` below `root` (all of its path when `root` is empty)."""
+    if not root:
+        return split_protocol(strip_url(url))[1].lstrip("/")
     root_path = split_protocol(strip_url(root))[1]
     path = split_protocol(strip_url(url))[1]
     if path == root_path:

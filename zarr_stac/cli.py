@@ -13,6 +13,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from loaders.config import MappingConfig
 from loaders.crawl import CrawlResult, crawl
 from loaders.discover import DiscoveryError, discover_stores
 from loaders.storage import StorageOptions
@@ -33,6 +34,7 @@ Region = Annotated[Optional[str], typer.Option("--region", envvar=["AWS_REGION",
 Workers = Annotated[int, typer.Option("--workers", min=1, help="Stores read at once.")]
 Dsn = Annotated[Optional[str], typer.Option("--dsn", envvar="DATABASE_URL", help="postgresql://USER:PASSWORD@HOST:PORT/DB of a pgstac database (default: the local cluster under --data-dir).", show_default=False)]
 DataDir = Annotated[Path, typer.Option("--data-dir", envvar="ZARR_STAC_DATA_DIR", help="Where the local cluster and demo files live.")]
+Config = Annotated[Optional[Path], typer.Option("--config", "-c", envvar="ZARR_STAC_CONFIG", help="Mapping configuration (YAML): sources, templates, collections. Replaces URL.")]
 DEFAULT_DATA_DIR = Path(".data")
 
 
@@ -42,14 +44,31 @@ def storage_options(endpoint_url: str | None, anon: bool, profile: str | None, r
     return StorageOptions(endpoint_url=endpoint_url, anon=anon, profile=profile, region=region, public_anon=public_anon)
 
 
-def run_crawl(url: str, storage: StorageOptions, workers: int) -> CrawlResult:
+def mapping_config(url: str | None, config: Path | None, storage: StorageOptions) -> MappingConfig:
+    """The sources to crawl: a configuration file, or one URL with the defaults."""
+    from loaders.config import ConfigError, default_config, load_config
+
+    if (url is None) == (config is None):
+        err.print("[red]give either a URL to crawl or --config FILE (not both)[/]")
+        raise typer.Exit(2)
+    if config is None:
+        return default_config(url, storage)
+    try:
+        return load_config(config)
+    except ConfigError as exc:
+        err.print(f"[red]invalid configuration: {escape(str(exc))}[/]")
+        raise typer.Exit(2) from None
+
+
+def run_crawl(config: MappingConfig, workers: int) -> CrawlResult:
+    where = ", ".join(source.url for source in config.sources)
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err, transient=False) as progress:
-        task = progress.add_task(f"discovering stores under {url}", total=None)
+        task = progress.add_task(f"discovering stores in {escape(where)}", total=None)
 
         def discovered(refs) -> None:
             progress.update(task, description=f"reading {len(refs)} stores", total=len(refs))
 
-        result = crawl(url, storage, workers=workers, on_discovered=discovered, on_store=lambda ref, outcome: progress.advance(task))
+        result = crawl(config, workers=workers, on_discovered=discovered, on_store=lambda ref, outcome: progress.advance(task))
     return result
 
 
@@ -62,7 +81,7 @@ def print_summary(result: CrawlResult) -> None:
         table.add_row(f"skipped: {kind}", str(count))
     err.print(table)
     for failure in result.failures:
-        err.print(f"[yellow]skipped[/] {failure.url}: {failure.reason}", soft_wrap=True, markup=True, highlight=False)
+        err.print(f"[yellow]skipped[/] {escape(failure.url)}: {failure.kind}: {escape(failure.reason)}", highlight=False)
 
 
 def finish(result: CrawlResult, strict: bool) -> None:
@@ -87,30 +106,33 @@ def resolve_dsn(dsn: str | None, data_dir: Path) -> str:
 # -- commands -------------------------------------------------------------------------
 @app.command("crawl")
 def crawl_command(
-    url: Annotated[str, typer.Argument(help="s3://bucket/prefix, gs://..., https://... or a local folder.")],
+    url: Annotated[str, typer.Argument(help="s3://bucket/prefix, gs://..., https://..., a folder, or a .txt/.csv/.json/.yaml input.")],
     endpoint_url: EndpointUrl = None,
     anon: Anon = False,
     profile: Profile = None,
     region: Region = None,
 ) -> None:
-    """List the Zarr stores found under URL (reads no data)."""
+    """List the stores found under URL or in an input file, one per line (reads no data).
+
+    The output is itself a valid list input (`zarr-stac crawl s3://b > stores.txt`).
+    """
+    from loaders.inputs import InputError, expand_input, iter_refs
+
     storage = storage_options(endpoint_url, anon, profile, region)
-    table = Table("store", "zarr format", "consolidated", show_edge=False)
     count = 0
     try:
-        for ref in discover_stores(url, storage):
-            table.add_row(ref.url, str(ref.zarr_format), "yes" if ref.consolidated else ("?" if ref.zarr_format == 3 else "no"))
+        for ref in iter_refs(expand_input(url, storage), storage):
+            typer.echo(ref.url)
             count += 1
-    except DiscoveryError as exc:
-        err.print(f"[red]cannot list {exc.url}: {exc.reason}[/]")
+    except (DiscoveryError, InputError) as exc:
+        err.print(f"[red]{escape(str(exc))}[/]")
         raise typer.Exit(1) from None
-    console.print(table)
-    err.print(f"{count} store(s) under {url}")
+    err.print(f"{count} store(s) in {escape(url)}")
 
 
 @app.command()
 def inspect(
-    url: Annotated[str, typer.Argument(help="One Zarr store.")],
+    url: Annotated[str, typer.Argument(help="One Zarr store, or a kerchunk reference file (.json).")],
     endpoint_url: EndpointUrl = None,
     anon: Anon = False,
     profile: Profile = None,
@@ -118,27 +140,19 @@ def inspect(
     public_anon: PublicAnon = None,
 ) -> None:
     """Print the STAC Item that one store produces, or why it cannot."""
-    from loaders.discover import store_from_listing
+    from loaders.crawl import StoreFailure, inspect_store
 
-    storage = storage_options(endpoint_url, anon, profile, region, public_anon)
-    fs = storage.filesystem(url)
-    names = {m for m in (".zgroup", ".zmetadata", "zarr.json") if fs.exists(f"{url.rstrip('/')}/{m}")}
-    ref = store_from_listing(url.rstrip("/"), names)
-    if ref is None:
-        err.print(f"[red]{url}: no Zarr metadata (.zgroup, .zmetadata, zarr.json)[/]")
+    outcome = inspect_store(url, storage_options(endpoint_url, anon, profile, region, public_anon))
+    if isinstance(outcome, StoreFailure):
+        err.print(f"[red]{escape(outcome.url)}: {outcome.kind}: {escape(outcome.reason)}[/]")
         raise typer.Exit(1)
-    parent = url.rstrip("/").rsplit("/", 1)[0]
-    result = crawl(parent, storage, refs=[ref], workers=1)
-    if result.failures:
-        failure = result.failures[0]
-        err.print(f"[red]{failure.url}: {failure.kind}: {failure.reason}[/]")
-        raise typer.Exit(1)
-    console.print_json(json.dumps(result.items[0].to_dict(include_self_link=False, transform_hrefs=False)))
+    console.print_json(json.dumps(outcome.item.to_dict(include_self_link=False, transform_hrefs=False)))
 
 
 @app.command()
 def build(
-    url: Annotated[str, typer.Argument(help="Where the Zarr stores are.")],
+    url: Annotated[Optional[str], typer.Argument(help="Where the Zarr stores are (prefix, folder or input file).")] = None,
+    *,
     output: Annotated[str, typer.Option("-o", "--output", help="Folder or object-store prefix for the catalogue.")],
     base_url: Annotated[Optional[str], typer.Option("--base-url", help="Publish with absolute links under this URL.")] = None,
     endpoint_url: EndpointUrl = None,
@@ -148,22 +162,33 @@ def build(
     public_anon: PublicAnon = None,
     workers: Workers = 16,
     strict: Annotated[bool, typer.Option("--strict", help="Exit with status 1 when any store was skipped.")] = False,
+    config: Config = None,
 ) -> None:
-    """Crawl URL and write a static STAC catalogue to OUTPUT."""
+    """Crawl URL (or the sources of --config) and write a static STAC catalogue to OUTPUT."""
     from static_catalog.write import write_catalog
 
-    storage = storage_options(endpoint_url, anon, profile, region, public_anon)
-    result = run_crawl(url, storage, workers)
+    mapping = mapping_config(url, config, storage_options(endpoint_url, anon, profile, region, public_anon))
+    result = run_crawl(mapping, workers)
     print_summary(result)
     # Stale objects are removed only after a crawl that saw every store.
-    report = write_catalog(result.collections, result.items, output, base_url=base_url, prune=result.complete and not result.failures)
+    report = write_catalog(
+        result.collections,
+        result.items,
+        output,
+        base_url=base_url,
+        prune=result.complete and not result.failures,
+        catalog_id=mapping.catalog.id,
+        title=mapping.catalog.title,
+        description=mapping.catalog.description,
+    )
     err.print(f"catalogue at {output}: {report.written} written, {report.unchanged} unchanged, {report.deleted} deleted")
     finish(result, strict)
 
 
 @app.command()
 def load(
-    source: Annotated[str, typer.Argument(help="Where the Zarr stores are, or a static catalogue (folder or catalog.json).")],
+    source: Annotated[Optional[str], typer.Argument(help="Where the Zarr stores are (prefix, folder, input file), or a static catalogue (folder or catalog.json).")] = None,
+    *,
     dsn: Dsn = None,
     data_dir: DataDir = DEFAULT_DATA_DIR,
     endpoint_url: EndpointUrl = None,
@@ -173,20 +198,21 @@ def load(
     public_anon: PublicAnon = None,
     workers: Workers = 16,
     strict: Annotated[bool, typer.Option("--strict", help="Exit with status 1 when any store was skipped.")] = False,
+    config: Config = None,
 ) -> None:
     """Load Collections and Items into pgstac (upsert: safe to rerun)."""
     from stac_api.ingest import load as load_into_pgstac
 
     target = resolve_dsn(dsn, data_dir)
-    catalog_file = Path(source) / "catalog.json" if Path(source).is_dir() else Path(source)
-    if catalog_file.name == "catalog.json" and catalog_file.exists():
+    catalog_file = Path(source) / "catalog.json" if source and Path(source).is_dir() else Path(source or "")
+    if source and catalog_file.name == "catalog.json" and catalog_file.exists():
         from static_catalog.read import read_catalog
 
         collections, items = read_catalog(str(catalog_file))
         result = None
     else:
-        storage = storage_options(endpoint_url, anon, profile, region, public_anon)
-        result = run_crawl(source, storage, workers)
+        mapping = mapping_config(source, config, storage_options(endpoint_url, anon, profile, region, public_anon))
+        result = run_crawl(mapping, workers)
         print_summary(result)
         collections, items = result.collections, result.items
     report = load_into_pgstac(target, collections, items)

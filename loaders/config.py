@@ -1,0 +1,217 @@
+"""The mapping configuration: which stores go where in the catalogue, and how.
+
+A YAML file (see docs/mapping-config.md for every field), validated on load with
+errors that name the file and the field:
+
+```yaml
+catalog: {id: my-centre, title: My data centre}
+sources:
+  - url: s3://climate/cmip6/            # prefix, or a .txt/.csv/.json/.yaml input
+    storage:                             # how to crawl; secrets from the environment
+      endpoint_url: https://s3.example.org
+      key: ${CMIP6_KEY}                  # secret: used to crawl, never published
+      secret: ${CMIP6_SECRET}
+      public_anon: true                  # readers need no keys
+    public_href:                         # publish HTTPS, keep s3:// as an alternate
+      prefix: s3://climate/
+      public: https://objects.example.org/climate/
+    path_template: "{source_id}/{experiment_id}/{member_id}/{table_id}/{variable_id}/{grid_label}/v{version}"
+    item_id: "{source_id}.{experiment_id}.{member_id}.{table_id}.{variable_id}.{grid_label}"
+    collection:
+      id: cmip6-{table_id}
+      title: CMIP6 {table_id}
+      license: CC-BY-4.0
+```
+
+Without a configuration file every input is one source with the defaults: one
+collection per top-level prefix, item ids from the path.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import string
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from .layout import Placement, default_placement, safe_id
+from .storage import StorageOptions, relative_key, strip_url
+
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+class ConfigError(ValueError):
+    """An invalid mapping configuration; the message names the file and field."""
+
+
+def template_fields(template: str) -> list[str]:
+    fields = [name for _, name, _, _ in string.Formatter().parse(template) if name is not None]
+    for name in fields:
+        if not name.isidentifier():
+            raise ValueError(f"template {template!r}: {{{name}}} is not a plain field name")
+    return fields
+
+
+class PathTemplate:
+    """`{a}/{b}/v{version}` matched against a store path below its source."""
+
+    def __init__(self, template: str):
+        self.template = template.strip("/")
+        self.fields = template_fields(self.template)
+        if len(set(self.fields)) != len(self.fields):
+            raise ValueError(f"path template {template!r} repeats a field")
+        pattern = ""
+        for literal, name, _, _ in string.Formatter().parse(self.template):
+            pattern += re.escape(literal)
+            if name is not None:
+                pattern += f"(?P<{name}>[^/]+)"
+        self.regex = re.compile(pattern + r"(?:\.zarr)?/?")
+
+    def match(self, path: str) -> dict[str, str] | None:
+        found = self.regex.fullmatch(path.strip("/"))
+        return found.groupdict() if found else None
+
+
+class Provider(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    roles: list[str] | None = None
+    url: str | None = None
+    description: str | None = None
+
+
+class CollectionConfig(BaseModel):
+    """Templates over path-template fields; unset fields default from CF/ACDD attributes."""
+
+    model_config = ConfigDict(extra="forbid")
+    id: str | None = None
+    title: str | None = None
+    description: str | None = None
+    license: str | None = None
+    keywords: list[str] | None = None
+    providers: list[Provider] | None = None
+
+
+class HrefRewrite(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    prefix: str = Field(description="Start of the crawled URL, e.g. s3://bucket/")
+    public: str = Field(description="What readers use instead, e.g. https://objects.example.org/bucket/")
+    name: str = Field("HTTPS", description="alternate:name of the public form")
+
+    def apply(self, url: str) -> str | None:
+        if not url.startswith(self.prefix):
+            return None
+        return self.public + url[len(self.prefix):]
+
+
+class SourceConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    url: str
+    storage: StorageOptions = StorageOptions()
+    # Published as the asset's xarray:storage_options instead of the derived ones.
+    public_storage_options: dict[str, Any] | None = None
+    public_href: HrefRewrite | None = None
+    path_template: str | None = None
+    item_id: str | None = None
+    collection: CollectionConfig = CollectionConfig()
+    properties: dict[str, Any] = Field(default_factory=dict, description="Added to every item")
+
+    @field_validator("path_template")
+    @classmethod
+    def _check_path_template(cls, value: str | None) -> str | None:
+        if value is not None:
+            PathTemplate(value)
+        return value
+
+    @model_validator(mode="after")
+    def _templates_use_known_fields(self) -> SourceConfig:
+        known = set(PathTemplate(self.path_template).fields) if self.path_template else set()
+        for where, template in (("item_id", self.item_id), ("collection.id", self.collection.id), ("collection.title", self.collection.title), ("collection.description", self.collection.description)):
+            if template is None:
+                continue
+            unknown = [f for f in template_fields(template) if f not in known]
+            if unknown:
+                defined = ", ".join(sorted(known)) or "none: set path_template"
+                raise ValueError(f"{where} uses {{{unknown[0]}}}, which path_template does not define (defined: {defined})")
+        return self
+
+    @property
+    def template(self) -> PathTemplate | None:
+        return PathTemplate(self.path_template) if self.path_template else None
+
+    def place(self, root: str, url: str, name: str | None = None) -> tuple[Placement, dict[str, str]]:
+        """Collection id, item id and path-template properties of one store.
+
+        Raises ValueError when the store's path does not fit the template.
+        """
+        default = default_placement(root, url)
+        if name:
+            default = Placement(default.collection_id, safe_id(name))
+        fields: dict[str, str] = {}
+        if self.template is not None:
+            path = relative_key(root, url)
+            matched = self.template.match(path)
+            if matched is None:
+                raise ValueError(f"path {path!r} does not match path_template {self.template.template!r}")
+            fields = matched
+        collection_id = safe_id(self.collection.id.format(**fields)) if self.collection.id else default.collection_id
+        item_id = safe_id(self.item_id.format(**fields)) if self.item_id else default.item_id
+        return Placement(collection_id, item_id), fields
+
+
+class CatalogConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    id: str = "zarr-stac"
+    title: str = "zarr-stac catalogue"
+    description: str = "Zarr datasets in object storage, catalogued with STAC."
+
+
+class MappingConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    catalog: CatalogConfig = CatalogConfig()
+    sources: list[SourceConfig] = Field(min_length=1)
+
+
+def _interpolate(value: Any, where: str) -> Any:
+    """Replace ${VAR} with the environment's value (so files need not hold secrets)."""
+    if isinstance(value, str):
+        def replace(match: re.Match) -> str:
+            name = match.group(1)
+            if name not in os.environ:
+                raise ConfigError(f"{where}: environment variable {name} is not set")
+            return os.environ[name]
+
+        return _ENV_REF.sub(replace, value)
+    if isinstance(value, dict):
+        return {k: _interpolate(v, f"{where}.{k}") for k, v in value.items()}
+    if isinstance(value, list):
+        return [_interpolate(v, f"{where}[{i}]") for i, v in enumerate(value)]
+    return value
+
+
+def load_config(path: str | Path) -> MappingConfig:
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such file") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping with a 'sources' list at the top")
+    try:
+        return MappingConfig.model_validate(_interpolate(raw, path.name))
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "(top level)"
+        message = first["msg"].removeprefix("Value error, ")
+        more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+        raise ConfigError(f"{path}: {where}: {message}{more}") from None
+
+
+def default_config(url: str, storage: StorageOptions | None = None) -> MappingConfig:
+    return MappingConfig(sources=[SourceConfig(url=strip_url(url), storage=storage or StorageOptions())])

@@ -1,0 +1,34 @@
+"""Why a store could not be catalogued: failure kinds, as reports group them.
+
+Every store that is skipped becomes a `StoreFailure` with one of these kinds and
+a one-line reason; nothing is skipped silently.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# Reading the store
+CORRUPT_METADATA = "corrupt-metadata"  # unparseable or invalid Zarr metadata JSON
+ACCESS_DENIED = "access-denied"
+NOT_FOUND = "not-found"
+UNKNOWN_CODEC = "unknown-codec"
+TIMEOUT = "timeout"
+READ_ERROR = "read-error"  # anything else while reading
+# Mapping what was read
+NO_COORDINATES = "no-coordinates"
+NO_TIME = "no-time"
+UNDECODABLE_TIME = "undecodable-time"
+LAYOUT = "layout"  # path does not fit the configured path template
+DUPLICATE_ID = "duplicate-id"
+MAPPING_ERROR = "mapping-error"  # anything else while mapping
+# Finding the stores
+DISCOVERY = "discovery"  # a prefix could not be listed: its stores are unknown
+INPUT = "input"  # an input file (list, CSV, intake catalogue) is unusable
+
+
+@dataclass(frozen=True)
+class StoreFailure:
+    url: str
+    kind: str
+    reason: str
