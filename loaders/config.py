@@ -38,7 +38,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from .layout import Placement, default_placement, safe_id
+from .layout import STORE_SUFFIXES, Placement, default_placement, safe_id
 from .storage import StorageOptions, relative_key, strip_url
 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -69,7 +69,7 @@ class PathTemplate:
             pattern += re.escape(literal)
             if name is not None:
                 pattern += f"(?P<{name}>[^/]+)"
-        self.regex = re.compile(pattern + r"(?:\.zarr)?/?")
+        self.regex = re.compile(pattern + "(?:" + "|".join(map(re.escape, STORE_SUFFIXES)) + ")?/?")
 
     def match(self, path: str) -> dict[str, str] | None:
         found = self.regex.fullmatch(path.strip("/"))

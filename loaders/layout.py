@@ -25,8 +25,15 @@ def safe_id(text: str) -> str:
     return cleaned
 
 
-def _strip_zarr_suffix(name: str) -> str:
-    return name[: -len(".zarr")] if name.endswith(".zarr") and len(name) > 5 else name
+# Suffixes that name a store's format, not the dataset: dropped from ids.
+STORE_SUFFIXES = (".zarr", ".json")
+
+
+def strip_store_suffix(name: str) -> str:
+    for suffix in STORE_SUFFIXES:
+        if name.endswith(suffix) and len(name) > len(suffix):
+            return name[: -len(suffix)]
+    return name
 
 
 @dataclass(frozen=True)
@@ -40,7 +47,7 @@ def default_placement(root: str, store_url: str) -> Placement:
     if len(parts) >= 2:
         collection, rest = parts[0], parts[1:]
     else:
-        collection = _strip_zarr_suffix(basename(root)) or "zarr"
+        collection = strip_store_suffix(basename(root)) or "zarr"
         rest = parts or [basename(store_url)]
-    rest[-1] = _strip_zarr_suffix(rest[-1])
+    rest[-1] = strip_store_suffix(rest[-1])
     return Placement(collection_id=safe_id(collection), item_id=safe_id(".".join(rest)))

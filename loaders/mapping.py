@@ -189,7 +189,7 @@ def build_asset(opened: OpenedStore, source: SourceConfig, title: str) -> pystac
     def options_for(href: str) -> dict[str, Any]:
         public = source.public_storage_options if source.public_storage_options is not None else source.storage.public(href)
         if kerchunk and is_remote(href):
-            return {"remote_protocol": protocol_of(url), "remote_options": public, "target_options": public}
+            return {"remote_protocol": protocol_of(url), "remote_options": dict(public), "target_options": dict(public)}
         return dict(public)
 
     public_href = source.public_href.apply(url) if source.public_href else None

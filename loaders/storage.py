@@ -55,9 +55,9 @@ class StorageOptions(BaseModel):
             if self.timeout is not None:
                 config.update(connect_timeout=self.timeout, read_timeout=self.timeout)
             if self.retries is not None:
-                # s3fs retries with backoff; botocore's own retries would multiply them.
-                options["retries"] = self.retries
-                config["retries"] = {"max_attempts": 1}
+                # botocore's standard mode: exponential backoff with jitter on
+                # throttling, 5xx, resets and timeouts.
+                config["retries"] = {"mode": "standard", "max_attempts": self.retries + 1}
             if config:
                 options["config_kwargs"] = config
             return options

@@ -66,10 +66,12 @@ class FaultProxy:
         if rules.latency:
             await asyncio.sleep(rules.latency)
         if rules.hang is not None and rules.hang.search(path):
-            await asyncio.sleep(3600)
+            await self._stopping.wait()  # never answered; released when the proxy stops
+            return web.Response(status=503)
         draw = self._random.random()
         if draw < rules.reset_rate:
-            request.transport.close()
+            if request.transport is not None:
+                request.transport.close()
             self._record(request.method, path, 0, 0)
             raise ConnectionResetError("reset by fault proxy")
         if draw < rules.reset_rate + rules.error_rate:
@@ -83,6 +85,12 @@ class FaultProxy:
             payload = await upstream.read()
             response_headers = {k: v for k, v in upstream.headers.items() if k.lower() not in HOP_HEADERS}
             self._record(request.method, path, upstream.status, len(payload))
+            if request.method == "HEAD":
+                # No body, but the object's size: clients read it from Content-Length.
+                response = web.StreamResponse(status=upstream.status, headers=response_headers)
+                response.content_length = int(upstream.headers.get("Content-Length", 0))
+                await response.prepare(request)
+                return response
             return web.Response(status=upstream.status, body=payload, headers=response_headers)
 
     def _record(self, method: str, path: str, status: int, size: int) -> None:
@@ -90,6 +98,7 @@ class FaultProxy:
             self.requests.append(RecordedRequest(method, path, status, size))
 
     async def _start(self) -> None:
+        self._stopping = asyncio.Event()
         self._session = ClientSession(timeout=ClientTimeout(total=None), auto_decompress=False)
         app = web.Application(client_max_size=1024**3)
         app.router.add_route("*", "/{tail:.*}", self._handle)
@@ -98,6 +107,7 @@ class FaultProxy:
         await web.TCPSite(self._runner, self.host, self.port).start()
 
     async def _stop(self) -> None:
+        self._stopping.set()
         if self._runner:
             await self._runner.cleanup()
         await self._session.close()

@@ -1,0 +1,97 @@
+"""Stores that cannot be catalogued are reported by kind and never stop the others."""
+
+import json
+import re
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+
+from loaders.crawl import crawl
+from loaders.storage import StorageOptions
+from zarr_stac.samples import write_dataset
+from zarr_stac.services.proxy import FaultProxy, FaultRules
+
+from .cases import antimeridian
+
+BUCKET = "broken"
+
+
+def _no_coordinates() -> xr.Dataset:
+    return xr.Dataset({"v": (("time", "a", "b"), np.zeros((2, 3, 4), "f4"))}, coords={"time": ("time", pd.date_range("2000-01-01", periods=2), {"standard_name": "time"})})
+
+
+def _no_time() -> xr.Dataset:
+    return antimeridian().isel(time=0, drop=True)
+
+
+def _undecodable_time() -> xr.Dataset:
+    ds = antimeridian().drop_vars("time")
+    ds["time"] = ("time", np.arange(3.0), {"units": "days since 2000-13-45", "standard_name": "time"})
+    return ds
+
+
+@pytest.fixture(scope="module")
+def broken_bucket(s3_server, storage):
+    s3_server.create_bucket(BUCKET, public=True)
+    fs = storage.filesystem(f"s3://{BUCKET}")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        write_dataset(antimeridian(), f"s3://{BUCKET}/good.zarr", storage, public=True)
+        write_dataset(antimeridian(), f"s3://{BUCKET}/slow.zarr", storage, public=True)
+        write_dataset(_no_coordinates(), f"s3://{BUCKET}/no-coordinates.zarr", storage, public=True)
+        write_dataset(_no_time(), f"s3://{BUCKET}/no-time.zarr", storage, public=True)
+        write_dataset(_undecodable_time(), f"s3://{BUCKET}/undecodable-time.zarr", storage, public=True)
+        # Written without a public ACL: anonymous readers are refused.
+        write_dataset(antimeridian(), f"s3://{BUCKET}/private.zarr", storage, public=False)
+        write_dataset(antimeridian(), f"s3://{BUCKET}/unknown-codec.zarr", storage, public=True)
+    metadata = json.loads(fs.cat(f"{BUCKET}/unknown-codec.zarr/.zmetadata"))
+    metadata["metadata"]["tas/.zarray"]["compressor"] = {"id": "no-such-codec"}
+    fs.pipe(f"{BUCKET}/unknown-codec.zarr/.zmetadata", json.dumps(metadata).encode(), ACL="public-read")
+    fs.pipe(f"{BUCKET}/corrupt.zarr/.zgroup", b'{"zarr_format": 2', ACL="public-read")
+    fs.pipe(f"{BUCKET}/corrupt.zarr/.zmetadata", b"{not json at all", ACL="public-read")
+    return f"s3://{BUCKET}"
+
+
+EXPECTED_KINDS = {
+    "s3://broken/corrupt.zarr": "corrupt-metadata",
+    "s3://broken/no-coordinates.zarr": "no-coordinates",
+    "s3://broken/no-time.zarr": "no-time",
+    "s3://broken/undecodable-time.zarr": "undecodable-time",
+    "s3://broken/private.zarr": "access-denied",
+    "s3://broken/unknown-codec.zarr": "unknown-codec",
+    "s3://broken/slow.zarr": "timeout",
+}
+
+
+@pytest.fixture(scope="module")
+def broken_crawl(broken_bucket, s3_server):
+    # Read anonymously, through a proxy on which every request for slow.zarr hangs.
+    rules = FaultRules(hang=re.compile(r"^/broken/slow\.zarr/"))
+    with FaultProxy(s3_server.endpoint_url, rules) as proxy:
+        storage = StorageOptions(endpoint_url=proxy.url, anon=True, timeout=0.2, retries=0)
+        return crawl(broken_bucket, storage)
+
+
+def test_each_failure_is_reported_by_kind(broken_crawl):
+    assert {f.url: f.kind for f in broken_crawl.failures} == EXPECTED_KINDS
+
+
+def test_other_stores_are_still_catalogued(broken_crawl):
+    assert [item.id for item in broken_crawl.items] == ["good"]
+
+
+@pytest.mark.parametrize(
+    ("url", "words"),
+    [
+        ("s3://broken/corrupt.zarr", "JSONDecodeError"),
+        ("s3://broken/no-coordinates.zarr", "no longitude/latitude"),
+        ("s3://broken/undecodable-time.zarr", "days since 2000-13-45"),
+        ("s3://broken/unknown-codec.zarr", "no-such-codec"),
+    ],
+)
+def test_reasons_are_one_line_and_say_why(broken_crawl, url, words):
+    (failure,) = [f for f in broken_crawl.failures if f.url == url]
+    assert words in failure.reason and "\n" not in failure.reason

@@ -1,0 +1,64 @@
+"""Cataloguing reads metadata and coordinates only, never a data variable's chunks.
+
+The stores sit behind a recording proxy; every request the crawl makes is listed
+and checked against the keys of the data variables.
+"""
+
+import re
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+
+from loaders.crawl import crawl
+from loaders.storage import StorageOptions
+from zarr_stac.samples import write_dataset
+from zarr_stac.services.proxy import FaultProxy
+
+DATA_BYTES = 8_000_000  # per data variable; incompressible
+
+
+def big_store() -> xr.Dataset:
+    time = pd.date_range("2000-01-01", periods=32, freq="D")
+    lat = np.linspace(-89.5, 89.5, 180)
+    lon = np.linspace(0.5, 359.5, 360)
+    rng = np.random.default_rng(0)
+    shape = (time.size, lat.size, lon.size)
+    ds = xr.Dataset(
+        {name: (("time", "lat", "lon"), rng.random(shape, dtype="f4"), {"units": "1"}) for name in ("big_a", "big_b")},
+        coords={
+            "time": ("time", time, {"standard_name": "time"}),
+            "lat": ("lat", lat, {"standard_name": "latitude", "units": "degrees_north"}),
+            "lon": ("lon", lon, {"standard_name": "longitude", "units": "degrees_east"}),
+        },
+    )
+    for name in ("big_a", "big_b"):
+        ds[name].encoding["chunks"] = (8, 180, 360)
+    assert ds["big_a"].nbytes >= DATA_BYTES
+    return ds
+
+
+@pytest.fixture(scope="module")
+def big_bucket(s3_server, storage):
+    s3_server.create_bucket("big", public=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ds = big_store()
+        write_dataset(ds, "s3://big/v2.zarr", storage, zarr_format=2, public=True)
+        write_dataset(ds, "s3://big/v3.zarr", storage, zarr_format=3, public=True)
+        write_dataset(ds, "s3://big/v2-unconsolidated.zarr", storage, zarr_format=2, consolidated=False, public=True)
+    return "s3://big"
+
+
+def test_only_metadata_and_coordinates_are_read(big_bucket, s3_server):
+    with FaultProxy(s3_server.endpoint_url) as proxy:
+        result = crawl(big_bucket, StorageOptions(endpoint_url=proxy.url, anon=True))
+        requests = list(proxy.requests)
+    assert result.failures == [] and len(result.items) == 3
+    chunk_of_data = re.compile(r"/big_[ab]/(c/)?\d")  # v2 "big_a/0.0.0", v3 "big_a/c/0/0/0"
+    touched = [r.path for r in requests if r.method == "GET" and chunk_of_data.search(r.path)]
+    assert touched == [], f"data chunks were read: {touched[:5]}"
+    total = sum(r.response_bytes for r in requests)
+    assert total < 100_000, f"{total} bytes read for 3 stores whose data variables hold {6 * DATA_BYTES}"
