@@ -38,7 +38,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from .layout import STORE_SUFFIXES, Placement, default_placement, safe_id
+from .layout import STORE_SUFFIXES, Placement, default_placement, path_item_id, safe_id
 from .storage import StorageOptions, relative_key, strip_url
 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -158,7 +158,11 @@ class SourceConfig(BaseModel):
             if matched is None:
                 raise ValueError(f"path {path!r} does not match path_template {self.template.template!r}")
             fields = matched
-        collection_id = safe_id(self.collection.id.format(**fields)) if self.collection.id else default.collection_id
+        if self.collection.id:
+            collection_id = safe_id(self.collection.id.format(**fields))
+            # The first path segment no longer names the collection: keep it in the id.
+            default = Placement(collection_id, safe_id(name) if name else path_item_id(root, url))
+        collection_id = default.collection_id
         item_id = safe_id(self.item_id.format(**fields)) if self.item_id else default.item_id
         return Placement(collection_id, item_id), fields
 

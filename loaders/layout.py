@@ -42,6 +42,13 @@ class Placement:
     item_id: str
 
 
+def path_item_id(root: str, store_url: str) -> str:
+    """An item id from the store's whole path below `root`."""
+    parts = [p for p in relative_key(root, store_url).split("/") if p] or [basename(store_url)]
+    parts[-1] = strip_store_suffix(parts[-1])
+    return safe_id(".".join(parts))
+
+
 def default_placement(root: str, store_url: str) -> Placement:
     parts = [p for p in relative_key(root, store_url).split("/") if p]
     if len(parts) >= 2:

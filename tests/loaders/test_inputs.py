@@ -166,3 +166,26 @@ def test_several_sources_in_one_config(inputs_bucket, storage):
     )
     result = crawl(config)
     assert sorted((i.collection_id, i.id) for i in result.items) == [("ModelX", "ssp126.east"), ("ModelY", "ssp245.north"), ("netcdf", "pr_2000")]
+
+
+def test_a_public_https_store(tmp_path):
+    """HTTP servers cannot list: the URL itself is the store."""
+    from static_catalog.serve import serve_in_thread
+    from zarr_stac.services import free_port
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        write_dataset(antimeridian(), str(tmp_path / "public.zarr"))
+    port = free_port()
+    server = serve_in_thread(tmp_path, port=port)
+    try:
+        url = f"http://127.0.0.1:{port}/public.zarr"
+        item = only(crawl(url))
+        assert item.bbox == [160.0, -10.0, -160.0, 10.0]
+        assert item.assets["zarr"].href == url
+        assert "xarray:storage_options" not in item.assets["zarr"].extra_fields
+        ds = xr.open_dataset(url, **item.assets["zarr"].extra_fields["xarray:open_kwargs"])
+        assert ds.sizes["lon"] == 21
+    finally:
+        server.shutdown()
+        server.server_close()

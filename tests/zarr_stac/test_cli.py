@@ -79,3 +79,36 @@ def test_broken_store_is_skipped_and_strict_fails(cli, empty_bucket, storage, tm
     assert "skipped: corrupt-metadata" in result.output
     assert f"{empty_bucket}/good/broken.zarr" in result.output
     assert (tmp_path / "stac" / "good" / "a" / "a.json").exists(), "the good store is still catalogued"
+
+
+def test_build_with_a_mapping_config(cli, sample_bucket, s3_server, tmp_path):
+    config = tmp_path / "mapping.yaml"
+    config.write_text(
+        f"""
+catalog: {{id: demo-centre, title: Demo centre}}
+sources:
+  - url: {sample_bucket}/cmip6
+    storage: {{endpoint_url: {s3_server.endpoint_url}, public_anon: true}}
+    path_template: "{{source_id}}/{{experiment_id}}/{{member_id}}/{{variable_id}}/{{grid_label}}"
+    collection: {{id: "cmip6-{{variable_id}}", title: "CMIP6 {{variable_id}}"}}
+"""
+    )
+    out = tmp_path / "stac"
+    cli("build", "--config", str(config), "-o", str(out), "--strict")
+    root = json.loads((out / "catalog.json").read_text())
+    assert (root["id"], root["title"]) == ("demo-centre", "Demo centre")
+    assert sorted(link["href"] for link in root["links"] if link["rel"] == "child") == ["./cmip6-pr/collection.json", "./cmip6-tas/collection.json"]
+    item = json.loads((out / "cmip6-tas" / "ModelB.ssp585.r1i1p1f1.tas.gn" / "ModelB.ssp585.r1i1p1f1.tas.gn.json").read_text())
+    assert (item["properties"]["variable_id"], item["properties"]["experiment_id"]) == ("tas", "ssp585")
+
+
+def test_invalid_config_is_a_clear_error(cli, tmp_path):
+    config = tmp_path / "mapping.yaml"
+    config.write_text("sources:\n  - url: s3://x\n    colection: {}\n")
+    result = cli("build", "--config", str(config), "-o", str(tmp_path / "out"), expect=2)
+    assert "invalid configuration" in result.output and "sources.0.colection: Extra inputs are not permitted" in result.output
+
+
+def test_url_and_config_are_exclusive(cli, tmp_path):
+    result = cli("build", "-o", str(tmp_path / "out"), expect=2)
+    assert "give either a URL to crawl or --config FILE" in result.output
