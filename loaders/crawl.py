@@ -22,6 +22,7 @@ from .inputs import InputError, common_root, expand_input, iter_refs, kind_of
 from .failures import DISCOVERY, DUPLICATE_ID, INPUT, LAYOUT, MAPPING_ERROR, StoreFailure
 from .mapping import MappingError, store_to_item
 from .read import StoreReadError, one_line, open_store
+from .layout import Placement
 from .storage import StorageOptions
 
 @dataclass
@@ -43,24 +44,45 @@ class Job:
 
 @dataclass
 class CrawlResult:
-    """What a crawl produced; `complete` is False when some input or prefix could not be listed."""
+    """What a crawl produced, and what it did not see.
+
+    A store missing from `items` may only be deleted from an existing catalogue
+    when `may_delete_from(its collection)`: the crawl then saw every store of that
+    collection. A failed store, a prefix that could not be listed or an unusable
+    input file all mean "keep what was catalogued before".
+    """
 
     config: MappingConfig
     collections: list[pystac.Collection] = field(default_factory=list)
     items: list[pystac.Item] = field(default_factory=list)
     failures: list[StoreFailure] = field(default_factory=list)
-    complete: bool = True
+
+    @property
+    def complete(self) -> bool:
+        """False when some failure could concern any collection (discovery, input)."""
+        return not any(f.collection_id is None and f.kind != LAYOUT for f in self.failures)
+
+    @property
+    def incomplete_collections(self) -> set[str]:
+        return {f.collection_id for f in self.failures if f.collection_id is not None}
+
+    def may_delete_from(self, collection_id: str) -> bool:
+        return self.complete and collection_id not in self.incomplete_collections
 
     def items_of(self, collection_id: str) -> list[pystac.Item]:
         return [item for item in self.items if item.collection_id == collection_id]
 
 
-def catalogue_store(job: Job) -> CataloguedStore:
-    """Read and map one store; raises StoreReadError or MappingError."""
+def placement_of(job: Job) -> tuple[Placement, dict[str, str]]:
     try:
-        placement, fields = job.source.place(job.root, job.ref.url, job.ref.name)
+        return job.source.place(job.root, job.ref.url, job.ref.name)
     except ValueError as exc:
         raise MappingError(LAYOUT, str(exc)) from None
+
+
+def catalogue_store(job: Job) -> CataloguedStore:
+    """Read and map one store; raises StoreReadError or MappingError."""
+    placement, fields = placement_of(job)
     opened = open_store(job.ref, job.source.storage)
     try:
         item = store_to_item(
@@ -79,11 +101,16 @@ def run_job(job: Job) -> CataloguedStore | StoreFailure:
     try:
         return catalogue_store(job)
     except StoreReadError as exc:
-        return StoreFailure(job.ref.url, exc.kind, exc.reason)
+        kind, reason = exc.kind, exc.reason
     except MappingError as exc:
-        return StoreFailure(job.ref.url, exc.kind, str(exc))
+        kind, reason = exc.kind, str(exc)
     except Exception as exc:  # noqa: BLE001 - one bad store must not stop the crawl
-        return StoreFailure(job.ref.url, MAPPING_ERROR, one_line(exc))
+        kind, reason = MAPPING_ERROR, one_line(exc)
+    try:
+        collection_id = placement_of(job)[0].collection_id
+    except MappingError:
+        collection_id = None
+    return StoreFailure(job.ref.url, kind, reason, collection_id)
 
 
 def plan(config: MappingConfig, result: CrawlResult, workers: int) -> list[Job]:
@@ -95,11 +122,9 @@ def plan(config: MappingConfig, result: CrawlResult, workers: int) -> list[Job]:
             refs = list(iter_refs(expanded, source.storage, workers))
         except InputError as exc:
             result.failures.append(StoreFailure(source.url, INPUT, str(exc)))
-            result.complete = False
             continue
         except DiscoveryError as exc:
             result.failures.append(StoreFailure(exc.url, DISCOVERY, exc.reason))
-            result.complete = False
             continue
         jobs.extend(Job(source, expanded.root, ref) for ref in sorted(refs, key=lambda r: r.url))
     return jobs
@@ -127,7 +152,7 @@ def crawl(
             if isinstance(outcome, CataloguedStore):
                 key = (outcome.item.collection_id, outcome.item.id)
                 if key in seen:
-                    outcome = StoreFailure(job.ref.url, DUPLICATE_ID, f"item id {key[1]!r} in collection {key[0]!r} is already used by {seen[key]}")
+                    outcome = StoreFailure(job.ref.url, DUPLICATE_ID, f"item id {key[1]!r} in collection {key[0]!r} is already used by {seen[key]}", key[0])
                 else:
                     seen[key] = job.ref.url
                     stores.append(outcome)

@@ -32,3 +32,7 @@ class StoreFailure:
     url: str
     kind: str
     reason: str
+    # The collection the store belongs to, when known: its earlier Item must then be
+    # kept, and nothing may be deleted from that collection. None with a kind
+    # other than `layout` means "somewhere": nothing may be deleted at all.
+    collection_id: str | None = None

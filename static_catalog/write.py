@@ -1,26 +1,47 @@
-"""Write Collections and Items as a static STAC catalogue (folder or bucket prefix).
+"""Publish Collections and Items as a static STAC catalogue (folder or bucket prefix).
 
 Layout (pystac's best-practices layout):
 
     catalog.json
     <collection>/collection.json
+    <collection>/items.parquet            (with --geoparquet)
     <collection>/<item>/<item>.json
 
 Links are relative (a self-contained catalogue) unless `base_url` is given, in
 which case every link, `self` included, is absolute under `base_url`.
 
-Write order keeps readers safe: items first, then collections, then the root,
-and objects that no longer belong are deleted only after the root is written
-(and only when the caller says the crawl behind them was complete).
+Publishing is incremental and safe for readers:
+
+- an object is written only when its bytes differ from what is there (compared
+  by MD5: the ETag an object store lists, or the file's own hash), so a rerun
+  with nothing changed writes nothing;
+- items are written first, then collections, then the root; every object is
+  replaced whole (a rename for files, one PUT for objects). The root links to an
+  immutable, content-addressed copy of each collection document
+  (`<collection>/collection-<hash>.json`, beside the stable `collection.json`),
+  so replacing the root switches atomically from one snapshot to the next: a
+  reader that started from the old root walks the old catalogue to the end;
+- objects that no longer belong are unlinked first and deleted only after a grace
+  period (`delete_grace`, 10 minutes by default, tracked in
+  `.zarr-stac-pending-deletes.json`), so that a reader still holding an old
+  collection document finds every item it links; and only from collections the
+  caller says may be pruned (the crawl saw all of their stores). The items of
+  other collections that this publication lacks are kept, and stay linked.
 """
 
 from __future__ import annotations
 
+import hashlib
+import io
 import os
 import posixpath
+import re
 import tempfile
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from itertools import islice
 from typing import Any
 
 import orjson
@@ -28,15 +49,28 @@ import pystac
 from pystac.link import HIERARCHICAL_LINKS
 
 from loaders.layout import safe_id
+from loaders.spatial import union_bboxes
 from loaders.storage import StorageOptions, protocol_of, strip_url
-
 
 CATALOG_FILE = "catalog.json"
 COLLECTION_FILE = "collection.json"
+GEOPARQUET_FILE = "items.parquet"
 JSON_TYPE = "application/json"
 GEOJSON_TYPE = "application/geo+json"
+PARQUET_TYPE = "application/vnd.apache.parquet"
 # Links this writer makes itself; any others on an object are kept.
 STRUCTURAL_RELS = {"self", *HIERARCHICAL_LINKS}
+ITEM_PATH = re.compile(r"(?P<collection>[^/]+)/(?P<item>[^/]+)/(?P=item)\.json")
+SNAPSHOT_PATH = re.compile(r"[^/]+/collection-[0-9a-f]{16}\.json")
+WRITE_BATCH = 500
+# Objects that left the catalogue, and since when: deleted once the grace period
+# is over, so that a reader still holding an old collection document finds them.
+PENDING_FILE = ".zarr-stac-pending-deletes.json"
+DEFAULT_DELETE_GRACE = 600.0  # seconds
+
+
+def never(collection_id: str) -> bool:
+    return False
 
 
 @dataclass
@@ -44,147 +78,337 @@ class WriteReport:
     written: int = 0
     unchanged: int = 0
     deleted: int = 0
+    kept: int = 0  # earlier items kept because their collection was not fully crawled
+    pending: int = 0  # unlinked objects waiting for their grace period before deletion
 
 
 def collection_path(collection_id: str) -> str:
     return f"{safe_id(collection_id)}/{COLLECTION_FILE}"
 
 
+def snapshot_path(collection_id: str, stable_bytes: bytes) -> str:
+    """The immutable copy of a collection document, named by its content."""
+    return f"{safe_id(collection_id)}/collection-{md5(stable_bytes)[:16]}.json"
+
+
 def item_path(collection_id: str, item_id: str) -> str:
     return f"{safe_id(collection_id)}/{safe_id(item_id)}/{safe_id(item_id)}.json"
-
-
-def _link(rel: str, from_path: str, to_path: str, base_url: str | None, media_type: str, title: str | None = None) -> dict[str, Any]:
-    if base_url:
-        href = f"{base_url.rstrip('/')}/{to_path}"
-    else:
-        href = posixpath.relpath(to_path, posixpath.dirname(from_path) or ".")
-        if not href.startswith("."):
-            href = "./" + href
-    link = {"rel": rel, "href": href, "type": media_type}
-    if title:
-        link["title"] = title
-    return link
-
-
-def _other_links(data: dict[str, Any]) -> list[dict[str, Any]]:
-    return [link for link in data.get("links", []) if link.get("rel") not in STRUCTURAL_RELS]
 
 
 def _dumps(data: dict[str, Any]) -> bytes:
     return orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY)
 
 
-def render_catalog(
-    collections: Sequence[pystac.Collection],
-    items: Mapping[str, Sequence[pystac.Item]],
-    *,
-    catalog_id: str = "zarr-stac",
-    title: str = "zarr-stac catalogue",
-    description: str = "Zarr datasets in object storage, catalogued with STAC.",
-    base_url: str | None = None,
-) -> dict[str, bytes]:
-    """Every object of the catalogue as {relative path: JSON bytes}, root last."""
-    out: dict[str, bytes] = {}
-    root_links = [_link("root", CATALOG_FILE, CATALOG_FILE, base_url, JSON_TYPE, title)]
-    for collection in collections:
-        cpath = collection_path(collection.id)
-        cdata = collection.to_dict(include_self_link=False, transform_hrefs=False)
-        clinks = [
-            _link("root", cpath, CATALOG_FILE, base_url, JSON_TYPE, title),
-            _link("parent", cpath, CATALOG_FILE, base_url, JSON_TYPE, title),
-        ]
-        for item in sorted(items.get(collection.id, ()), key=lambda i: i.id):
-            ipath = item_path(collection.id, item.id)
-            idata = item.to_dict(include_self_link=False, transform_hrefs=False)
-            idata["collection"] = collection.id
-            idata["links"] = [
-                _link("root", ipath, CATALOG_FILE, base_url, JSON_TYPE, title),
-                _link("parent", ipath, cpath, base_url, JSON_TYPE, collection.title),
-                _link("collection", ipath, cpath, base_url, JSON_TYPE, collection.title),
-                *([_link("self", ipath, ipath, base_url, GEOJSON_TYPE)] if base_url else []),
-                *_other_links(idata),
-            ]
-            out[ipath] = _dumps(idata)
-            clinks.append(_link("item", cpath, ipath, base_url, GEOJSON_TYPE, item.properties.get("title")))
-        if base_url:
-            clinks.append(_link("self", cpath, cpath, base_url, JSON_TYPE))
-        cdata["links"] = clinks + _other_links(cdata)
-        out[cpath] = _dumps(cdata)
-        root_links.append(_link("child", CATALOG_FILE, cpath, base_url, JSON_TYPE, collection.title))
-    if base_url:
-        root_links.append(_link("self", CATALOG_FILE, CATALOG_FILE, base_url, JSON_TYPE))
-    root = pystac.Catalog(id=catalog_id, description=description, title=title).to_dict(include_self_link=False)
-    root["links"] = root_links
-    out[CATALOG_FILE] = _dumps(root)
-    return out
+def md5(data: bytes) -> str:
+    return hashlib.md5(data, usedforsecurity=False).hexdigest()
 
 
 class Destination:
-    """A folder or an object-store prefix that catalogue objects are written to."""
+    """A folder or an object-store prefix; knows what is there by path and MD5."""
 
     def __init__(self, url: str, storage: StorageOptions | None = None):
         self.url = strip_url(url)
         self.local = protocol_of(url) == "file"
         self.fs = (storage or StorageOptions()).filesystem(self.url)
-        self.root = self.fs._strip_protocol(self.url)
+        self.root = self.fs._strip_protocol(self.url).rstrip("/")
 
-    def _full(self, path: str) -> str:
+    def full(self, path: str) -> str:
         return f"{self.root}/{path}"
 
-    def read(self, path: str) -> bytes | None:
+    def inventory(self) -> dict[str, str | None]:
+        """{relative path: MD5 or None when unknown} of what is published now."""
         try:
-            return self.fs.cat_file(self._full(path))
+            found = self.fs.find(self.root, detail=True)
         except FileNotFoundError:
-            return None
+            return {}
+        prefix = self.root + "/"
+        inventory: dict[str, str | None] = {}
+        for path, info in found.items():
+            relative = path[len(prefix):] if path.startswith(prefix) else None
+            if not relative or posixpath.basename(relative).startswith(".tmp-"):
+                continue
+            etag = str(info.get("ETag") or info.get("etag") or "").strip('"')
+            if self.local:
+                with open(path, "rb") as handle:
+                    inventory[relative] = md5(handle.read())
+            else:
+                # Single-part uploads (all of ours) have the MD5 as ETag; others are unknown.
+                inventory[relative] = etag if etag and "-" not in etag else None
+        return inventory
 
-    def write(self, path: str, data: bytes) -> None:
-        full = self._full(path)
+    def read(self, path: str) -> bytes:
+        return self.fs.cat_file(self.full(path))
+
+    def write_many(self, objects: Mapping[str, bytes], content_type: str = JSON_TYPE) -> None:
+        if not objects:
+            return
         if self.local:
-            # Write beside, then rename: a reader sees the old file or the new one.
-            os.makedirs(os.path.dirname(full), exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=os.path.dirname(full), prefix=".tmp-", suffix=".json")
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, full)
+            with ThreadPoolExecutor(max_workers=8) as pool:
+                list(pool.map(lambda kv: self._write_file(*kv), objects.items()))
         else:
-            self.fs.pipe_file(full, data, ContentType=JSON_TYPE)
+            self.fs.pipe({self.full(p): data for p, data in objects.items()}, ContentType=content_type)
 
-    def list_json(self) -> set[str]:
-        try:
-            found = self.fs.find(self.root)
-        except FileNotFoundError:
-            return set()
-        prefix = self.root.rstrip("/") + "/"
-        return {p[len(prefix):] for p in found if p.endswith(".json") and not posixpath.basename(p).startswith(".tmp-")}
+    def _write_file(self, path: str, data: bytes) -> None:
+        full = self.full(path)
+        directory = os.path.dirname(full)
+        os.makedirs(directory, exist_ok=True)
+        # Write beside, then rename: a reader sees the old file or the new one.
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-")
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, full)
 
-    def delete(self, path: str) -> None:
-        self.fs.rm_file(self._full(path))
+    def delete_many(self, paths: Iterable[str]) -> None:
+        paths = [self.full(p) for p in paths]
+        if paths:
+            self.fs.rm(paths)
+        if self.local:  # drop the item folders left empty
+            for path in paths:
+                try:
+                    os.rmdir(os.path.dirname(path))
+                except OSError:
+                    pass
 
 
-def publish(
-    objects: Mapping[str, bytes],
-    dest: str,
-    *,
-    storage: StorageOptions | None = None,
-    prune: bool = False,
-) -> WriteReport:
-    """Write `objects` (root catalogue last) and, if `prune`, delete JSON no longer in it."""
-    target = Destination(dest, storage)
-    report = WriteReport()
-    order = sorted(objects, key=lambda p: (p == CATALOG_FILE, p.endswith(COLLECTION_FILE), p))
-    for path in order:
-        if target.read(path) == objects[path]:
-            report.unchanged += 1
-            continue
-        target.write(path, objects[path])
-        report.written += 1
-    if prune:
-        for stale in sorted(target.list_json() - set(objects)):
-            target.delete(stale)
-            report.deleted += 1
-    return report
+@dataclass
+class StaticCatalog:
+    """A static catalogue at `dest`, published from Collections and Items."""
+
+    dest: str
+    storage: StorageOptions | None = None
+    base_url: str | None = None
+    catalog_id: str = "zarr-stac"
+    title: str = "zarr-stac catalogue"
+    description: str = "Zarr datasets in object storage, catalogued with STAC."
+    geoparquet: bool = False
+    delete_grace: float = DEFAULT_DELETE_GRACE
+    destination: Destination = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.destination = Destination(self.dest, self.storage)
+
+    # -- links ---------------------------------------------------------------------------
+    def link(self, rel: str, from_path: str, to_path: str, media_type: str, title: str | None = None) -> dict[str, Any]:
+        if self.base_url:
+            href = f"{self.base_url.rstrip('/')}/{to_path}"
+        else:
+            href = posixpath.relpath(to_path, posixpath.dirname(from_path) or ".")
+            if not href.startswith("."):
+                href = "./" + href
+        link = {"rel": rel, "href": href, "type": media_type}
+        if title:
+            link["title"] = title
+        return link
+
+    # -- rendering -----------------------------------------------------------------------
+    def render_item(self, data: dict[str, Any], collection: pystac.Collection) -> tuple[str, bytes]:
+        path = item_path(collection.id, data["id"])
+        cpath = collection_path(collection.id)
+        data = dict(data, collection=collection.id)
+        data["links"] = [
+            self.link("root", path, CATALOG_FILE, JSON_TYPE, self.title),
+            self.link("parent", path, cpath, JSON_TYPE, collection.title),
+            self.link("collection", path, cpath, JSON_TYPE, collection.title),
+            *([self.link("self", path, path, GEOJSON_TYPE)] if self.base_url else []),
+            *[link for link in data.get("links", []) if link.get("rel") not in STRUCTURAL_RELS],
+        ]
+        return path, _dumps(data)
+
+    def render_collection(self, collection: pystac.Collection, items: Sequence[dict[str, Any]], geoparquet: bool, path: str | None = None) -> bytes:
+        cpath = path or collection_path(collection.id)
+        data = collection.to_dict(include_self_link=False, transform_hrefs=False)
+        links = [
+            self.link("root", cpath, CATALOG_FILE, JSON_TYPE, self.title),
+            self.link("parent", cpath, CATALOG_FILE, JSON_TYPE, self.title),
+        ]
+        for item in sorted(items, key=lambda i: i["id"]):
+            links.append(self.link("item", cpath, item_path(collection.id, item["id"]), GEOJSON_TYPE, item.get("properties", {}).get("title")))
+        if self.base_url:
+            links.append(self.link("self", cpath, cpath, JSON_TYPE))
+        data["links"] = links + [link for link in data.get("links", []) if link.get("rel") not in STRUCTURAL_RELS]
+        if geoparquet:
+            parquet = self.link("stac-items", cpath, f"{safe_id(collection.id)}/{GEOPARQUET_FILE}", PARQUET_TYPE)
+            data.setdefault("assets", {})["geoparquet-items"] = {
+                "href": parquet["href"],
+                "type": PARQUET_TYPE,
+                "title": "All items of this collection (stac-geoparquet)",
+                "roles": ["stac-items"],
+            }
+        return _dumps(data)
+
+    def render_root(self, collections: Sequence[pystac.Collection], children: Mapping[str, str] | None = None) -> bytes:
+        data = pystac.Catalog(id=self.catalog_id, description=self.description, title=self.title).to_dict(include_self_link=False)
+        data["links"] = [self.link("root", CATALOG_FILE, CATALOG_FILE, JSON_TYPE, self.title)]
+        for collection in sorted(collections, key=lambda c: c.id):
+            child = (children or {}).get(collection.id) or collection_path(collection.id)
+            data["links"].append(self.link("child", CATALOG_FILE, child, JSON_TYPE, collection.title))
+        if self.base_url:
+            data["links"].append(self.link("self", CATALOG_FILE, CATALOG_FILE, JSON_TYPE))
+        return _dumps(data)
+
+    # -- publishing ----------------------------------------------------------------------
+    def publish(
+        self,
+        collections: Iterable[pystac.Collection],
+        items: Iterable[pystac.Item],
+        *,
+        may_delete: Callable[[str], bool] = never,
+    ) -> WriteReport:
+        """Write what changed; delete what is gone from collections `may_delete` allows."""
+        report = WriteReport()
+        existing = self.destination.inventory()
+        pending = self._pending(existing)
+        collections = {c.id: c for c in collections}
+        grouped: dict[str, list[dict[str, Any]]] = {cid: [] for cid in collections}
+        for item in items:
+            if item.collection_id not in grouped:
+                raise ValueError(f"item {item.id!r} belongs to collection {item.collection_id!r}, which is not being published")
+            grouped[item.collection_id].append(item.to_dict(include_self_link=False, transform_hrefs=False))
+        # Unlinked objects waiting for deletion are no longer part of the catalogue.
+        current = {p: h for p, h in existing.items() if p not in pending}
+        self._keep_earlier(current, collections, grouped, may_delete, report)
+
+        published: set[str] = {CATALOG_FILE}
+        for cid, collection in collections.items():
+            item_dicts = grouped[cid]
+            self._check_unique_paths(cid, item_dicts)
+            for batch in _batches(item_dicts, WRITE_BATCH):
+                rendered = dict(self.render_item(data, collection) for data in batch)
+                published.update(rendered)
+                self._write_changed(rendered, existing, report)
+            if self.geoparquet:
+                path = f"{safe_id(cid)}/{GEOPARQUET_FILE}"
+                published.add(path)
+                self._write_changed({path: geoparquet_bytes(item_dicts)}, existing, report, PARQUET_TYPE)
+        # Collections once their items are all in place, each twice: at its stable
+        # URL and at an immutable, content-addressed one that the root links to.
+        # Switching the root is then the one atomic step between two snapshots: a
+        # reader that started from the old root keeps walking the old collections
+        # (kept, like every unlinked object, for the grace period).
+        snapshot_paths = {}
+        for cid, collection in collections.items():
+            data = self.render_collection(collection, grouped[cid], self.geoparquet)
+            stable = collection_path(cid)
+            snapshot = snapshot_path(cid, data)
+            snapshot_paths[cid] = snapshot
+            objects = {stable: data, snapshot: self.render_collection(collection, grouped[cid], self.geoparquet, path=snapshot)}
+            published.update(objects)
+            self._write_changed(objects, existing, report)
+        self._write_changed({CATALOG_FILE: self.render_root(list(collections.values()), snapshot_paths)}, existing, report)
+
+        stale = [p for p in existing if p not in published and p != PENDING_FILE and (p in pending or self._deletable(p, may_delete))]
+        self._delete_after_grace(stale, pending, existing, report)
+        return report
+
+    def _pending(self, existing: Mapping[str, str | None]) -> dict[str, float]:
+        if PENDING_FILE not in existing:
+            return {}
+        return {p: float(t) for p, t in orjson.loads(self.destination.read(PENDING_FILE)).items() if p in existing}
+
+    def _delete_after_grace(self, stale: list[str], pending: dict[str, float], existing: Mapping[str, str | None], report: WriteReport) -> None:
+        now = time.time()
+        waiting = {p: pending.get(p, now) for p in stale}  # an object published again leaves the list
+        due = sorted(p for p, since in waiting.items() if now - since >= self.delete_grace)
+        self.destination.delete_many(due)
+        report.deleted = len(due)
+        remaining = {p: t for p, t in waiting.items() if p not in due}
+        report.pending = len(remaining)
+        if remaining or PENDING_FILE in existing:
+            self._write_changed({PENDING_FILE: orjson.dumps(remaining, option=orjson.OPT_SORT_KEYS)}, existing, report)
+
+    def _deletable(self, path: str, may_delete: Callable[[str], bool]) -> bool:
+        """Old collection snapshots, and our objects in collections that may be pruned."""
+        if SNAPSHOT_PATH.fullmatch(path):
+            return True
+        collection_dir = path.split("/", 1)[0]
+        ours = path.endswith((".json", ".parquet"))
+        return ours and "/" in path and may_delete(collection_dir)
+
+    def _write_changed(self, objects: Mapping[str, bytes], existing: Mapping[str, str | None], report: WriteReport, content_type: str = JSON_TYPE) -> None:
+        changed = {p: data for p, data in objects.items() if existing.get(p) != md5(data)}
+        report.unchanged += len(objects) - len(changed)
+        report.written += len(changed)
+        self.destination.write_many(changed, content_type)
+
+    def _keep_earlier(self, existing, collections, grouped, may_delete, report) -> None:
+        """Items published before, whose collection this crawl did not fully see, stay."""
+        by_collection: dict[str, list[str]] = {}
+        for path in existing:
+            match = ITEM_PATH.fullmatch(path)
+            if match:
+                by_collection.setdefault(match["collection"], []).append(path)
+        for collection_dir, paths in by_collection.items():
+            if may_delete(collection_dir):
+                continue
+            cid = next((c for c in collections if safe_id(c) == collection_dir), None)
+            present = {item_path(cid, d["id"]) for d in grouped.get(cid, [])} if cid else set()
+            missing = [p for p in paths if p not in present]
+            if not missing:
+                continue
+            if cid is None:  # a whole collection this crawl did not produce: keep it as it was
+                old = pystac.Collection.from_dict(orjson.loads(self.destination.read(collection_path(collection_dir))), migrate=False)
+                collections[old.id] = old
+                cid = old.id
+                grouped[cid] = []
+            kept = [orjson.loads(self.destination.read(p)) for p in missing]
+            grouped[cid].extend(kept)
+            report.kept += len(kept)
+            collections[cid] = _widened(collections[cid], grouped[cid])
+
+    def _check_unique_paths(self, collection_id: str, items: Sequence[dict[str, Any]]) -> None:
+        seen: dict[str, str] = {}
+        for data in items:
+            path = item_path(collection_id, data["id"])
+            if path in seen and seen[path] != data["id"]:
+                raise ValueError(f"items {seen[path]!r} and {data['id']!r} of collection {collection_id!r} would both be written to {path}")
+            seen[path] = data["id"]
+
+
+def _batches(values: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
+    iterator = iter(values)
+    while batch := list(islice(iterator, size)):
+        yield batch
+
+
+def _widened(collection: pystac.Collection, items: Sequence[dict[str, Any]]) -> pystac.Collection:
+    """`collection` with extents that also cover `items` (kept from before)."""
+    collection = collection.clone()
+    bboxes = [i["bbox"] for i in items if i.get("bbox")] + collection.extent.spatial.bboxes[:1]
+    collection.extent.spatial.bboxes = [union_bboxes(bboxes)]
+    starts, ends = [], []
+    for i in items:
+        props = i.get("properties", {})
+        starts.append(props.get("start_datetime") or props.get("datetime"))
+        ends.append(props.get("end_datetime") or props.get("datetime"))
+    interval = collection.extent.temporal.intervals[0]
+    parsed = [pystac.utils.str_to_datetime(v) for v in starts + ends if v]
+    if parsed:
+        low = min([*parsed, *(t for t in interval[:1] if t)])
+        high = max([*parsed, *(t for t in interval[1:] if t)])
+        collection.extent.temporal.intervals = [[low, high]]
+    return collection
+
+
+def _no_empty_objects(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _no_empty_objects(v) for k, v in value.items()} or None
+    if isinstance(value, list):
+        return [_no_empty_objects(v) for v in value]
+    return value
+
+
+def geoparquet_bytes(items: Sequence[dict[str, Any]]) -> bytes:
+    """A collection's items as stac-geoparquet."""
+    import pyarrow.parquet as pq
+    from stac_geoparquet.arrow import parse_stac_items_to_arrow
+
+    # Parquet cannot hold an empty struct (e.g. `"chunks": {}` in xarray:open_kwargs):
+    # in this copy empty objects become null; the JSON items keep them.
+    table = parse_stac_items_to_arrow([_no_empty_objects(i) for i in items]).read_all()
+    buffer = io.BytesIO()
+    pq.write_table(table, buffer)
+    return buffer.getvalue()
 
 
 def write_catalog(
@@ -194,14 +418,9 @@ def write_catalog(
     *,
     storage: StorageOptions | None = None,
     base_url: str | None = None,
-    prune: bool = False,
+    may_delete: Callable[[str], bool] = never,
+    geoparquet: bool = False,
     **root_fields: Any,
 ) -> WriteReport:
-    collections = list(collections)
-    by_collection: dict[str, list[pystac.Item]] = {c.id: [] for c in collections}
-    for item in items:
-        if item.collection_id not in by_collection:
-            raise ValueError(f"item {item.id!r} belongs to collection {item.collection_id!r}, which is not being written")
-        by_collection[item.collection_id].append(item)
-    objects = render_catalog(collections, by_collection, base_url=base_url, **root_fields)
-    return publish(objects, dest, storage=storage, prune=prune)
+    catalog = StaticCatalog(dest, storage=storage, base_url=base_url, geoparquet=geoparquet, **root_fields)
+    return catalog.publish(collections, items, may_delete=may_delete)

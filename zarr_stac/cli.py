@@ -163,25 +163,38 @@ def build(
     workers: Workers = 16,
     strict: Annotated[bool, typer.Option("--strict", help="Exit with status 1 when any store was skipped.")] = False,
     config: Config = None,
+    geoparquet: Annotated[bool, typer.Option("--geoparquet", help="Also write each collection's items as stac-geoparquet, linked as a `stac-items` asset.")] = False,
+    delete_grace: Annotated[float, typer.Option("--delete-grace", min=0, help="Seconds an unlinked object stays before it is deleted (readers mid-walk still find it).")] = 600.0,
 ) -> None:
-    """Crawl URL (or the sources of --config) and write a static STAC catalogue to OUTPUT."""
+    """Crawl URL (or the sources of --config) and write a static STAC catalogue to OUTPUT.
+
+    Incremental: only changed objects are written. Items of stores that are gone are
+    deleted only from collections whose stores were all read without error.
+    """
     from static_catalog.write import write_catalog
 
-    mapping = mapping_config(url, config, storage_options(endpoint_url, anon, profile, region, public_anon))
+    storage = storage_options(endpoint_url, anon, profile, region, public_anon)
+    mapping = mapping_config(url, config, storage)
+    # The storage flags also reach an object-store OUTPUT (keys from the environment).
+    output_storage = storage
     result = run_crawl(mapping, workers)
     print_summary(result)
-    # Stale objects are removed only after a crawl that saw every store.
     report = write_catalog(
         result.collections,
         result.items,
         output,
+        storage=output_storage,
         base_url=base_url,
-        prune=result.complete and not result.failures,
+        may_delete=result.may_delete_from,
+        geoparquet=geoparquet,
+        delete_grace=delete_grace,
         catalog_id=mapping.catalog.id,
         title=mapping.catalog.title,
         description=mapping.catalog.description,
     )
-    err.print(f"catalogue at {output}: {report.written} written, {report.unchanged} unchanged, {report.deleted} deleted")
+    kept = f", {report.kept} kept from before (not re-read)" if report.kept else ""
+    pending = f", {report.pending} unlinked (deleted after the grace period)" if report.pending else ""
+    err.print(f"catalogue at {escape(output)}: {report.written} written, {report.unchanged} unchanged, {report.deleted} deleted{kept}{pending}")
     finish(result, strict)
 
 

@@ -85,7 +85,7 @@ class Demo:
             from static_catalog.write import write_catalog
 
             static_dir = data_dir / "static"
-            report = write_catalog(result.collections, result.items, str(static_dir), prune=result.complete and not result.failures)
+            report = write_catalog(result.collections, result.items, str(static_dir), may_delete=result.may_delete_from)
             self.step(f"static catalogue in {static_dir} ({report.written} written, {report.unchanged} unchanged, {report.deleted} deleted)")
 
             from stac_api.ingest import load

@@ -39,14 +39,14 @@ def test_relative_links_reach_every_item_exactly_once(catalogue, sample_crawl):
 
 def test_rerun_with_nothing_changed_writes_nothing(catalogue, sample_crawl):
     report = write_catalog(sample_crawl.collections, sample_crawl.items, str(catalogue))
-    assert (report.written, report.unchanged, report.deleted) == (0, 14, 0)
+    assert (report.written, report.unchanged, report.deleted) == (0, 17, 0)
 
 
 def test_prune_removes_items_that_are_gone(catalogue, sample_crawl):
     kept = [i for i in sample_crawl.items if i.id != "ModelA.historical.r1i1p1f1.pr.gn"]
-    report = write_catalog(sample_crawl.collections, kept, str(catalogue), prune=True)
-    assert report.deleted == 1
-    assert report.written == 1  # the cmip6 collection, which lost an item link
+    report = write_catalog(sample_crawl.collections, kept, str(catalogue), may_delete=lambda collection_id: True, delete_grace=0)
+    assert report.deleted == 2  # the item and the old snapshot of its collection
+    assert report.written == 3  # the cmip6 collection (stable and snapshot) and the root
     assert len(walk_items(str(catalogue / "catalog.json"))) == 9
 
 

@@ -38,7 +38,7 @@ def test_crawl_lists_every_store(cli, sample_bucket):
 def test_build_then_validate(cli, sample_bucket, tmp_path):
     out = tmp_path / "stac"
     result = cli("build", sample_bucket, "-o", str(out), *cli.endpoint, "--public-anon")
-    assert "catalogued" in result.output and "14 written" in result.output
+    assert "catalogued" in result.output and "17 written" in result.output
     result = cli("validate", str(out), "--schemas", str(SCHEMA_DIR))
     assert "14 object(s) checked, 0 invalid" in result.output
 
@@ -97,7 +97,8 @@ sources:
     cli("build", "--config", str(config), "-o", str(out), "--strict")
     root = json.loads((out / "catalog.json").read_text())
     assert (root["id"], root["title"]) == ("demo-centre", "Demo centre")
-    assert sorted(link["href"] for link in root["links"] if link["rel"] == "child") == ["./cmip6-pr/collection.json", "./cmip6-tas/collection.json"]
+    assert sorted(link["href"].split("/")[1] for link in root["links"] if link["rel"] == "child") == ["cmip6-pr", "cmip6-tas"]
+    assert json.loads((out / "cmip6-tas" / "collection.json").read_text())["title"] == "CMIP6 tas"
     item = json.loads((out / "cmip6-tas" / "ModelB.ssp585.r1i1p1f1.tas.gn" / "ModelB.ssp585.r1i1p1f1.tas.gn.json").read_text())
     assert (item["properties"]["variable_id"], item["properties"]["experiment_id"]) == ("tas", "ssp585")
 

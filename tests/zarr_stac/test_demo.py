@@ -70,4 +70,4 @@ def test_demo_serves_both_catalogues_and_reuses_its_cluster(data_dir):
     output = "\n".join(lines)
     assert code == 0, output
     assert "reusing the cluster" in output
-    assert "0 written, 14 unchanged" in output
+    assert "0 written, 17 unchanged" in output
