@@ -10,6 +10,7 @@ and names each item after the rest of its path, so
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from dataclasses import dataclass
 
 from .storage import basename, relative_key
@@ -17,6 +18,7 @@ from .storage import basename, relative_key
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
+@lru_cache(maxsize=65536)
 def safe_id(text: str) -> str:
     """An id usable in URLs and file names (stac-fastapi rejects `/`, `:` and others)."""
     cleaned = _UNSAFE.sub("-", text).strip("-.")

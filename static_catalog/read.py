@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import pystac
 
+from loaders.storage import StorageOptions
 
-def read_catalog(href: str) -> tuple[list[pystac.Collection], list[pystac.Item]]:
-    root = pystac.Catalog.from_file(href)
+from .stac_io import FsspecStacIO
+
+
+def read_catalog(href: str, storage: StorageOptions | None = None) -> tuple[list[pystac.Collection], list[pystac.Item]]:
+    """Every Collection and Item of a static catalogue (a folder, a bucket or a URL)."""
+    root = pystac.Catalog.from_file(href, stac_io=FsspecStacIO(storage))
     collections = list(root.get_all_collections())
     items = []
     for collection in collections:

@@ -14,10 +14,15 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pystac
 from pystac.errors import STACValidationError
 from pystac.validation import validate_dict
 from pystac.validation.stac_validator import GetSchemaError, JsonSchemaSTACValidator
+
+from loaders.storage import StorageOptions
+
+from .stac_io import FsspecStacIO
 
 
 class OfflineValidator(JsonSchemaSTACValidator):
@@ -59,8 +64,8 @@ def validate_object(data: dict[str, Any], validator: JsonSchemaSTACValidator | N
     return None
 
 
-def walk_catalog(href: str) -> Iterator[pystac.STACObject]:
-    root = pystac.read_file(href)
+def walk_catalog(href: str, storage: StorageOptions | None = None) -> Iterator[pystac.STACObject]:
+    root = pystac.read_file(href, stac_io=FsspecStacIO(storage))
     if not isinstance(root, pystac.Catalog):
         yield root
         return
@@ -69,12 +74,52 @@ def walk_catalog(href: str) -> Iterator[pystac.STACObject]:
         yield from items
 
 
-def validate_catalog(href: str, validator: JsonSchemaSTACValidator | None = None) -> ValidationReport:
-    """Validate every object reachable from the catalogue at `href`."""
+def validate_catalog(href: str, validator: JsonSchemaSTACValidator | None = None, storage: StorageOptions | None = None) -> ValidationReport:
+    """Validate every object reachable from the static catalogue at `href`."""
     report = ValidationReport()
-    for obj in walk_catalog(href):
+    for obj in walk_catalog(href, storage):
         report.checked += 1
         problem = validate_object(obj.to_dict(transform_hrefs=False), validator, href=obj.get_self_href())
         if problem:
             report.errors.append((obj.get_self_href() or obj.id, problem))
     return report
+
+
+def _pages(client: httpx.Client, url: str, key: str) -> Iterator[dict[str, Any]]:
+    """Every entry of a paginated STAC API list, following `next` links."""
+    while url:
+        page = client.get(url)
+        page.raise_for_status()
+        body = page.json()
+        yield from body.get(key, [])
+        url = next((link["href"] for link in body.get("links", []) if link.get("rel") == "next" and link.get("method", "GET") == "GET"), None)
+
+
+def is_api(landing: dict[str, Any]) -> bool:
+    return "conformsTo" in landing and any(link.get("rel") == "data" for link in landing.get("links", []))
+
+
+def validate_api(url: str, validator: JsonSchemaSTACValidator | None = None, *, page_size: int = 100) -> ValidationReport:
+    """Validate every collection of a STAC API, and every item of each."""
+    report = ValidationReport()
+    with httpx.Client(timeout=60, follow_redirects=True) as client:
+        base = url.rstrip("/")
+        for collection in _pages(client, f"{base}/collections?limit={page_size}", "collections"):
+            report.checked += 1
+            if problem := validate_object(collection, validator):
+                report.errors.append((f"{base}/collections/{collection.get('id')}", problem))
+            items_url = f"{base}/collections/{collection['id']}/items?limit={page_size}"
+            for item in _pages(client, items_url, "features"):
+                report.checked += 1
+                if problem := validate_object(item, validator):
+                    report.errors.append((f"{base}/collections/{collection['id']}/items/{item.get('id')}", problem))
+    return report
+
+
+def validate_any(href: str, validator: JsonSchemaSTACValidator | None = None, storage: StorageOptions | None = None) -> ValidationReport:
+    """A static catalogue (folder, catalog.json, bucket URL) or a STAC API landing page."""
+    if href.startswith(("http://", "https://")):
+        landing = httpx.get(href, timeout=60, follow_redirects=True).json()
+        if is_api(landing):
+            return validate_api(href, validator)
+    return validate_catalog(href, validator, storage)

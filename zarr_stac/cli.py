@@ -217,11 +217,12 @@ def load(
     from stac_api.ingest import load as load_into_pgstac
 
     target = resolve_dsn(dsn, data_dir)
-    catalog_file = Path(source) / "catalog.json" if source and Path(source).is_dir() else Path(source or "")
-    if source and catalog_file.name == "catalog.json" and catalog_file.exists():
+    if source and Path(source).is_dir() and (Path(source) / "catalog.json").exists():
+        source = str(Path(source) / "catalog.json")
+    if source and source.endswith("catalog.json"):
         from static_catalog.read import read_catalog
 
-        collections, items = read_catalog(str(catalog_file))
+        collections, items = read_catalog(source, storage_options(endpoint_url, anon, profile, region))
         result = None
     else:
         mapping = mapping_config(source, config, storage_options(endpoint_url, anon, profile, region, public_anon))
@@ -272,14 +273,18 @@ def serve_static(
 
 @app.command()
 def validate(
-    href: Annotated[str, typer.Argument(help="catalog.json of a static catalogue (path or URL).")],
+    href: Annotated[str, typer.Argument(help="A static catalogue (folder, catalog.json, s3://.../catalog.json, URL) or a STAC API's landing page URL.")],
     schemas: Annotated[Optional[Path], typer.Option("--schemas", envvar="ZARR_STAC_SCHEMAS", help="Folder of JSON schemas laid out by URL; validation is then offline.")] = None,
+    endpoint_url: EndpointUrl = None,
+    anon: Anon = False,
+    profile: Profile = None,
+    region: Region = None,
 ) -> None:
-    """Validate every object of a static catalogue against the STAC JSON schemas."""
-    from static_catalog.validate import OfflineValidator, validate_catalog
+    """Validate every Collection and Item of a static catalogue or a STAC API against the JSON schemas."""
+    from static_catalog.validate import OfflineValidator, validate_any
 
     target = str(Path(href) / "catalog.json") if Path(href).is_dir() else href
-    report = validate_catalog(target, OfflineValidator(schemas) if schemas else None)
+    report = validate_any(target, OfflineValidator(schemas) if schemas else None, storage_options(endpoint_url, anon, profile, region))
     for where, message in report.errors:
         err.print(f"[red]invalid[/] {where}: {message}", highlight=False)
     err.print(f"{report.checked} object(s) checked, {len(report.errors)} invalid")

@@ -80,3 +80,13 @@ def test_static_server_answers_cors_preflight(catalogue):
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_validate_a_catalogue_in_a_bucket_and_an_api(tmp_path, sample_crawl, storage, empty_bucket, api_url, validator):
+    from static_catalog.validate import validate_any
+
+    write_catalog(sample_crawl.collections, sample_crawl.items, f"{empty_bucket}/stac", storage=storage)
+    report = validate_any(f"{empty_bucket}/stac/catalog.json", validator, storage)
+    assert (report.checked, report.errors) == (14, [])
+    report = validate_any(api_url, validator)
+    assert (report.checked, report.errors) == (13, [])  # 3 collections, 10 items

@@ -1,0 +1,1 @@
+"""Benchmarks: zarr-stac against its peers, measured in the same run (`make bench`)."""

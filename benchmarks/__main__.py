@@ -1,0 +1,14 @@
+"""`python -m benchmarks [NAME ...]`: run the named benchmarks (default: all) and update BENCHMARKS.md."""
+
+import runpy
+import sys
+
+BENCHMARKS = {"static": "benchmarks.static_catalog"}
+
+names = sys.argv[1:] or list(BENCHMARKS)
+for name in names:
+    if name not in BENCHMARKS:
+        raise SystemExit(f"unknown benchmark {name!r}; choose from {', '.join(BENCHMARKS)}")
+for name in names:
+    sys.argv = [BENCHMARKS[name]]
+    runpy.run_module(BENCHMARKS[name], run_name="__main__")
