@@ -254,6 +254,9 @@ def store_to_item(
     }
     if ds.attrs.get("title"):
         item_properties["title"] = str(ds.attrs["title"])
+    # The data variables' names, as a plain property: searchable and filterable
+    # (CQL2 `a_contains(variables, ['tas'])`), which cube:variables' keys are not.
+    item_properties["variables"] = sorted(str(name) for name in ds.data_vars if name not in bounds_variables(ds))
     item_properties.update(source.properties)
     item_properties.update(properties or {})
     template = pystac.Item(

@@ -1,6 +1,12 @@
 """The STAC API application: stac-fastapi-pgstac, configured by `Settings`.
 
-    uvicorn stac_api.app:create_app --factory
+    uvicorn stac_api.app:create_app --factory --proxy-headers
+
+Everything is stac-fastapi-pgstac's (`instantiate_api`): its extensions (filter,
+sort, fields, query, token pagination, collection search with free text), its
+CORS and proxy-header middleware (Forwarded, X-Forwarded-Proto/Host/Port), its
+health endpoint. Added here: our client (page-size cap, a pgstac fix), the
+database from `DATABASE_URL`, and a bearer token on write routes.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ from stac_fastapi.pgstac.db import close_db_connection, connect_to_db
 from stac_fastapi.pgstac.models.extensions import Extensions
 
 from .client import ZarrStacClient
+from .security import protect_writes
 from .settings import Settings
 
 
@@ -36,6 +43,8 @@ def create_api(settings: Settings | None = None) -> StacApi:
     # stac-fastapi injects title and description into the client but not the landing
     # page id, which it reads from the environment at import time.
     api.client.landing_page_id = settings.stac_fastapi_landing_id
+    if settings.enable_transactions_extensions:
+        protect_writes(api.app, settings)
     return api
 
 

@@ -2,8 +2,10 @@
 
 Everything stac-fastapi-pgstac reads from the environment keeps its name
 (`STAC_FASTAPI_TITLE`, `STAC_FASTAPI_DESCRIPTION`, `STAC_FASTAPI_LANDING_ID`,
-`CORS_ORIGINS`, `ENABLED_EXTENSIONS`, `ROOT_PATH`, ...). The database is given as
-one URL in `DATABASE_URL` (or, failing that, as the usual `PGHOST`, `PGUSER`, ...).
+`CORS_ORIGINS`, `ENABLED_EXTENSIONS`, `ROOT_PATH`, `ENABLE_TRANSACTIONS_EXTENSIONS`,
+...). Ours: `DATABASE_URL` (one URL instead of `PGHOST`, `PGUSER`, ...),
+`MAX_PAGE_SIZE` (largest page a request may ask for) and `TRANSACTIONS_TOKEN`
+(the bearer token write requests must carry; transactions are off by default).
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 from importlib.metadata import version
 from urllib.parse import unquote, urlsplit
 
-from pydantic import SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 from stac_fastapi.pgstac.config import PostgresSettings
 from stac_fastapi.pgstac.config import Settings as PgstacApiSettings
@@ -24,10 +26,20 @@ class Settings(PgstacApiSettings):
     stac_fastapi_version: str = version("zarr-stac")
 
     database_url: SecretStr | None = None
+    # Largest page any request may ask for (items and collections): protects the database.
+    max_page_size: int = Field(1000, ge=1, le=10_000)
+    # Bearer token that transaction requests must carry; required when transactions are on.
+    transactions_token: SecretStr | None = None
 
     # Configuration comes from the environment only: a stray .env in the working
     # directory (docker compose keeps one) must not change the API.
     model_config = SettingsConfigDict(env_file=None, extra="allow")
+
+    @model_validator(mode="after")
+    def _transactions_need_a_token(self) -> Settings:
+        if self.enable_transactions_extensions and not (self.transactions_token and self.transactions_token.get_secret_value()):
+            raise ValueError("ENABLE_TRANSACTIONS_EXTENSIONS is on but TRANSACTIONS_TOKEN is not set: write endpoints would be open to anyone")
+        return self
 
     def postgres_settings(self) -> PostgresSettings:
         """The connection settings stac-fastapi-pgstac's pools take."""

@@ -22,6 +22,7 @@ import pytest
 import uvicorn
 from pydantic import SecretStr
 
+from loaders.config import CollectionConfig, MappingConfig, SourceConfig
 from loaders.crawl import CrawlResult, crawl
 from loaders.storage import StorageOptions
 from stac_api.app import create_app
@@ -63,9 +64,29 @@ def sample_bucket(s3_server, storage) -> str:
     return url
 
 
+SAMPLE_CMIP6_TEMPLATE = "{source_id}/{experiment_id}/{member_id}/{variable_id}/{grid_label}"
+
+
 @pytest.fixture(scope="session")
-def sample_crawl(sample_bucket, storage) -> CrawlResult:
-    return crawl(sample_bucket, storage)
+def sample_config(sample_bucket, storage) -> MappingConfig:
+    """The sample bucket as a data centre would configure it: CMIP6 stores with a path template."""
+    return MappingConfig(
+        sources=[
+            SourceConfig(
+                url=f"{sample_bucket}/cmip6",
+                storage=storage,
+                path_template=SAMPLE_CMIP6_TEMPLATE,
+                collection=CollectionConfig(id="cmip6", title="CMIP6-like monthly means", keywords=["CMIP6", "monthly"]),
+            ),
+            SourceConfig(url=f"{sample_bucket}/reanalysis", storage=storage),
+            SourceConfig(url=f"{sample_bucket}/ocean", storage=storage),
+        ]
+    )
+
+
+@pytest.fixture(scope="session")
+def sample_crawl(sample_config) -> CrawlResult:
+    return crawl(sample_config)
 
 
 _bucket_counter = itertools.count()
@@ -141,9 +162,14 @@ class LiveServer:
         self.thread.join(10)
 
 
+def serve_api(dsn: str, **settings) -> LiveServer:
+    """A live API over `dsn` with these settings (use as a context manager)."""
+    return LiveServer(create_app(Settings(database_url=dsn, **settings)))
+
+
 @pytest.fixture(scope="session")
 def api_url(loaded_dsn) -> Iterator[str]:
-    with LiveServer(create_app(Settings(database_url=loaded_dsn))) as live:
+    with serve_api(loaded_dsn) as live:
         yield live.url
 
 

@@ -212,9 +212,11 @@ def load(
     workers: Workers = 16,
     strict: Annotated[bool, typer.Option("--strict", help="Exit with status 1 when any store was skipped.")] = False,
     config: Config = None,
+    sync: Annotated[bool, typer.Option("--sync", help="Also delete the items of stores that are gone, from collections whose stores were all read without error.")] = False,
 ) -> None:
     """Load Collections and Items into pgstac (upsert: safe to rerun)."""
     from stac_api.ingest import load as load_into_pgstac
+    from stac_api.ingest import never
 
     target = resolve_dsn(dsn, data_dir)
     if source and Path(source).is_dir() and (Path(source) / "catalog.json").exists():
@@ -229,8 +231,12 @@ def load(
         result = run_crawl(mapping, workers)
         print_summary(result)
         collections, items = result.collections, result.items
-    report = load_into_pgstac(target, collections, items)
-    err.print(f"loaded {report.collections} collection(s) and {report.items} item(s) into pgstac")
+    if sync and result is None:
+        err.print("[red]--sync needs a crawl (a static catalogue does not say which stores were read)[/]")
+        raise typer.Exit(2)
+    report = load_into_pgstac(target, collections, items, sync=result.may_delete_from if sync else never)
+    deleted = f", deleted {report.deleted} item(s) of stores that are gone" if sync else ""
+    err.print(f"loaded {report.collections} collection(s) and {report.items} item(s) into pgstac{deleted}")
     if result is not None:
         finish(result, strict)
 

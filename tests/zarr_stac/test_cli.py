@@ -113,3 +113,16 @@ def test_invalid_config_is_a_clear_error(cli, tmp_path):
 def test_url_and_config_are_exclusive(cli, tmp_path):
     result = cli("build", "-o", str(tmp_path / "out"), expect=2)
     assert "give either a URL to crawl or --config FILE" in result.output
+
+
+def test_load_sync_removes_a_deleted_store(cli, empty_bucket, storage, pgstac_dsn):
+    from zarr_stac.samples import era_like_daily, write_dataset
+
+    for name in ("keep", "drop"):
+        write_dataset(era_like_daily(), f"{empty_bucket}/era/{name}.zarr", storage)
+    cli("load", empty_bucket, "--dsn", pgstac_dsn, *cli.endpoint)
+    storage.filesystem(empty_bucket).rm(f"{empty_bucket}/era/drop.zarr", recursive=True)
+    result = cli("load", empty_bucket, "--dsn", pgstac_dsn, *cli.endpoint, "--sync")
+    assert "deleted 1 item(s) of stores that are gone" in result.output
+    with psycopg.connect(pgstac_dsn) as conn:
+        assert [row[0] for row in conn.execute("SELECT id FROM pgstac.items")] == ["keep"]
