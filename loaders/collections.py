@@ -9,6 +9,8 @@ providers.
 
 from __future__ import annotations
 
+import datetime as dt
+import itertools
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -39,30 +41,83 @@ def spdx_license(text: str) -> str:
     return DEFAULT_LICENSE
 
 
-def shared_attr(attrs: Sequence[Mapping[str, Any]], name: str) -> str | None:
-    """The value of global attribute `name` when every dataset has the same one."""
-    values = {str(a[name]).strip() for a in attrs if a.get(name) not in (None, "")}
-    present = sum(1 for a in attrs if a.get(name) not in (None, ""))
-    return values.pop() if len(values) == 1 and present == len(attrs) else None
+# The global attributes collection defaults are taken from.
+DEFAULT_ATTRS = ("license", "summary", "institution", "creator_name", "publisher_name")
+_CONFLICT = object()
 
 
-def _keywords(attrs: Sequence[Mapping[str, Any]]) -> list[str] | None:
-    found: list[str] = []
-    for a in attrs:
-        for word in re.split(r"[,;]", str(a.get("keywords") or "")):
+class CollectionSummary:
+    """What a collection's document needs from its items, gathered one item at a time.
+
+    Memory stays constant whatever the number of items: extents are merged as
+    items arrive, and of the datasets' global attributes only whether they agree.
+    """
+
+    def __init__(self, collection_id: str, config: CollectionConfig | None = None, fields: Mapping[str, str] | None = None):
+        self.collection_id = collection_id
+        self.config = config or CollectionConfig()
+        self.fields = dict(fields or {})
+        self.count = 0
+        self.bbox: list[float] | None = None
+        self.start: dt.datetime | None = None
+        self.end: dt.datetime | None = None
+        self._shared: dict[str, Any] = {}
+        self._keywords: list[str] = []
+
+    def add(self, item: pystac.Item, attrs: Mapping[str, Any] = {}) -> None:
+        if item.bbox:
+            self.bbox = list(item.bbox) if self.bbox is None else spatial.union_bboxes([self.bbox, item.bbox])
+        start = item.common_metadata.start_datetime or item.datetime
+        end = item.common_metadata.end_datetime or item.datetime
+        self.start = start if self.start is None or (start and start < self.start) else self.start
+        self.end = end if self.end is None or (end and end > self.end) else self.end
+        for name in DEFAULT_ATTRS:
+            value = str(attrs.get(name) or "").strip() or None
+            if self.count == 0:
+                self._shared[name] = value
+            elif self._shared.get(name) != value:
+                self._shared[name] = _CONFLICT
+        for word in re.split(r"[,;]", str(attrs.get("keywords") or "")):
             word = word.strip()
-            if word and word not in found:
-                found.append(word)
-    return found[:MAX_KEYWORDS] or None
+            if word and word not in self._keywords and len(self._keywords) < MAX_KEYWORDS:
+                self._keywords.append(word)
+        self.count += 1
 
+    def shared(self, name: str) -> str | None:
+        """The value of a global attribute that every dataset has, the same."""
+        value = self._shared.get(name)
+        return None if value is _CONFLICT else value
 
-def _providers(attrs: Sequence[Mapping[str, Any]]) -> list[pystac.Provider] | None:
-    providers = []
-    for attr, roles in (("institution", ["producer"]), ("creator_name", ["producer"]), ("publisher_name", ["host"])):
-        name = shared_attr(attrs, attr)
-        if name and all(p.name != name for p in providers):
-            providers.append(pystac.Provider(name=name, roles=roles))
-    return providers or None
+    def build(self) -> pystac.Collection:
+        if not self.count:
+            raise ValueError(f"collection {self.collection_id!r} has no items")
+        config, fields = self.config, self.fields
+        license_text = self.shared("license")
+        description = (
+            config.description.format(**fields) if config.description
+            else self.shared("summary") or f"{self.count} Zarr datasets in `{self.collection_id}`."
+        )  # fmt: skip
+        providers = [pystac.Provider(**p.model_dump(exclude_none=True)) for p in config.providers] if config.providers else self._providers()
+        return pystac.Collection(
+            id=self.collection_id,
+            title=config.title.format(**fields) if config.title else self.collection_id,
+            description=description,
+            extent=pystac.Extent(
+                spatial=pystac.SpatialExtent([self.bbox or [-180.0, -90.0, 180.0, 90.0]]),
+                temporal=pystac.TemporalExtent([[self.start, self.end]]),
+            ),
+            license=config.license or (spdx_license(license_text) if license_text else DEFAULT_LICENSE),
+            keywords=config.keywords or (self._keywords or None),
+            providers=providers,
+        )
+
+    def _providers(self) -> list[pystac.Provider] | None:
+        providers = []
+        for attr, roles in (("institution", ["producer"]), ("creator_name", ["producer"]), ("publisher_name", ["host"])):
+            name = self.shared(attr)
+            if name and all(p.name != name for p in providers):
+                providers.append(pystac.Provider(name=name, roles=roles))
+        return providers or None
 
 
 def build_collection(
@@ -74,28 +129,7 @@ def build_collection(
     attrs: Sequence[Mapping[str, Any]] = (),
 ) -> pystac.Collection:
     """A collection for `items`: `config` templates are filled from `fields`."""
-    if not items:
-        raise ValueError(f"collection {collection_id!r} has no items")
-    config = config or CollectionConfig()
-    fields = fields or {}
-    bbox = spatial.union_bboxes([item.bbox for item in items if item.bbox])
-    starts = [item.common_metadata.start_datetime or item.datetime for item in items]
-    ends = [item.common_metadata.end_datetime or item.datetime for item in items]
-    license_text = shared_attr(attrs, "license")
-    description = (
-        config.description.format(**fields) if config.description
-        else shared_attr(attrs, "summary") or f"{len(items)} Zarr datasets in `{collection_id}`."
-    )  # fmt: skip
-    providers = [pystac.Provider(**p.model_dump(exclude_none=True)) for p in config.providers] if config.providers else _providers(attrs)
-    return pystac.Collection(
-        id=collection_id,
-        title=config.title.format(**fields) if config.title else collection_id,
-        description=description,
-        extent=pystac.Extent(
-            spatial=pystac.SpatialExtent([bbox]),
-            temporal=pystac.TemporalExtent([[min(starts), max(ends)]]),
-        ),
-        license=config.license or (spdx_license(license_text) if license_text else DEFAULT_LICENSE),
-        keywords=config.keywords or _keywords(attrs),
-        providers=providers,
-    )
+    summary = CollectionSummary(collection_id, config, fields)
+    for item, item_attrs in itertools.zip_longest(items, attrs, fillvalue={}):
+        summary.add(item, item_attrs)
+    return summary.build()

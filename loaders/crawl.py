@@ -7,29 +7,31 @@ and a one-line reason; it never stops the others.
 
 from __future__ import annotations
 
+import asyncio
 from collections import defaultdict
-from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import pystac
 
-from .collections import build_collection
+from .collections import CollectionSummary
 from .config import MappingConfig, SourceConfig, default_config
 from .discover import DiscoveryError, StoreRef
 from .inputs import InputError, common_root, expand_input, iter_refs, kind_of
 from .failures import DISCOVERY, DUPLICATE_ID, INPUT, LAYOUT, MAPPING_ERROR, StoreFailure
+from .fetch import NotPrefetchable, Prefetched, prefetch_many
 from .mapping import MappingError, store_to_item
-from .read import StoreReadError, one_line, open_store
+from .read import StoreReadError, classify, one_line, open_prefetched, open_store
 from .layout import Placement
-from .storage import StorageOptions
+from .storage import StorageOptions, protocol_of
 
 @dataclass
 class CataloguedStore:
     """A store's Item and what collection-level defaults are derived from."""
 
     item: pystac.Item
+    url: str
     source: SourceConfig
     fields: Mapping[str, str]  # path-template fields
     attrs: Mapping[str, Any]  # the dataset's global attributes
@@ -80,10 +82,19 @@ def placement_of(job: Job) -> tuple[Placement, dict[str, str]]:
         raise MappingError(LAYOUT, str(exc)) from None
 
 
-def catalogue_store(job: Job) -> CataloguedStore:
-    """Read and map one store; raises StoreReadError or MappingError."""
+def catalogue_store(job: Job, prefetched: Prefetched | BaseException | None = None) -> CataloguedStore:
+    """Read and map one store; raises StoreReadError or MappingError.
+
+    `prefetched` is what `fetch.prefetch` got for it: the store's bytes (opened from
+    memory), NotPrefetchable (opened lazily by URL instead), or the error it met.
+    """
     placement, fields = placement_of(job)
-    opened = open_store(job.ref, job.source.storage)
+    if isinstance(prefetched, Prefetched):
+        opened = open_prefetched(prefetched)
+    elif prefetched is None or isinstance(prefetched, NotPrefetchable):
+        opened = open_store(job.ref, job.source.storage)
+    else:
+        raise StoreReadError(job.ref.url, classify(prefetched), one_line(prefetched))
     try:
         item = store_to_item(
             opened,
@@ -92,14 +103,14 @@ def catalogue_store(job: Job) -> CataloguedStore:
             source=job.source,
             properties={**fields, **job.ref.properties},
         )
-        return CataloguedStore(item=item, source=job.source, fields=fields, attrs=dict(opened.dataset.attrs))
+        return CataloguedStore(item=item, url=job.ref.url, source=job.source, fields=fields, attrs=dict(opened.dataset.attrs))
     finally:
         opened.dataset.close()
 
 
-def run_job(job: Job) -> CataloguedStore | StoreFailure:
+def run_job(job: Job, prefetched: Prefetched | BaseException | None = None) -> CataloguedStore | StoreFailure:
     try:
-        return catalogue_store(job)
+        return catalogue_store(job, prefetched)
     except StoreReadError as exc:
         kind, reason = exc.kind, exc.reason
     except MappingError as exc:
@@ -130,59 +141,188 @@ def plan(config: MappingConfig, result: CrawlResult, workers: int) -> list[Job]:
     return jobs
 
 
+def run_batch(jobs: Sequence[Job], concurrency: int = 64) -> list[CataloguedStore | StoreFailure]:
+    """Catalogue a batch of stores: every request at once, then the mapping (CPU).
+
+    A plain function of picklable arguments, so that a process pool or a Dask
+    worker runs it exactly as the local loop does.
+    """
+    prefetched: dict[int, Prefetched | BaseException] = {}
+    by_storage: dict[str, list[int]] = defaultdict(list)
+    for index, job in enumerate(jobs):
+        by_storage[job.source.storage.model_dump_json() + protocol_of(job.ref.url)].append(index)
+
+    async def fetch_all() -> None:
+        for indexes in by_storage.values():
+            storage = jobs[indexes[0]].source.storage
+            results = await prefetch_many([jobs[i].ref for i in indexes], storage, concurrency)
+            prefetched.update(zip(indexes, results))
+
+    asyncio.run(fetch_all())
+    return [run_job(job, prefetched.get(i)) for i, job in enumerate(jobs)]
+
+
+def _batches(jobs: list[Job], size: int) -> list[list[Job]]:
+    return [jobs[i : i + size] for i in range(0, len(jobs), size)]
+
+
+class Executor:
+    """Runs `run_batch` on batches, in order of completion, a bounded number at a time."""
+
+    def map(self, batches: list[list[Job]], concurrency: int) -> Iterator[list[CataloguedStore | StoreFailure]]:
+        for batch in batches:
+            yield run_batch(batch, concurrency)
+
+    def close(self) -> None:
+        pass
+
+
+class ProcessExecutor(Executor):
+    """Batches in worker processes: the mapping is CPU-bound, one process per core."""
+
+    def __init__(self, workers: int):
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        # spawn, not fork: the parent holds event-loop threads (fsspec) that fork would copy mid-state.
+        self.pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+        self.workers = workers
+
+    def map(self, batches, concurrency):
+        from concurrent.futures import FIRST_COMPLETED, wait
+
+        pending, queue = set(), list(batches)
+        while queue or pending:
+            while queue and len(pending) < 2 * self.workers:  # bounded: memory stays flat
+                pending.add(self.pool.submit(run_batch, queue.pop(0), concurrency))
+            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for future in done:
+                yield future.result()
+
+    def close(self) -> None:
+        self.pool.shutdown(cancel_futures=True)
+
+
+class DaskExecutor(Executor):
+    """Batches on a Dask cluster (dask.distributed): the same function, remote workers."""
+
+    def __init__(self, address: str):
+        from distributed import Client
+
+        self.client = Client(address)
+
+    def map(self, batches, concurrency):
+        from distributed import as_completed
+
+        in_flight = 2 * max(1, sum(self.client.nthreads().values()))
+        queue = list(batches)
+        futures = as_completed()
+        for batch in queue[:in_flight]:
+            futures.add(self.client.submit(run_batch, batch, concurrency, pure=False))
+        queue = queue[in_flight:]
+        for future in futures:
+            yield future.result()
+            future.release()
+            if queue:
+                futures.add(self.client.submit(run_batch, queue.pop(0), concurrency, pure=False))
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def make_executor(processes: int | None = None, dask_scheduler: str | None = None) -> Executor:
+    if dask_scheduler:
+        return DaskExecutor(dask_scheduler)
+    if processes and processes > 1:
+        return ProcessExecutor(processes)
+    return Executor()
+
+
+class Crawl:
+    """A crawl in progress: iterate it for each store's outcome, as soon as it is known.
+
+    Nothing grows with the number of stores but the failures and one summary per
+    collection, so a crawl of any size runs in constant memory when its consumer
+    (a static catalogue, pgstac) writes items as they come.
+    """
+
+    def __init__(
+        self,
+        target: str | MappingConfig,
+        storage: StorageOptions | None = None,
+        *,
+        workers: int = 16,
+        concurrency: int = 64,
+        batch_size: int = 256,
+        executor: Executor | None = None,
+    ):
+        self.config = target if isinstance(target, MappingConfig) else default_config(target, storage)
+        self.result = CrawlResult(config=self.config)
+        self.jobs = plan(self.config, self.result, workers)
+        self.concurrency = concurrency
+        self.batch_size = batch_size
+        self.executor = executor or Executor()
+        self.summaries: dict[str, CollectionSummary] = {}
+        self._seen: dict[tuple[str, str], str] = {}
+
+    def __iter__(self) -> Iterator[CataloguedStore | StoreFailure]:
+        for outcomes in self.executor.map(_batches(self.jobs, self.batch_size), self.concurrency):
+            for outcome in outcomes:
+                yield self._record(outcome)
+
+    def _record(self, outcome: CataloguedStore | StoreFailure) -> CataloguedStore | StoreFailure:
+        if isinstance(outcome, CataloguedStore):
+            item = outcome.item
+            key = (item.collection_id, item.id)
+            url = outcome.url
+            if key in self._seen:
+                outcome = StoreFailure(url, DUPLICATE_ID, f"item id {key[1]!r} in collection {key[0]!r} is already used by {self._seen[key]}", key[0])
+            else:
+                self._seen[key] = url
+                summary = self.summaries.get(item.collection_id)
+                if summary is None:
+                    summary = self.summaries[item.collection_id] = CollectionSummary(item.collection_id, outcome.source.collection, outcome.fields)
+                summary.add(item, outcome.attrs)
+                return outcome
+        self.result.failures.append(outcome)
+        return outcome
+
+    def collections(self) -> list[pystac.Collection]:
+        """The collections of everything catalogued so far (call after iterating)."""
+        return [summary.build() for _, summary in sorted(self.summaries.items())]
+
+
 def crawl(
     target: str | MappingConfig,
     storage: StorageOptions | None = None,
     *,
     workers: int = 16,
+    concurrency: int = 64,
+    processes: int | None = None,
+    dask_scheduler: str | None = None,
     on_store: Callable[[StoreRef, pystac.Item | StoreFailure], None] | None = None,
     on_discovered: Callable[[list[StoreRef]], None] | None = None,
 ) -> CrawlResult:
-    """Catalogue every store of `target`: a URL/input file, or a mapping configuration."""
-    config = target if isinstance(target, MappingConfig) else default_config(target, storage)
-    result = CrawlResult(config=config)
-    jobs = plan(config, result, workers)
-    if on_discovered:
-        on_discovered([job.ref for job in jobs])
-
-    stores: list[CataloguedStore] = []
-    seen: dict[tuple[str, str], str] = {}
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        for job, outcome in zip(jobs, pool.map(run_job, jobs)):
+    """Catalogue every store of `target` (a URL/input file, or a mapping configuration),
+    keeping every Item in memory; see `Crawl` to stream them instead."""
+    executor = make_executor(processes, dask_scheduler)
+    try:
+        running = Crawl(target, storage, workers=workers, concurrency=concurrency, executor=executor)
+        if on_discovered:
+            on_discovered([job.ref for job in running.jobs])
+        items = []
+        for outcome in running:
             if isinstance(outcome, CataloguedStore):
-                key = (outcome.item.collection_id, outcome.item.id)
-                if key in seen:
-                    outcome = StoreFailure(job.ref.url, DUPLICATE_ID, f"item id {key[1]!r} in collection {key[0]!r} is already used by {seen[key]}", key[0])
-                else:
-                    seen[key] = job.ref.url
-                    stores.append(outcome)
-            if isinstance(outcome, StoreFailure):
-                result.failures.append(outcome)
+                items.append(outcome.item)
             if on_store:
-                on_store(job.ref, outcome.item if isinstance(outcome, CataloguedStore) else outcome)
-
-    result.items = [store.item for store in stores]
-    result.collections = build_collections(stores)
+                on_store(StoreRef(outcome.url), outcome.item if isinstance(outcome, CataloguedStore) else outcome)
+    finally:
+        executor.close()
+    result = running.result
+    result.items = sorted(items, key=lambda i: (i.collection_id, i.id))
+    result.failures.sort(key=lambda f: f.url)
+    result.collections = running.collections()
     return result
-
-
-def build_collections(stores: list[CataloguedStore]) -> list[pystac.Collection]:
-    grouped: dict[str, list[CataloguedStore]] = defaultdict(list)
-    for store in stores:
-        grouped[store.item.collection_id].append(store)
-    collections = []
-    for collection_id, members in sorted(grouped.items()):
-        first = members[0]
-        collections.append(
-            build_collection(
-                collection_id,
-                [m.item for m in members],
-                config=first.source.collection,
-                fields=first.fields,
-                attrs=[m.attrs for m in members],
-            )
-        )
-    return collections
 
 
 def inspect_store(url: str, storage: StorageOptions | None = None) -> CataloguedStore | StoreFailure:

@@ -19,8 +19,12 @@ from dataclasses import dataclass
 import xarray as xr
 from xarray.backends.zarr import ZarrStore
 
+from zarr.core.buffer import default_buffer_prototype
+from zarr.storage import MemoryStore
+
 from .discover import KERCHUNK, StoreRef
 from .failures import ACCESS_DENIED, CORRUPT_METADATA, NOT_FOUND, READ_ERROR, TIMEOUT, UNDECODABLE_TIME, UNKNOWN_CODEC
+from .fetch import Prefetched
 from .storage import StorageOptions, is_remote
 
 
@@ -90,11 +94,32 @@ def _zarr_store_for(ref: StoreRef, storage: StorageOptions):
     return ref.url, (storage.for_fsspec(ref.url) if is_remote(ref.url) else None)
 
 
+def open_prefetched(prefetched: Prefetched) -> OpenedStore:
+    """Open a store from its prefetched metadata and coordinate chunks (no I/O)."""
+    prototype = default_buffer_prototype()
+    memory = MemoryStore({key: prototype.buffer.from_bytes(data) for key, data in prefetched.files.items()}, read_only=True)
+    return _open(prefetched.ref, memory, None, consolidated=True, zarr_format=prefetched.zarr_format)
+
+
 def open_store(ref: StoreRef, storage: StorageOptions | None = None) -> OpenedStore:
+    """Open a store lazily through its URL (every read is a request)."""
     storage = storage or StorageOptions()
     kerchunk = ref.kind == KERCHUNK
     try:
         store, storage_options = _zarr_store_for(ref, storage)
+    except Exception as exc:  # noqa: BLE001
+        raise StoreReadError(ref.url, classify(exc), one_line(exc)) from exc
+    return _open(
+        ref,
+        store,
+        storage_options,
+        consolidated=False if kerchunk else ref.consolidated,
+        zarr_format=2 if kerchunk else ref.zarr_format,
+    )
+
+
+def _open(ref: StoreRef, store, storage_options, *, consolidated: bool | None, zarr_format: int | None) -> OpenedStore:
+    try:
         with warnings.catch_warnings():
             # Non-standard calendars fall back to cftime by design, and stores of
             # unknown layout are probed for consolidated metadata: neither is worth
@@ -105,8 +130,8 @@ def open_store(ref: StoreRef, storage: StorageOptions | None = None) -> OpenedSt
             zarr_store = ZarrStore.open_group(
                 store,
                 mode="r",
-                consolidated=False if kerchunk else ref.consolidated,
-                zarr_format=2 if kerchunk else ref.zarr_format,
+                consolidated=consolidated,
+                zarr_format=zarr_format,
                 storage_options=storage_options,
             )
             dataset = xr.open_dataset(

@@ -1,0 +1,188 @@
+"""Fetch what cataloguing a store needs in as few requests as possible, concurrently.
+
+Object stores answer each request in 10-100 ms but serve thousands at once, so a
+crawl is fast only when it knows every request up front and issues them together.
+For a store with consolidated metadata that is possible: one GET of the metadata
+(`.zmetadata` for Zarr v2, `zarr.json` for v3) names every array, and from it the
+coordinate arrays' chunk keys follow (dimension coordinates, CF `coordinates`
+and `bounds`). Those chunks are fetched at once, and the store is then opened
+from memory: xarray and zarr decode it exactly as they would remotely, and no
+data-variable chunk is ever requested.
+
+Anything this fast path does not cover (no consolidated metadata, sharding,
+kerchunk references, coordinates in very many chunks) returns None, and the
+caller opens the store lazily through its real URL instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import fsspec
+from fsspec.asyn import AsyncFileSystem
+
+from .discover import KERCHUNK, StoreRef
+from .storage import StorageOptions, protocol_of
+
+MAX_COORDINATE_CHUNKS = 256  # per store; beyond this, the lazy path
+
+
+@dataclass
+class Prefetched:
+    """A store's metadata and coordinate chunks, keyed as inside the store."""
+
+    ref: StoreRef
+    zarr_format: int
+    files: dict[str, bytes]
+
+
+class NotPrefetchable(Exception):
+    """The fast path does not apply; open the store lazily instead."""
+
+
+def async_filesystem(url: str, storage: StorageOptions) -> AsyncFileSystem:
+    """An fsspec filesystem for `url` that must be used from a running event loop."""
+    protocol = protocol_of(url)
+    if protocol == "file":
+        from fsspec.implementations.asyn_wrapper import AsyncFileSystemWrapper
+
+        return AsyncFileSystemWrapper(fsspec.filesystem("file"), asynchronous=True)
+    return fsspec.filesystem(protocol, asynchronous=True, skip_instance_cache=True, **storage.for_fsspec(url))
+
+
+def _array_dims(name: str, meta: dict[str, Any], attrs: dict[str, Any], zarr_format: int) -> list[str]:
+    if zarr_format == 3:
+        return list(meta.get("dimension_names") or [])
+    return list(attrs.get("_ARRAY_DIMENSIONS") or [])
+
+
+def arrays_of(metadata: dict[str, Any], zarr_format: int) -> dict[str, tuple[dict, dict]]:
+    """{array name: (array metadata, attributes)} from consolidated metadata."""
+    found: dict[str, tuple[dict, dict]] = {}
+    if zarr_format == 2:
+        entries = metadata["metadata"]
+        for key, value in entries.items():
+            if key.endswith("/.zarray") and key.count("/") == 1:
+                name = key.split("/")[0]
+                found[name] = (value, entries.get(f"{name}/.zattrs", {}))
+        return found
+    for name, value in (metadata.get("consolidated_metadata") or {}).get("metadata", {}).items():
+        if value.get("node_type") == "array" and "/" not in name:
+            found[name] = (value, value.get("attributes", {}))
+    return found
+
+
+def coordinate_arrays(arrays: dict[str, tuple[dict, dict]], zarr_format: int) -> set[str]:
+    """Arrays the mapping may read: dimension coordinates, CF coordinates and their bounds."""
+    wanted = set()
+    for name, (meta, attrs) in arrays.items():
+        dims = _array_dims(name, meta, attrs, zarr_format)
+        if dims == [name]:
+            wanted.add(name)
+        wanted.update(str(attrs.get("coordinates", "")).split())
+    for name in list(wanted):
+        if name in arrays:
+            bounds = arrays[name][1].get("bounds")
+            if bounds:
+                wanted.add(str(bounds))
+    return {name for name in wanted if name in arrays}
+
+
+def chunk_keys(name: str, meta: dict[str, Any], zarr_format: int) -> list[str]:
+    """Every chunk key of one array, as stored."""
+    shape = list(meta["shape"])
+    if zarr_format == 2:
+        chunks = list(meta["chunks"])
+        separator = meta.get("dimension_separator") or "."
+        prefix = f"{name}/"
+    else:
+        codecs = [c.get("name") for c in meta.get("codecs", [])]
+        if "sharding_indexed" in codecs:
+            raise NotPrefetchable("sharded array")
+        grid = meta.get("chunk_grid", {})
+        if grid.get("name") != "regular":
+            raise NotPrefetchable(f"chunk grid {grid.get('name')!r}")
+        chunks = list(grid["configuration"]["chunk_shape"])
+        encoding = meta.get("chunk_key_encoding", {"name": "default"})
+        separator = encoding.get("configuration", {}).get("separator", "/" if encoding.get("name") == "default" else ".")
+        prefix = f"{name}/c/" if encoding.get("name") == "default" else f"{name}/"
+    if not shape:
+        return [f"{name}/0" if zarr_format == 2 else (f"{name}/c" if prefix.endswith("/c/") else f"{name}/0")]
+    counts = [max(1, math.ceil(s / c)) if c else 1 for s, c in zip(shape, chunks)]
+    if math.prod(counts) > MAX_COORDINATE_CHUNKS:
+        raise NotPrefetchable(f"coordinate {name!r} is stored in {math.prod(counts)} chunks")
+    return [prefix + separator.join(map(str, index)) for index in itertools.product(*(range(n) for n in counts))]
+
+
+async def _cat(fs: AsyncFileSystem, path: str) -> bytes | None:
+    try:
+        return await fs._cat_file(path)
+    except FileNotFoundError:
+        return None
+
+
+async def prefetch(fs: AsyncFileSystem, ref: StoreRef) -> Prefetched:
+    """Metadata plus every coordinate chunk of `ref`; raises NotPrefetchable or the read error."""
+    if ref.kind == KERCHUNK:
+        raise NotPrefetchable("kerchunk reference")
+    root = fs._strip_protocol(ref.url).rstrip("/")
+    if ref.zarr_format == 2 and ref.consolidated is False:
+        raise NotPrefetchable("no consolidated metadata")
+    candidates = [(3, "zarr.json"), (2, ".zmetadata")] if ref.zarr_format != 2 else [(2, ".zmetadata")]
+    if ref.zarr_format == 3:
+        candidates = [(3, "zarr.json")]
+    metadata = zarr_format = None
+    files: dict[str, bytes] = {}
+    for fmt, key in candidates:
+        raw = await _cat(fs, f"{root}/{key}")
+        if raw is not None:
+            metadata, zarr_format = json.loads(raw), fmt
+            files[key] = raw
+            break
+    if metadata is None:
+        raise NotPrefetchable("no consolidated metadata found")
+    if zarr_format == 3 and metadata.get("consolidated_metadata") is None:
+        raise NotPrefetchable("Zarr v3 without consolidated metadata")
+    if zarr_format == 2:
+        # zarr reads the root's .zgroup and .zattrs besides .zmetadata: both are inside it.
+        root_group = metadata.get("metadata", {}).get(".zgroup")
+        if root_group is None:
+            raise NotPrefetchable("consolidated metadata without a root group")
+        files[".zgroup"] = json.dumps(root_group).encode()
+        files[".zattrs"] = json.dumps(metadata["metadata"].get(".zattrs", {})).encode()
+    arrays = arrays_of(metadata, zarr_format)
+    keys = [key for name in sorted(coordinate_arrays(arrays, zarr_format)) for key in chunk_keys(name, arrays[name][0], zarr_format)]
+    contents = await asyncio.gather(*(_cat(fs, f"{root}/{key}") for key in keys))
+    files.update({key: data for key, data in zip(keys, contents) if data is not None})
+    return Prefetched(ref=ref, zarr_format=zarr_format, files=files)
+
+
+async def prefetch_many(refs: Iterable[StoreRef], storage: StorageOptions, concurrency: int = 64) -> list[Prefetched | BaseException]:
+    """`prefetch` for many stores of one object store, `concurrency` stores at a time."""
+    refs = list(refs)
+    if not refs:
+        return []
+    fs = async_filesystem(refs[0].url, storage)
+    if hasattr(fs, "set_session"):
+        await fs.set_session()
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one(ref: StoreRef) -> Prefetched | BaseException:
+        async with gate:
+            try:
+                return await prefetch(fs, ref)
+            except Exception as exc:  # noqa: BLE001 - returned, classified by the caller
+                return exc
+
+    try:
+        return await asyncio.gather(*(one(ref) for ref in refs))
+    finally:
+        session = getattr(fs, "_s3", None)
+        if session is not None:
+            await session.close()
