@@ -68,7 +68,7 @@ class PathTemplate:
         for literal, name, _, _ in string.Formatter().parse(self.template):
             pattern += re.escape(literal)
             if name is not None:
-                pattern += f"(?P<{name}>[^/]+)"
+                pattern += f"(?P<{name}>[^/]+?)"  # lazy: a trailing .zarr is not part of the field
         self.regex = re.compile(pattern + "(?:" + "|".join(map(re.escape, STORE_SUFFIXES)) + ")?/?")
 
     def match(self, path: str) -> dict[str, str] | None:

@@ -53,7 +53,12 @@ def async_filesystem(url: str, storage: StorageOptions) -> AsyncFileSystem:
         from fsspec.implementations.asyn_wrapper import AsyncFileSystemWrapper
 
         return AsyncFileSystemWrapper(fsspec.filesystem("file"), asynchronous=True)
-    return fsspec.filesystem(protocol, asynchronous=True, skip_instance_cache=True, **storage.for_fsspec(url))
+    fs = fsspec.filesystem(protocol, asynchronous=True, skip_instance_cache=True, **storage.for_fsspec(url))
+    if storage.retries is not None and hasattr(fs, "retries"):
+        # botocore already retries (with backoff and jitter); s3fs's own loop of 5 on
+        # top would multiply every timeout. s3fs only has it as a class attribute.
+        fs.retries = 1
+    return fs
 
 
 def _array_dims(name: str, meta: dict[str, Any], attrs: dict[str, Any], zarr_format: int) -> list[str]:

@@ -40,7 +40,9 @@ class StorageOptions(BaseModel):
         """Everything fsspec needs to read `url`, secrets included: never publish this."""
         protocol = protocol_of(url)
         if protocol in ("s3", "s3a"):
-            options: dict[str, Any] = {"anon": self.anon}
+            # max_concurrency=1: s3fs would otherwise HEAD every object before its GET,
+            # to split big downloads; metadata and coordinate chunks are small.
+            options: dict[str, Any] = {"anon": self.anon, "max_concurrency": 1}
             if self.endpoint_url:
                 options["endpoint_url"] = self.endpoint_url
             if self.profile:
@@ -57,7 +59,7 @@ class StorageOptions(BaseModel):
             if self.retries is not None:
                 # botocore's standard mode: exponential backoff with jitter on
                 # throttling, 5xx, resets and timeouts.
-                config["retries"] = {"mode": "standard", "max_attempts": self.retries + 1}
+                config["retries"] = {"mode": "standard", "total_max_attempts": self.retries + 1}
             if config:
                 options["config_kwargs"] = config
             return options

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 import xarray as xr
 
+from loaders.config import MappingConfig, SourceConfig
 from loaders.crawl import crawl
 from loaders.storage import StorageOptions
 from zarr_stac.samples import write_dataset
@@ -17,6 +18,7 @@ from zarr_stac.services.proxy import FaultProxy, FaultRules
 from .cases import antimeridian
 
 BUCKET = "broken"
+PRIVATE_BUCKET = "broken-private"
 
 
 def _no_coordinates() -> xr.Dataset:
@@ -36,6 +38,7 @@ def _undecodable_time() -> xr.Dataset:
 @pytest.fixture(scope="module")
 def broken_bucket(s3_server, storage):
     s3_server.create_bucket(BUCKET, public=True)
+    s3_server.create_bucket(PRIVATE_BUCKET)
     fs = storage.filesystem(f"s3://{BUCKET}")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -44,13 +47,14 @@ def broken_bucket(s3_server, storage):
         write_dataset(_no_coordinates(), f"s3://{BUCKET}/no-coordinates.zarr", storage, public=True)
         write_dataset(_no_time(), f"s3://{BUCKET}/no-time.zarr", storage, public=True)
         write_dataset(_undecodable_time(), f"s3://{BUCKET}/undecodable-time.zarr", storage, public=True)
-        # Written without a public ACL: anonymous readers are refused.
-        write_dataset(antimeridian(), f"s3://{BUCKET}/private.zarr", storage, public=False)
+        # In a bucket without a public policy: anonymous readers are refused.
+        write_dataset(antimeridian(), f"s3://{PRIVATE_BUCKET}/private.zarr", storage, public=False)
         write_dataset(antimeridian(), f"s3://{BUCKET}/unknown-codec.zarr", storage, public=True)
     metadata = json.loads(fs.cat(f"{BUCKET}/unknown-codec.zarr/.zmetadata"))
     metadata["metadata"]["tas/.zarray"]["compressor"] = {"id": "no-such-codec"}
     fs.pipe(f"{BUCKET}/unknown-codec.zarr/.zmetadata", json.dumps(metadata).encode(), ACL="public-read")
     fs.pipe(f"{BUCKET}/corrupt.zarr/.zgroup", b'{"zarr_format": 2', ACL="public-read")
+    fs.pipe(f"{BUCKET}/lists/private.txt", f"s3://{PRIVATE_BUCKET}/private.zarr\n".encode(), ACL="public-read")
     fs.pipe(f"{BUCKET}/corrupt.zarr/.zmetadata", b"{not json at all", ACL="public-read")
     return f"s3://{BUCKET}"
 
@@ -60,7 +64,7 @@ EXPECTED_KINDS = {
     "s3://broken/no-coordinates.zarr": "no-coordinates",
     "s3://broken/no-time.zarr": "no-time",
     "s3://broken/undecodable-time.zarr": "undecodable-time",
-    "s3://broken/private.zarr": "access-denied",
+    "s3://broken-private/private.zarr": "access-denied",
     "s3://broken/unknown-codec.zarr": "unknown-codec",
     "s3://broken/slow.zarr": "timeout",
 }
@@ -72,7 +76,9 @@ def broken_crawl(broken_bucket, s3_server):
     rules = FaultRules(hang=re.compile(r"^/broken/slow\.zarr/"))
     with FaultProxy(s3_server.endpoint_url, rules) as proxy:
         storage = StorageOptions(endpoint_url=proxy.url, anon=True, timeout=0.2, retries=0)
-        return crawl(broken_bucket, storage)
+        # The private store comes from an explicit list: listing its bucket is refused too.
+        sources = [SourceConfig(url=broken_bucket, storage=storage), SourceConfig(url=f"{broken_bucket}/lists/private.txt", storage=storage)]
+        return crawl(MappingConfig(sources=sources))
 
 
 def test_each_failure_is_reported_by_kind(broken_crawl):

@@ -100,7 +100,7 @@ sources:
     assert sorted(link["href"].split("/")[1] for link in root["links"] if link["rel"] == "child") == ["cmip6-pr", "cmip6-tas"]
     assert json.loads((out / "cmip6-tas" / "collection.json").read_text())["title"] == "CMIP6 tas"
     item = json.loads((out / "cmip6-tas" / "ModelB.ssp585.r1i1p1f1.tas.gn" / "ModelB.ssp585.r1i1p1f1.tas.gn.json").read_text())
-    assert (item["properties"]["variable_id"], item["properties"]["experiment_id"]) == ("tas", "ssp585")
+    assert (item["properties"]["variable_id"], item["properties"]["experiment_id"], item["properties"]["grid_label"]) == ("tas", "ssp585", "gn")
 
 
 def test_invalid_config_is_a_clear_error(cli, tmp_path):
