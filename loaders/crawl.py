@@ -58,6 +58,7 @@ class CrawlResult:
     collections: list[pystac.Collection] = field(default_factory=list)
     items: list[pystac.Item] = field(default_factory=list)
     failures: list[StoreFailure] = field(default_factory=list)
+    catalogued: int = 0
 
     @property
     def complete(self) -> bool:
@@ -300,6 +301,7 @@ def crawl(
     concurrency: int = 64,
     processes: int | None = None,
     dask_scheduler: str | None = None,
+    batch_size: int = 256,
     on_store: Callable[[StoreRef, pystac.Item | StoreFailure], None] | None = None,
     on_discovered: Callable[[list[StoreRef]], None] | None = None,
 ) -> CrawlResult:
@@ -307,7 +309,7 @@ def crawl(
     keeping every Item in memory; see `Crawl` to stream them instead."""
     executor = make_executor(processes, dask_scheduler)
     try:
-        running = Crawl(target, storage, workers=workers, concurrency=concurrency, executor=executor)
+        running = Crawl(target, storage, workers=workers, concurrency=concurrency, batch_size=batch_size, executor=executor)
         if on_discovered:
             on_discovered([job.ref for job in running.jobs])
         items = []
@@ -320,6 +322,7 @@ def crawl(
         executor.close()
     result = running.result
     result.items = sorted(items, key=lambda i: (i.collection_id, i.id))
+    result.catalogued = len(result.items)
     result.failures.sort(key=lambda f: f.url)
     result.collections = running.collections()
     return result

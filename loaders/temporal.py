@@ -66,7 +66,13 @@ def _is_missing(value) -> bool:
 
 
 def time_extent(ds: xr.Dataset, name: str) -> tuple[dt.datetime, dt.datetime]:
-    values = [v for v in time_values(ds, name) if not _is_missing(v)]
+    raw = time_values(ds, name)
+    if raw.dtype.kind == "M":  # numpy datetimes: vectorised
+        valid = raw[~np.isnat(raw)]
+        if valid.size == 0:
+            raise ValueError(f"time coordinate {name!r} has no valid values")
+        return to_datetime(valid.min()), to_datetime(valid.max())
+    values = [v for v in raw if not _is_missing(v)]
     if not values:
         raise ValueError(f"time coordinate {name!r} has no valid values")
     if ds[name].dtype.kind == "O":

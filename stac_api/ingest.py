@@ -80,6 +80,85 @@ def _widen(data: dict[str, Any], existing: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
+def placeholder(collection_id: str) -> dict[str, Any]:
+    """A collection row for items to be loaded into before its document is known."""
+    return {
+        "type": "Collection",
+        "stac_version": "1.1.0",
+        "id": collection_id,
+        "description": "Being loaded.",
+        "license": "other",
+        "extent": {"spatial": {"bbox": [[-180.0, -90.0, 180.0, 90.0]]}, "temporal": {"interval": [[None, None]]}},
+        "links": [],
+    }
+
+
+class Ingest:
+    """A load in progress: `add` items as they come (written in batches), then `finish`.
+
+    Items need their collection's row (pgstac partitions by collection), but a
+    collection's document is complete only when all its items are known: a
+    collection new to the database gets a placeholder row first, replaced by its
+    document at `finish`. Memory holds one batch plus the ids loaded per collection.
+    """
+
+    def __init__(self, dsn: str, *, batch_size: int = 5000):
+        self.db = PgstacDB(dsn=dsn)
+        self.loader = Loader(db=self.db)
+        self.conn = self.db.connect()
+        self.batch_size = batch_size
+        self.report = LoadReport()
+        self.loaded_ids: dict[str, set[str]] = defaultdict(set)
+        self._batch: list[dict[str, Any]] = []
+
+    def __enter__(self) -> Ingest:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.db.close()
+
+    def add(self, item: pystac.Item) -> None:
+        data = for_pgstac(item)
+        collection_id = data["collection"]
+        if collection_id not in self.loaded_ids:
+            self.loader.load_collections(iter([placeholder(collection_id)]), insert_mode=Methods.ignore)
+            self.loaded_ids[collection_id] = set()
+        self.loaded_ids[collection_id].add(data["id"])
+        self._batch.append(data)
+        if len(self._batch) >= self.batch_size:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._batch:
+            self.loader.load_items(iter(self._batch), insert_mode=Methods.upsert)
+            self.report.items += len(self._batch)
+            self._batch = []
+
+    def finish(self, collections: Iterable[pystac.Collection], *, sync: Callable[[str], bool] = never) -> LoadReport:
+        """Collection documents, then `sync` deletions, then queryables and summaries."""
+        self._flush()
+        collection_dicts = [for_pgstac(c) for c in collections]
+        ids = [c["id"] for c in collection_dicts]
+        existing = {row[0]: row[1] for row in self.conn.execute("SELECT id, content FROM pgstac.collections WHERE id = ANY(%s)", (ids,))}
+        for data in collection_dicts:
+            old = existing.get(data["id"])
+            if old is not None and not sync(data["id"]):
+                old = old if isinstance(old, dict) else orjson.loads(old)
+                if old.get("description") != "Being loaded.":
+                    _widen(data, old)
+        if collection_dicts:
+            self.loader.load_collections(iter(collection_dicts), insert_mode=Methods.upsert)
+        self.report.collections = len(collection_dicts)
+        for collection_id in ids:
+            if sync(collection_id):
+                self.report.deleted += self.conn.execute(
+                    "DELETE FROM pgstac.items WHERE collection = %s AND NOT (id = ANY(%s))",
+                    (collection_id, sorted(self.loaded_ids.get(collection_id, ()))),
+                ).rowcount
+        self.report.queryables = queryables.refresh(self.conn, ids)
+        return self.report
+
+
 def load(
     dsn: str,
     collections: Iterable[pystac.Collection],
@@ -89,33 +168,14 @@ def load(
     sync: Callable[[str], bool] = never,
 ) -> LoadReport:
     """Upsert `collections` and `items`; `sync(id)` says whether that collection was fully crawled."""
-    report = LoadReport()
-    with PgstacDB(dsn=dsn) as db:
-        loader = Loader(db=db)
-        conn = db.connect()
-        collection_dicts = [for_pgstac(c) for c in collections]
-        ids = [c["id"] for c in collection_dicts]
-        existing = {row[0]: row[1] for row in conn.execute("SELECT id, content FROM pgstac.collections WHERE id = ANY(%s)", (ids,))}
-        for data in collection_dicts:
-            if data["id"] in existing and not sync(data["id"]):
-                _widen(data, existing[data["id"]] if isinstance(existing[data["id"]], dict) else orjson.loads(existing[data["id"]]))
-        if collection_dicts:
-            loader.load_collections(iter(collection_dicts), insert_mode=Methods.upsert)
-        report.collections = len(collection_dicts)
+    with Ingest(dsn, batch_size=batch_size) as ingest:
+        collections = list(collections)
+        # Collections first when they are known up front (their documents, not placeholders).
+        if collections:
+            ingest.loader.load_collections(iter([for_pgstac(c) for c in collections]), insert_mode=Methods.ignore)
+            for c in collections:
+                ingest.loaded_ids.setdefault(c.id, set())
+        for item in items:
+            ingest.add(item)
+        return ingest.finish(collections, sync=sync)
 
-        loaded_ids: dict[str, set[str]] = defaultdict(set)
-        for batch in _batches((for_pgstac(i) for i in items), batch_size):
-            loader.load_items(iter(batch), insert_mode=Methods.upsert)
-            report.items += len(batch)
-            for data in batch:
-                loaded_ids[data["collection"]].add(data["id"])
-
-        for collection_id in ids:
-            if sync(collection_id):
-                deleted = conn.execute(
-                    "DELETE FROM pgstac.items WHERE collection = %s AND NOT (id = ANY(%s))",
-                    (collection_id, sorted(loaded_ids[collection_id])),
-                ).rowcount
-                report.deleted += deleted
-        report.queryables = queryables.refresh(conn, ids)
-    return report

@@ -36,6 +36,7 @@ import io
 import os
 import posixpath
 import re
+import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -230,28 +231,28 @@ class StaticCatalog:
         return link
 
     # -- rendering -----------------------------------------------------------------------
-    def render_item(self, item: ItemSource, collection: pystac.Collection) -> tuple[str, bytes]:
-        data = dict(_as_dict(item), collection=collection.id)
-        path = item_path(collection.id, data["id"])
-        cpath = collection_path(collection.id)
+    def render_item(self, item: ItemSource, collection_id: str) -> tuple[str, bytes]:
+        data = dict(_as_dict(item), collection=collection_id)
+        path = item_path(collection_id, data["id"])
+        cpath = collection_path(collection_id)
         data["links"] = [
             self.link("root", path, CATALOG_FILE, JSON_TYPE, self.title),
-            self.link("parent", path, cpath, JSON_TYPE, collection.title),
-            self.link("collection", path, cpath, JSON_TYPE, collection.title),
+            self.link("parent", path, cpath, JSON_TYPE),
+            self.link("collection", path, cpath, JSON_TYPE),
             *([self.link("self", path, path, GEOJSON_TYPE)] if self.base_url else []),
             *[link for link in data.get("links", []) if link.get("rel") not in STRUCTURAL_RELS],
         ]
         return path, _dumps(data)
 
-    def render_collection(self, collection: pystac.Collection, items: Sequence[ItemSource], geoparquet: bool, path: str | None = None) -> bytes:
+    def render_collection(self, collection: pystac.Collection, items: Sequence[tuple[str, str | None]], geoparquet: bool, path: str | None = None) -> bytes:
         cpath = path or collection_path(collection.id)
         data = collection.to_dict(include_self_link=False, transform_hrefs=False)
         links = [
             self.link("root", cpath, CATALOG_FILE, JSON_TYPE, self.title),
             self.link("parent", cpath, CATALOG_FILE, JSON_TYPE, self.title),
         ]
-        for item in sorted(items, key=_id):
-            links.append(self.link("item", cpath, item_path(collection.id, _id(item)), GEOJSON_TYPE, _title(item)))
+        for item_id, title in sorted(items):
+            links.append(self.link("item", cpath, item_path(collection.id, item_id), GEOJSON_TYPE, title))
         if self.base_url:
             links.append(self.link("self", cpath, cpath, JSON_TYPE))
         data["links"] = links + [link for link in data.get("links", []) if link.get("rel") not in STRUCTURAL_RELS]
@@ -284,51 +285,14 @@ class StaticCatalog:
         may_delete: Callable[[str], bool] = never,
     ) -> WriteReport:
         """Write what changed; delete what is gone from collections `may_delete` allows."""
-        report = WriteReport()
-        existing = self.destination.inventory()
-        pending = self._pending(existing)
-        collections = {c.id: c for c in collections}
-        grouped: dict[str, list[ItemSource]] = {cid: [] for cid in collections}
-        for item in items:
-            if item.collection_id not in grouped:
-                raise ValueError(f"item {item.id!r} belongs to collection {item.collection_id!r}, which is not being published")
-            grouped[item.collection_id].append(item)
-        # Unlinked objects waiting for deletion are no longer part of the catalogue.
-        current = {p: h for p, h in existing.items() if p not in pending}
-        self._keep_earlier(current, collections, grouped, may_delete, report)
+        with self.publication() as publication:
+            for item in items:
+                publication.add(item)
+            return publication.finish(collections, may_delete=may_delete)
 
-        published: set[str] = {CATALOG_FILE}
-        for cid, collection in collections.items():
-            members = grouped[cid]
-            self._check_unique_paths(cid, members)
-            # Rendered a batch at a time: memory holds one batch of JSON, not all of it.
-            for batch in _batches(members, WRITE_BATCH):
-                rendered = dict(self.render_item(item, collection) for item in batch)
-                published.update(rendered)
-                self._write_changed(rendered, existing, report)
-            if self.geoparquet:
-                path = f"{safe_id(cid)}/{GEOPARQUET_FILE}"
-                published.add(path)
-                self._write_changed({path: geoparquet_bytes([_as_dict(i) for i in members])}, existing, report, PARQUET_TYPE)
-        # Collections once their items are all in place, each twice: at its stable
-        # URL and at an immutable, content-addressed one that the root links to.
-        # Switching the root is then the one atomic step between two snapshots: a
-        # reader that started from the old root keeps walking the old collections
-        # (kept, like every unlinked object, for the grace period).
-        snapshot_paths = {}
-        for cid, collection in collections.items():
-            data = self.render_collection(collection, grouped[cid], self.geoparquet)
-            stable = collection_path(cid)
-            snapshot = snapshot_path(cid, data)
-            snapshot_paths[cid] = snapshot
-            objects = {stable: data, snapshot: self.render_collection(collection, grouped[cid], self.geoparquet, path=snapshot)}
-            published.update(objects)
-            self._write_changed(objects, existing, report)
-        self._write_changed({CATALOG_FILE: self.render_root(list(collections.values()), snapshot_paths)}, existing, report)
-
-        stale = [p for p in existing if p not in published and p != PENDING_FILE and (p in pending or self._deletable(p, may_delete))]
-        self._delete_after_grace(stale, pending, existing, report)
-        return report
+    def publication(self) -> Publication:
+        """A publication in progress: `add` items as they come, then `finish`."""
+        return Publication(self)
 
     def _pending(self, existing: Mapping[str, str | None]) -> dict[str, float]:
         if PENDING_FILE not in existing:
@@ -360,39 +324,111 @@ class StaticCatalog:
         report.written += len(changed)
         self.destination.write_many(changed, existing, content_type)
 
-    def _keep_earlier(self, existing, collections, grouped, may_delete, report) -> None:
+
+class Publication:
+    """Items written as they come (in batches), collections and root at `finish`.
+
+    Memory holds one batch of JSON, and per collection the ids and titles of its
+    items (for the collection's links), whatever the number of items.
+    """
+
+    def __init__(self, catalog: StaticCatalog):
+        self.catalog = catalog
+        self.destination = catalog.destination
+        self.report = WriteReport()
+        self.existing = self.destination.inventory()
+        self.pending = catalog._pending(self.existing)
+        self.published: set[str] = {CATALOG_FILE}
+        self.members: dict[str, dict[str, str | None]] = {}  # collection -> {item id: title}
+        self._paths: dict[str, str] = {}  # item path -> item id (two ids, one path: refused)
+        self._batch: dict[str, bytes] = {}
+        self._parquet_rows: dict[str, Any] = {}  # collection -> temporary ndjson file
+
+    def __enter__(self) -> Publication:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for handle in self._parquet_rows.values():
+            handle.close()
+
+    def add(self, item: ItemSource, collection_id: str | None = None) -> None:
+        collection_id = collection_id or (item.collection_id if isinstance(item, pystac.Item) else item.get("collection"))
+        if not collection_id:
+            raise ValueError(f"item {_id(item)!r} has no collection")
+        path, data = self.catalog.render_item(item, collection_id)
+        if self._paths.get(path, _id(item)) != _id(item):
+            raise ValueError(f"items {self._paths[path]!r} and {_id(item)!r} of collection {collection_id!r} would both be written to {path}")
+        self._paths[path] = _id(item)
+        self.members.setdefault(collection_id, {})[_id(item)] = _title(item)
+        self._batch[path] = data
+        self.published.add(path)
+        if self.catalog.geoparquet:
+            if collection_id not in self._parquet_rows:
+                self._parquet_rows[collection_id] = tempfile.TemporaryFile()
+            self._parquet_rows[collection_id].write(orjson.dumps(_as_dict(item)) + b"\n")
+        if len(self._batch) >= WRITE_BATCH:
+            self._flush()
+
+    def _flush(self) -> None:
+        self.catalog._write_changed(self._batch, self.existing, self.report)
+        self._batch = {}
+
+    def finish(self, collections: Iterable[pystac.Collection], *, may_delete: Callable[[str], bool] = never) -> WriteReport:
+        """Collections (given now: their extents are known only at the end), root, deletions."""
+        collections = {c.id: c for c in collections}
+        for cid in self.members:
+            if cid not in collections:
+                raise ValueError(f"items were published in collection {cid!r}, which is not being published")
+        self._keep_earlier(collections, may_delete)
+        self._flush()
+        catalog, existing, report = self.catalog, self.existing, self.report
+        if catalog.geoparquet:
+            for cid, handle in self._parquet_rows.items():
+                path = f"{safe_id(cid)}/{GEOPARQUET_FILE}"
+                self.published.add(path)
+                handle.seek(0)
+                catalog._write_changed({path: geoparquet_bytes([orjson.loads(line) for line in handle])}, existing, report, PARQUET_TYPE)
+        # Collections once their items are all in place, each twice: at its stable
+        # URL and at an immutable, content-addressed one that the root links to.
+        # Switching the root is then the one atomic step between two snapshots: a
+        # reader that started from the old root keeps walking the old collections
+        # (kept, like every unlinked object, for the grace period).
+        snapshot_paths = {}
+        for cid, collection in collections.items():
+            members = sorted(self.members.get(cid, {}).items())
+            data = catalog.render_collection(collection, members, catalog.geoparquet and cid in self._parquet_rows)
+            snapshot = snapshot_path(cid, data)
+            snapshot_paths[cid] = snapshot
+            objects = {collection_path(cid): data, snapshot: catalog.render_collection(collection, members, catalog.geoparquet and cid in self._parquet_rows, path=snapshot)}
+            self.published.update(objects)
+            catalog._write_changed(objects, existing, report)
+        catalog._write_changed({CATALOG_FILE: catalog.render_root(list(collections.values()), snapshot_paths)}, existing, report)
+
+        stale = [p for p in existing if p not in self.published and p != PENDING_FILE and (p in self.pending or catalog._deletable(p, may_delete))]
+        catalog._delete_after_grace(stale, self.pending, existing, report)
+        return report
+
+    def _keep_earlier(self, collections: dict[str, pystac.Collection], may_delete: Callable[[str], bool]) -> None:
         """Items published before, whose collection this crawl did not fully see, stay."""
+        current = [p for p in self.existing if p not in self.pending]
         by_collection: dict[str, list[str]] = {}
-        for path in existing:
+        for path in current:
             match = ITEM_PATH.fullmatch(path)
-            if match:
+            if match and path not in self.published:
                 by_collection.setdefault(match["collection"], []).append(path)
-        for collection_dir, paths in by_collection.items():
+        for collection_dir, missing in by_collection.items():
             if may_delete(collection_dir):
                 continue
             cid = next((c for c in collections if safe_id(c) == collection_dir), None)
-            present = {item_path(cid, _id(i)) for i in grouped.get(cid, [])} if cid else set()
-            missing = [p for p in paths if p not in present]
-            if not missing:
-                continue
             if cid is None:  # a whole collection this crawl did not produce: keep it as it was
                 old = pystac.Collection.from_dict(orjson.loads(self.destination.read(collection_path(collection_dir))), migrate=False)
                 collections[old.id] = old
                 cid = old.id
-                grouped[cid] = []
             kept = [orjson.loads(self.destination.read(p)) for p in missing]
-            grouped[cid].extend(kept)
-            report.kept += len(kept)
+            for data in kept:
+                self.add(data, cid)
+            self.report.kept += len(kept)
             collections[cid] = _widened(collections[cid], kept)
-
-    def _check_unique_paths(self, collection_id: str, items: Sequence[ItemSource]) -> None:
-        seen: dict[str, str] = {}
-        for item in items:
-            item_id = _id(item)
-            path = item_path(collection_id, item_id)
-            if path in seen and seen[path] != item_id:
-                raise ValueError(f"items {seen[path]!r} and {item_id!r} of collection {collection_id!r} would both be written to {path}")
-            seen[path] = item_id
 
 
 def _batches(values: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:

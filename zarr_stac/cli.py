@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
 from collections import Counter
 from pathlib import Path
 from typing import Annotated, Optional
 
+import pystac
 import typer
 from rich.console import Console
 from rich.markup import escape
@@ -31,7 +35,10 @@ Anon = Annotated[bool, typer.Option("--anon", help="Read without credentials (pu
 PublicAnon = Annotated[Optional[bool], typer.Option("--public-anon/--no-public-anon", help="What the published assets tell readers to use (default: same as --anon).")]
 Profile = Annotated[Optional[str], typer.Option("--profile", envvar="AWS_PROFILE", help="Named profile from ~/.aws/config.")]
 Region = Annotated[Optional[str], typer.Option("--region", envvar=["AWS_REGION", "AWS_DEFAULT_REGION"], help="Region of the bucket.")]
-Workers = Annotated[int, typer.Option("--workers", min=1, help="Stores read at once.")]
+Workers = Annotated[int, typer.Option("--workers", min=1, help="Prefixes listed at once during discovery.")]
+Concurrency = Annotated[int, typer.Option("--concurrency", min=1, help="Stores read at once per process (their requests are issued together).")]
+Processes = Annotated[Optional[int], typer.Option("--processes", min=1, help="Worker processes for the mapping, which is CPU-bound (default: one per CPU on large crawls).")]
+DaskScheduler = Annotated[Optional[str], typer.Option("--dask-scheduler", envvar="DASK_SCHEDULER_ADDRESS", help="Run the crawl on this Dask cluster (e.g. tcp://scheduler:8786).")]
 Dsn = Annotated[Optional[str], typer.Option("--dsn", envvar="DATABASE_URL", help="postgresql://USER:PASSWORD@HOST:PORT/DB of a pgstac database (default: the local cluster under --data-dir).", show_default=False)]
 DataDir = Annotated[Path, typer.Option("--data-dir", envvar="ZARR_STAC_DATA_DIR", help="Where the local cluster and demo files live.")]
 Config = Annotated[Optional[Path], typer.Option("--config", "-c", envvar="ZARR_STAC_CONFIG", help="Mapping configuration (YAML): sources, templates, collections. Replaces URL.")]
@@ -60,23 +67,46 @@ def mapping_config(url: str | None, config: Path | None, storage: StorageOptions
         raise typer.Exit(2) from None
 
 
-def run_crawl(config: MappingConfig, workers: int) -> CrawlResult:
+@dataclass
+class Scale:
+    """How a crawl is spread: requests in flight, processes, or a Dask cluster."""
+
+    workers: int = 16
+    concurrency: int = 64
+    processes: int | None = None
+    dask_scheduler: str | None = None
+
+
+def run_crawl(config: MappingConfig, scale: Scale, sink: Callable[[pystac.Item], None] | None = None) -> CrawlResult:
+    """Crawl with a progress bar, handing each Item to `sink` as soon as it is made."""
+    from loaders.crawl import Crawl, CataloguedStore, make_executor
+
     where = ", ".join(source.url for source in config.sources)
-    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err, transient=False) as progress:
-        task = progress.add_task(f"discovering stores in {escape(where)}", total=None)
-
-        def discovered(refs) -> None:
-            progress.update(task, description=f"reading {len(refs)} stores", total=len(refs))
-
-        result = crawl(config, workers=workers, on_discovered=discovered, on_store=lambda ref, outcome: progress.advance(task))
-    return result
+    with err.status(f"discovering stores in {escape(where)}"):
+        running = Crawl(config, workers=scale.workers, concurrency=scale.concurrency)
+    # Worker processes pay for themselves only on crawls of more than a few batches.
+    processes = (scale.processes or os.cpu_count() or 1) if len(running.jobs) > 2 * running.batch_size else 1
+    running.executor = make_executor(processes, scale.dask_scheduler)
+    try:
+        with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err, transient=False) as progress:
+            task = progress.add_task(f"reading {len(running.jobs)} stores", total=len(running.jobs))
+            for outcome in running:
+                if isinstance(outcome, CataloguedStore):
+                    running.result.catalogued += 1
+                    if sink is not None:
+                        sink(outcome.item)
+                progress.advance(task)
+    finally:
+        running.executor.close()
+    running.result.collections = running.collections()
+    return running.result
 
 
 def print_summary(result: CrawlResult) -> None:
     table = Table(title="crawl summary", show_edge=False)
     table.add_column("outcome")
     table.add_column("stores", justify="right")
-    table.add_row("catalogued", str(len(result.items)))
+    table.add_row("catalogued", str(result.catalogued))
     for kind, count in sorted(Counter(f.kind for f in result.failures).items()):
         table.add_row(f"skipped: {kind}", str(count))
     err.print(table)
@@ -161,6 +191,9 @@ def build(
     region: Region = None,
     public_anon: PublicAnon = None,
     workers: Workers = 16,
+    concurrency: Concurrency = 64,
+    processes: Processes = None,
+    dask_scheduler: DaskScheduler = None,
     strict: Annotated[bool, typer.Option("--strict", help="Exit with status 1 when any store was skipped.")] = False,
     config: Config = None,
     geoparquet: Annotated[bool, typer.Option("--geoparquet", help="Also write each collection's items as stac-geoparquet, linked as a `stac-items` asset.")] = False,
@@ -171,27 +204,25 @@ def build(
     Incremental: only changed objects are written. Items of stores that are gone are
     deleted only from collections whose stores were all read without error.
     """
-    from static_catalog.write import write_catalog
+    from static_catalog.write import StaticCatalog
 
     storage = storage_options(endpoint_url, anon, profile, region, public_anon)
     mapping = mapping_config(url, config, storage)
-    # The storage flags also reach an object-store OUTPUT (keys from the environment).
-    output_storage = storage
-    result = run_crawl(mapping, workers)
-    print_summary(result)
-    report = write_catalog(
-        result.collections,
-        result.items,
+    catalog = StaticCatalog(
         output,
-        storage=output_storage,
+        storage=storage,  # the storage flags also reach an object-store OUTPUT
         base_url=base_url,
-        may_delete=result.may_delete_from,
         geoparquet=geoparquet,
         delete_grace=delete_grace,
         catalog_id=mapping.catalog.id,
         title=mapping.catalog.title,
         description=mapping.catalog.description,
     )
+    # Items are written as the crawl makes them: memory does not grow with the stores.
+    with catalog.publication() as publication:
+        result = run_crawl(mapping, Scale(workers, concurrency, processes, dask_scheduler), sink=publication.add)
+        print_summary(result)
+        report = publication.finish(result.collections, may_delete=result.may_delete_from)
     kept = f", {report.kept} kept from before (not re-read)" if report.kept else ""
     pending = f", {report.pending} unlinked (deleted after the grace period)" if report.pending else ""
     err.print(f"catalogue at {escape(output)}: {report.written} written, {report.unchanged} unchanged, {report.deleted} deleted{kept}{pending}")
@@ -210,31 +241,36 @@ def load(
     region: Region = None,
     public_anon: PublicAnon = None,
     workers: Workers = 16,
+    concurrency: Concurrency = 64,
+    processes: Processes = None,
+    dask_scheduler: DaskScheduler = None,
     strict: Annotated[bool, typer.Option("--strict", help="Exit with status 1 when any store was skipped.")] = False,
     config: Config = None,
     sync: Annotated[bool, typer.Option("--sync", help="Also delete the items of stores that are gone, from collections whose stores were all read without error.")] = False,
 ) -> None:
     """Load Collections and Items into pgstac (upsert: safe to rerun)."""
+    from stac_api.ingest import Ingest, never
     from stac_api.ingest import load as load_into_pgstac
-    from stac_api.ingest import never
 
     target = resolve_dsn(dsn, data_dir)
     if source and Path(source).is_dir() and (Path(source) / "catalog.json").exists():
         source = str(Path(source) / "catalog.json")
     if source and source.endswith("catalog.json"):
+        if sync:
+            err.print("[red]--sync needs a crawl (a static catalogue does not say which stores were read)[/]")
+            raise typer.Exit(2)
         from static_catalog.read import read_catalog
 
         collections, items = read_catalog(source, storage_options(endpoint_url, anon, profile, region))
+        report = load_into_pgstac(target, collections, items)
         result = None
     else:
         mapping = mapping_config(source, config, storage_options(endpoint_url, anon, profile, region, public_anon))
-        result = run_crawl(mapping, workers)
-        print_summary(result)
-        collections, items = result.collections, result.items
-    if sync and result is None:
-        err.print("[red]--sync needs a crawl (a static catalogue does not say which stores were read)[/]")
-        raise typer.Exit(2)
-    report = load_into_pgstac(target, collections, items, sync=result.may_delete_from if sync else never)
+        # Items go to pgstac in batches as the crawl makes them.
+        with Ingest(target) as ingest:
+            result = run_crawl(mapping, Scale(workers, concurrency, processes, dask_scheduler), sink=ingest.add)
+            print_summary(result)
+            report = ingest.finish(result.collections, sync=result.may_delete_from if sync else never)
     deleted = f", deleted {report.deleted} item(s) of stores that are gone" if sync else ""
     err.print(f"loaded {report.collections} collection(s) and {report.items} item(s) into pgstac{deleted}")
     if result is not None:

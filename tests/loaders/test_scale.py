@@ -1,0 +1,91 @@
+"""At scale: the same catalogue however the crawl is spread, and memory that does not grow."""
+
+import json
+import subprocess
+import sys
+import warnings
+
+import pytest
+
+from loaders.crawl import crawl
+from zarr_stac.samples import cmip6_like, write_dataset
+from zarr_stac.services.synthetic_s3 import SyntheticS3Server
+
+from ..conftest import PROJECT_ROOT
+
+
+def as_json(result):
+    return (
+        [c.to_dict(include_self_link=False) for c in result.collections],
+        [i.to_dict(include_self_link=False, transform_hrefs=False) for i in result.items],
+        sorted((f.url, f.kind) for f in result.failures),
+    )
+
+
+@pytest.fixture(scope="module")
+def single_process(sample_config):
+    return as_json(crawl(sample_config, batch_size=3))
+
+
+def test_process_pool_crawl_equals_single_process(sample_config, single_process):
+    assert as_json(crawl(sample_config, batch_size=3, processes=2)) == single_process
+
+
+def test_dask_crawl_equals_single_process(sample_config, single_process):
+    from distributed import LocalCluster
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+            distributed = as_json(crawl(sample_config, batch_size=3, dask_scheduler=cluster.scheduler_address))
+    assert distributed == single_process
+
+
+@pytest.fixture(scope="module")
+def template_store(tmp_path_factory):
+    path = tmp_path_factory.mktemp("template") / "store.zarr"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        write_dataset(cmip6_like("ModelA", "historical", "tas"), str(path))
+    return path
+
+
+# A streaming `zarr-stac build`, in one process, reporting how far its memory grew
+# above what it used once everything was imported and the stores listed.
+MEASURE = """
+import json, resource, sys, tempfile
+from loaders.config import MappingConfig, SourceConfig
+from loaders.crawl import Crawl, CataloguedStore
+from loaders.storage import StorageOptions
+from static_catalog.write import StaticCatalog
+def rss_mb():
+    return next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmRSS:")) / 1024
+storage = StorageOptions(endpoint_url=sys.argv[1], anon=True)
+running = Crawl(MappingConfig(sources=[SourceConfig(url="s3://synthetic/stores", storage=storage)]))
+catalog = StaticCatalog(tempfile.mkdtemp())
+baseline = rss_mb()
+with catalog.publication() as publication:
+    for outcome in running:
+        if isinstance(outcome, CataloguedStore):
+            publication.add(outcome.item)
+    publication.finish(running.collections(), may_delete=running.result.may_delete_from)
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print(json.dumps({"stores": len(publication.members.get("stores", {})), "peak_mb": peak, "held_mb": rss_mb() - baseline}))
+"""
+
+
+def peak_memory(template, count: int) -> dict:
+    with SyntheticS3Server(template, count) as server:
+        done = subprocess.run([sys.executable, "-c", MEASURE, server.endpoint_url], capture_output=True, text=True, cwd=PROJECT_ROOT, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_memory_stays_flat_as_the_number_of_stores_grows(template_store):
+    small, large = peak_memory(template_store, 400), peak_memory(template_store, 4000)
+    assert (small["stores"], large["stores"]) == (400, 4000)
+    # The peak (imports, the first batch in flight) is the same whatever the count...
+    assert large["peak_mb"] <= 1.5 * small["peak_mb"], (small, large)
+    # ...and so is what is still held at the end, which is where keeping every Item
+    # would show: ten times the stores may not hold more than 1.5x (+10 MB of noise).
+    assert large["held_mb"] <= 1.5 * small["held_mb"] + 10, (small, large)
