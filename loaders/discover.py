@@ -2,7 +2,8 @@
 
 Discovery lists "directories" level by level and stops at the first level that
 holds Zarr group metadata, so it never lists (let alone reads) the chunks inside
-a store.
+a store. A folder named `*.zarr` is taken to be a store without listing it (one
+request fewer per store); reading its metadata tells its Zarr format.
 """
 
 from __future__ import annotations
@@ -113,6 +114,12 @@ def discover_stores(
                 ref = store_from_listing(to_url(path), names)
                 if ref is not None:
                     yield ref
-                else:
-                    next_level.extend(subdirs)
+                    continue
+                for subdir in subdirs:
+                    if subdir.endswith(".zarr"):
+                        # A folder named *.zarr is a store: reading its metadata will
+                        # tell which kind, which saves one listing per store.
+                        yield StoreRef(url=to_url(subdir))
+                    else:
+                        next_level.append(subdir)
             level = next_level

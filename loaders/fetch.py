@@ -139,7 +139,8 @@ async def prefetch(fs: AsyncFileSystem, ref: StoreRef) -> Prefetched:
     root = fs._strip_protocol(ref.url).rstrip("/")
     if ref.zarr_format == 2 and ref.consolidated is False:
         raise NotPrefetchable("no consolidated metadata")
-    candidates = [(3, "zarr.json"), (2, ".zmetadata")] if ref.zarr_format != 2 else [(2, ".zmetadata")]
+    # Unknown format: v2 first, still what most climate holdings are.
+    candidates = [(2, ".zmetadata"), (3, "zarr.json")] if ref.zarr_format != 2 else [(2, ".zmetadata")]
     if ref.zarr_format == 3:
         candidates = [(3, "zarr.json")]
     metadata = zarr_format = None

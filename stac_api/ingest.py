@@ -14,6 +14,9 @@ shrink what other loads put there).
 
 from __future__ import annotations
 
+import hashlib
+import os
+import tempfile
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -94,45 +97,91 @@ def placeholder(collection_id: str) -> dict[str, Any]:
 
 
 class Ingest:
-    """A load in progress: `add` items as they come (written in batches), then `finish`.
+    """A load in progress: `add` items as they come, then `finish`.
 
     Items need their collection's row (pgstac partitions by collection), but a
     collection's document is complete only when all its items are known: a
     collection new to the database gets a placeholder row first, replaced by its
-    document at `finish`. Memory holds one batch plus the ids loaded per collection.
+    document at `finish`.
+
+    pypgstac loads a batch one partition (collection) at a time, so a batch of
+    items from a thousand collections costs a thousand small transactions. Items
+    are therefore grouped by collection: a collection's items are loaded once
+    `batch_size` of them are waiting; the others wait in memory up to
+    `memory_items`, then on disk (one file per collection), and are loaded
+    collection by collection at `finish`. Memory stays bounded whatever the load.
     """
 
-    def __init__(self, dsn: str, *, batch_size: int = 5000):
+    def __init__(self, dsn: str, *, batch_size: int = 5000, memory_items: int = 20_000):
         self.db = PgstacDB(dsn=dsn)
         self.loader = Loader(db=self.db)
         self.conn = self.db.connect()
         self.batch_size = batch_size
+        self.memory_items = memory_items
         self.report = LoadReport()
         self.loaded_ids: dict[str, set[str]] = defaultdict(set)
-        self._batch: list[dict[str, Any]] = []
+        self._waiting: dict[str, list[bytes]] = defaultdict(list)
+        self._waiting_count = 0
+        self._spilled: dict[str, int] = defaultdict(int)  # items on disk, per collection
+        self._spill_dir = tempfile.TemporaryDirectory(prefix="zarr-stac-ingest-")
+        self._known: set[str] = set()  # collections that have a row
 
     def __enter__(self) -> Ingest:
         return self
 
     def __exit__(self, *exc) -> None:
+        self._spill_dir.cleanup()
         self.db.close()
 
     def add(self, item: pystac.Item) -> None:
         data = for_pgstac(item)
         collection_id = data["collection"]
-        if collection_id not in self.loaded_ids:
-            self.loader.load_collections(iter([placeholder(collection_id)]), insert_mode=Methods.ignore)
-            self.loaded_ids[collection_id] = set()
         self.loaded_ids[collection_id].add(data["id"])
-        self._batch.append(data)
-        if len(self._batch) >= self.batch_size:
-            self._flush()
+        waiting = self._waiting[collection_id]
+        waiting.append(orjson.dumps(data))
+        self._waiting_count += 1
+        if len(waiting) + self._spilled[collection_id] >= self.batch_size:
+            self._load_collection(collection_id)
+        elif self._waiting_count >= self.memory_items:
+            self._spill()
+
+    def _spill_path(self, collection_id: str) -> str:
+        return os.path.join(self._spill_dir.name, hashlib.md5(collection_id.encode(), usedforsecurity=False).hexdigest() + ".ndjson")
+
+    def _spill(self) -> None:
+        for collection_id, waiting in self._waiting.items():
+            if waiting:
+                with open(self._spill_path(collection_id), "ab") as handle:
+                    handle.write(b"\n".join(waiting) + b"\n")
+                self._spilled[collection_id] += len(waiting)
+        self._waiting.clear()
+        self._waiting_count = 0
+
+    def _ensure_rows(self, collection_ids: Iterable[str]) -> None:
+        missing = [cid for cid in collection_ids if cid not in self._known]
+        if missing:
+            self.loader.load_collections(iter([placeholder(cid) for cid in missing]), insert_mode=Methods.ignore)
+            self._known.update(missing)
+
+    def _load_collection(self, collection_id: str) -> None:
+        """Everything waiting for one collection, in batches of one partition."""
+        self._ensure_rows([collection_id])
+        rows: list[bytes] = []
+        if self._spilled.pop(collection_id, 0):
+            path = self._spill_path(collection_id)
+            with open(path, "rb") as handle:
+                rows.extend(line.rstrip(b"\n") for line in handle if line.strip())
+            os.remove(path)
+        waiting = self._waiting.pop(collection_id, [])
+        self._waiting_count -= len(waiting)
+        rows.extend(waiting)
+        for batch in _batches(rows, self.batch_size):
+            self.loader.load_items((orjson.loads(row) for row in batch), insert_mode=Methods.upsert)
+            self.report.items += len(batch)
 
     def _flush(self) -> None:
-        if self._batch:
-            self.loader.load_items(iter(self._batch), insert_mode=Methods.upsert)
-            self.report.items += len(self._batch)
-            self._batch = []
+        for collection_id in sorted(set(self._waiting) | set(self._spilled)):
+            self._load_collection(collection_id)
 
     def finish(self, collections: Iterable[pystac.Collection], *, sync: Callable[[str], bool] = never) -> LoadReport:
         """Collection documents, then `sync` deletions, then queryables and summaries."""
@@ -173,6 +222,7 @@ def load(
         # Collections first when they are known up front (their documents, not placeholders).
         if collections:
             ingest.loader.load_collections(iter([for_pgstac(c) for c in collections]), insert_mode=Methods.ignore)
+            ingest._known.update(c.id for c in collections)
             for c in collections:
                 ingest.loaded_ids.setdefault(c.id, set())
         for item in items:

@@ -9,20 +9,32 @@ from zarr_stac.samples import CMIP6_EXPERIMENTS, CMIP6_SOURCES, CMIP6_VARIABLES
 
 
 EXPECTED_STORES = {
-    "s3://samples/reanalysis/era-like-daily.zarr": (2, True),
-    "s3://samples/ocean/north-atlantic-sst.zarr": (3, None),  # v3: consolidated is known only after reading
-    **{
-        f"s3://samples/cmip6/{s}/{e}/r1i1p1f1/{v}/gn.zarr": (2, True)
-        for s in CMIP6_SOURCES
-        for e in CMIP6_EXPERIMENTS
-        for v in CMIP6_VARIABLES
-    },
+    "s3://samples/reanalysis/era-like-daily.zarr",
+    "s3://samples/ocean/north-atlantic-sst.zarr",
+    *(f"s3://samples/cmip6/{s}/{e}/r1i1p1f1/{v}/gn.zarr" for s in CMIP6_SOURCES for e in CMIP6_EXPERIMENTS for v in CMIP6_VARIABLES),
 }
 
 
 def test_discovery_finds_every_store_and_nothing_else(sample_bucket, storage):
-    found = {ref.url: (ref.zarr_format, ref.consolidated) for ref in discover_stores(sample_bucket, storage)}
-    assert found == EXPECTED_STORES
+    assert {ref.url for ref in discover_stores(sample_bucket, storage)} == EXPECTED_STORES
+
+
+def test_stores_not_named_zarr_are_recognised_by_their_metadata(empty_bucket, storage):
+    import warnings
+
+    from zarr_stac.samples import era_like_daily, write_dataset
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        write_dataset(era_like_daily(), f"{empty_bucket}/a/v20190101", storage, zarr_format=2, consolidated=True)
+        write_dataset(era_like_daily(), f"{empty_bucket}/b/v20200101", storage, zarr_format=2, consolidated=False)
+        write_dataset(era_like_daily(), f"{empty_bucket}/c/v20210101", storage, zarr_format=3)
+    found = {ref.url: (ref.zarr_format, ref.consolidated) for ref in discover_stores(empty_bucket, storage)}
+    assert found == {
+        f"{empty_bucket}/a/v20190101": (2, True),
+        f"{empty_bucket}/b/v20200101": (2, False),
+        f"{empty_bucket}/c/v20210101": (3, None),  # v3 keeps consolidated metadata inside zarr.json
+    }
 
 
 def test_one_collection_per_top_level_prefix(sample_crawl):
