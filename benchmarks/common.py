@@ -77,10 +77,11 @@ def synthetic_stac(n_items: int, n_collections: int, template: dict | None = Non
     return collections, items
 
 
-def run_trial(module: str, *args: str, timeout: float = 3600) -> dict:
-    """Run one measurement in a fresh interpreter; it prints one JSON line of results."""
+def run_trial(module: str, *args: str, timeout: float = 3600, env: dict[str, str] | None = None) -> dict:
+    """Run one measurement in a fresh interpreter; it prints one JSON line of results.
+    Secrets (a DSN) go in `env`, never on the command line."""
     command = [sys.executable, "-m", module, *args]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, cwd=REPORT.parent)
+    done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, cwd=REPORT.parent, env={**os.environ, **(env or {})})
     if done.returncode != 0:
         raise RuntimeError(f"{' '.join(command)} failed:\n{done.stderr[-3000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])

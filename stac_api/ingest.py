@@ -16,7 +16,10 @@ from __future__ import annotations
 
 import hashlib
 import os
+import queue
 import tempfile
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -112,10 +115,18 @@ class Ingest:
     collection by collection at `finish`. Memory stays bounded whatever the load.
     """
 
-    def __init__(self, dsn: str, *, batch_size: int = 5000, memory_items: int = 20_000):
+    def __init__(self, dsn: str, *, batch_size: int = 5000, memory_items: int = 20_000, connections: int = 4):
         self.db = PgstacDB(dsn=dsn)
         self.loader = Loader(db=self.db)
         self.conn = self.db.connect()
+        # Collections are independent partitions: several are loaded at once, each
+        # through its own connection (the work happens in PostgreSQL, not here).
+        self._loaders = queue.Queue()
+        self._databases = [PgstacDB(dsn=dsn) for _ in range(connections)]
+        for database in self._databases:
+            self._loaders.put(Loader(db=database))
+        self._pool = ThreadPoolExecutor(max_workers=connections, thread_name_prefix="pgstac-load")
+        self._loading: list[Future] = []
         self.batch_size = batch_size
         self.memory_items = memory_items
         self.report = LoadReport()
@@ -125,18 +136,24 @@ class Ingest:
         self._spilled: dict[str, int] = defaultdict(int)  # items on disk, per collection
         self._spill_dir = tempfile.TemporaryDirectory(prefix="zarr-stac-ingest-")
         self._known: set[str] = set()  # collections that have a row
+        self.facets: dict[str, dict[str, queryables.FacetStats]] = defaultdict(dict)
+        self._count_lock = threading.Lock()
 
     def __enter__(self) -> Ingest:
         return self
 
     def __exit__(self, *exc) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
         self._spill_dir.cleanup()
+        for database in self._databases:
+            database.close()
         self.db.close()
 
-    def add(self, item: pystac.Item) -> None:
-        data = for_pgstac(item)
+    def add(self, item: pystac.Item | dict[str, Any]) -> None:
+        data = for_pgstac(item) if isinstance(item, pystac.STACObject) else item
         collection_id = data["collection"]
         self.loaded_ids[collection_id].add(data["id"])
+        queryables.observe(self.facets[collection_id], data.get("properties", {}))
         waiting = self._waiting[collection_id]
         waiting.append(orjson.dumps(data))
         self._waiting_count += 1
@@ -175,13 +192,27 @@ class Ingest:
         waiting = self._waiting.pop(collection_id, [])
         self._waiting_count -= len(waiting)
         rows.extend(waiting)
-        for batch in _batches(rows, self.batch_size):
-            self.loader.load_items((orjson.loads(row) for row in batch), insert_mode=Methods.upsert)
-            self.report.items += len(batch)
+        self._loading = [f for f in self._loading if not f.done() or f.result() is None]
+        while len(self._loading) >= 2 * self._pool._max_workers:  # bounded: memory stays flat
+            self._loading.pop(0).result()
+        self._loading.append(self._pool.submit(self._load_rows, rows))
+
+    def _load_rows(self, rows: list[bytes]) -> None:
+        loader = self._loaders.get()
+        try:
+            for batch in _batches(rows, self.batch_size):
+                loader.load_items((orjson.loads(row) for row in batch), insert_mode=Methods.upsert)
+                with self._count_lock:
+                    self.report.items += len(batch)
+        finally:
+            self._loaders.put(loader)
 
     def _flush(self) -> None:
         for collection_id in sorted(set(self._waiting) | set(self._spilled)):
             self._load_collection(collection_id)
+        for future in self._loading:
+            future.result()  # a failed batch fails the load, with its error
+        self._loading = []
 
     def finish(self, collections: Iterable[pystac.Collection], *, sync: Callable[[str], bool] = never) -> LoadReport:
         """Collection documents, then `sync` deletions, then queryables and summaries."""
@@ -204,7 +235,8 @@ class Ingest:
                     "DELETE FROM pgstac.items WHERE collection = %s AND NOT (id = ANY(%s))",
                     (collection_id, sorted(self.loaded_ids.get(collection_id, ()))),
                 ).rowcount
-        self.report.queryables = queryables.refresh(self.conn, ids)
+        observed = {cid: self.facets.get(cid, {}) for cid in ids}
+        self.report.queryables = queryables.refresh(self.conn, observed)
         return self.report
 
 

@@ -70,6 +70,8 @@ class SyntheticBucket:
         return [], []
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
+        if request.path == "/_stats":  # for benchmarks: how many requests a crawl made
+            return web.json_response({"requests": self.requests})
         self.requests += 1
         if self.latency:
             await asyncio.sleep(self.latency)
@@ -145,6 +147,11 @@ class SyntheticS3Server:
                 time.sleep(0.1)
         self.stop()
         raise RuntimeError("synthetic S3 server did not start")
+
+    def requests(self) -> int:
+        import httpx
+
+        return httpx.get(f"{self.endpoint_url}/_stats").json()["requests"]
 
     def stop(self) -> None:
         if self.process is not None:
