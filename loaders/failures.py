@@ -14,6 +14,7 @@ ACCESS_DENIED = "access-denied"
 NOT_FOUND = "not-found"
 UNKNOWN_CODEC = "unknown-codec"
 TIMEOUT = "timeout"
+UNAVAILABLE = "unavailable"  # throttled (503 SlowDown), 5xx or connection dropped, after retries
 READ_ERROR = "read-error"  # anything else while reading
 # Mapping what was read
 NO_COORDINATES = "no-coordinates"

@@ -12,6 +12,7 @@ system: a virtual Zarr v2 store whose chunks live in other files (NetCDF, GRIB).
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
 import warnings
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ from zarr.core.buffer import default_buffer_prototype
 from zarr.storage import MemoryStore
 
 from .discover import KERCHUNK, StoreRef
-from .failures import ACCESS_DENIED, CORRUPT_METADATA, NOT_FOUND, READ_ERROR, TIMEOUT, UNDECODABLE_TIME, UNKNOWN_CODEC
+from .failures import ACCESS_DENIED, CORRUPT_METADATA, NOT_FOUND, READ_ERROR, TIMEOUT, UNAVAILABLE, UNDECODABLE_TIME, UNKNOWN_CODEC
 from .fetch import Prefetched
 from .storage import StorageOptions, is_remote
 
@@ -59,6 +60,17 @@ def _is_timeout(exc: BaseException) -> bool:
     return bool(names & {"TimeoutError", "ReadTimeoutError", "ConnectTimeoutError", "ServerTimeoutError", "ConnectTimeout", "ReadTimeout"})
 
 
+def _is_unavailable(exc: BaseException) -> bool:
+    """Throttling, a 5xx or a dropped connection that outlasted the retries."""
+    if isinstance(exc, OSError) and exc.errno == errno.EBUSY:  # s3fs's translation of 503 SlowDown
+        return True
+    names = {cls.__name__ for cls in type(exc).__mro__}
+    if names & {"ConnectionError", "ClientConnectionError", "ServerDisconnectedError", "EndpointConnectionError", "ConnectionClosedError"}:
+        return True
+    status = getattr(exc, "response", {}).get("ResponseMetadata", {}).get("HTTPStatusCode") if names & {"ClientError"} else None
+    return isinstance(status, int) and status >= 500
+
+
 def classify(exc: BaseException) -> str:
     """The failure kind of an exception raised while opening a store."""
     from numcodecs.errors import UnknownCodecError
@@ -77,6 +89,8 @@ def classify(exc: BaseException) -> str:
             return ACCESS_DENIED
         if _is_timeout(exc) or isinstance(exc, asyncio.TimeoutError):
             return TIMEOUT
+        if _is_unavailable(exc):
+            return UNAVAILABLE
         if isinstance(exc, FileNotFoundError) or type(exc).__name__ in ("GroupNotFoundError", "NodeNotFoundError"):
             return NOT_FOUND
         exc = exc.__cause__ or exc.__context__

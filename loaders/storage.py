@@ -32,9 +32,10 @@ class StorageOptions(BaseModel):
     # What readers of the catalogue should use; defaults to `anon`.
     public_anon: bool | None = None
     # Seconds before a connection or read is abandoned, and how often a failed
-    # request is retried (with exponential backoff) before the store is reported.
-    timeout: float | None = None
-    retries: int | None = None
+    # request is retried (exponential backoff with jitter: botocore's standard
+    # mode) before the store is reported. None: the client library's defaults.
+    timeout: float | None = 30.0
+    retries: int | None = 5
 
     def for_fsspec(self, url: str) -> dict[str, Any]:
         """Everything fsspec needs to read `url`, secrets included: never publish this."""

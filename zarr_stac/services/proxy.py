@@ -32,9 +32,16 @@ class RecordedRequest:
 class FaultRules:
     latency: float = 0.0  # seconds added to every request
     hang: re.Pattern | None = None  # requests whose path matches never get an answer
+    fail: re.Pattern | None = None  # requests whose path matches are always answered 503
     error_rate: float = 0.0  # share of requests answered 503 SlowDown
     reset_rate: float = 0.0  # share of connections dropped before answering
+    slow_rate: float = 0.0  # share of requests answered only after `slow_seconds`
+    slow_seconds: float = 0.0
     seed: int = 0
+
+    @property
+    def fault_rate(self) -> float:
+        return self.error_rate + self.reset_rate + self.slow_rate
 
 
 @dataclass
@@ -44,6 +51,7 @@ class FaultProxy:
     host: str = "127.0.0.1"
     port: int = field(default_factory=free_port)
     requests: list[RecordedRequest] = field(default_factory=list)
+    slowed: int = 0  # requests delayed by `slow_rate`
 
     def __post_init__(self) -> None:
         self._loop = asyncio.new_event_loop()
@@ -68,16 +76,20 @@ class FaultProxy:
         if rules.hang is not None and rules.hang.search(path):
             await self._stopping.wait()  # never answered; released when the proxy stops
             return web.Response(status=503)
-        draw = self._random.random()
+        with self._lock:
+            draw = self._random.random()
         if draw < rules.reset_rate:
             if request.transport is not None:
                 request.transport.close()
             self._record(request.method, path, 0, 0)
             raise ConnectionResetError("reset by fault proxy")
-        if draw < rules.reset_rate + rules.error_rate:
+        if draw < rules.reset_rate + rules.error_rate or (rules.fail is not None and rules.fail.search(path)):
             body = b"<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>"
             self._record(request.method, path, 503, len(body))
             return web.Response(status=503, body=body, content_type="application/xml")
+        if draw < rules.fault_rate:
+            self.slowed += 1
+            await asyncio.sleep(rules.slow_seconds)
         headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_HEADERS}
         headers["Host"] = request.headers.get("Host", "")
         body = await request.read()
