@@ -197,6 +197,19 @@ def _interpolate(value: Any, where: str) -> Any:
     return value
 
 
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """What is wrong with a YAML file and where, without PyYAML's quote of the offending
+    lines: they may hold a secret (`secret: "...` with its closing quote missing)."""
+    if not isinstance(exc, yaml.MarkedYAMLError):
+        return type(exc).__name__
+    parts = []
+    for what, mark in ((exc.context, exc.context_mark), (exc.problem, exc.problem_mark)):
+        if what:
+            what = re.sub(r"'(?!<)[^']{5,}'", "'...'", what)  # a tag or alias name may be a secret
+            parts.append(f"{what} (line {mark.line + 1}, column {mark.column + 1})" if mark else what)
+    return ": ".join(parts) or "syntax error"
+
+
 def load_config(path: str | Path) -> MappingConfig:
     path = Path(path)
     try:
@@ -204,7 +217,7 @@ def load_config(path: str | Path) -> MappingConfig:
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such file") from None
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+        raise ConfigError(f"{path}: not valid YAML: {_yaml_problem(exc)}") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping with a 'sources' list at the top")
     try:

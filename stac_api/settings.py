@@ -32,8 +32,9 @@ class Settings(PgstacApiSettings):
     transactions_token: SecretStr | None = None
 
     # Configuration comes from the environment only: a stray .env in the working
-    # directory (docker compose keeps one) must not change the API.
-    model_config = SettingsConfigDict(env_file=None, extra="allow")
+    # directory (docker compose keeps one) must not change the API. A validation error
+    # does not quote its input: that is every setting, DATABASE_URL's password included.
+    model_config = SettingsConfigDict(env_file=None, extra="allow", hide_input_in_errors=True)
 
     @model_validator(mode="after")
     def _transactions_need_a_token(self) -> Settings:

@@ -22,8 +22,10 @@ from loaders.crawl import CrawlResult, crawl
 from loaders.discover import DiscoveryError, discover_stores
 from loaders.storage import StorageOptions
 
-app = typer.Typer(help="Publish Zarr stores in object storage as a STAC catalogue (static JSON and a pgstac API).", no_args_is_help=True)
-db_app = typer.Typer(help="The project-managed PostgreSQL cluster (PostGIS + pgstac) on loopback.", no_args_is_help=True)
+# An unexpected error prints a traceback, never its frames' local variables: they hold
+# DSNs with passwords and keys (older Typer releases show them by default).
+app = typer.Typer(help="Publish Zarr stores in object storage as a STAC catalogue (static JSON and a pgstac API).", no_args_is_help=True, pretty_exceptions_show_locals=False)
+db_app = typer.Typer(help="The project-managed PostgreSQL cluster (PostGIS + pgstac) on loopback.", no_args_is_help=True, pretty_exceptions_show_locals=False)
 app.add_typer(db_app, name="db")
 
 console = Console(soft_wrap=True)
