@@ -6,7 +6,8 @@ Everything is stac-fastapi-pgstac's (`instantiate_api`): its extensions (filter,
 sort, fields, query, token pagination, collection search with free text), its
 CORS and proxy-header middleware (Forwarded, X-Forwarded-Proto/Host/Port), its
 health endpoint. Added here: our client (page-size cap, a pgstac fix), the
-database from `DATABASE_URL`, and a bearer token on write routes.
+database from `DATABASE_URL`, a bearer token on write routes, and 400/503 answers
+where stac-fastapi would answer 500 (`errors`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from stac_fastapi.pgstac.db import close_db_connection, connect_to_db
 from stac_fastapi.pgstac.models.extensions import Extensions
 
 from .client import ZarrStacClient
+from .errors import add_error_handlers, get_connection
 from .security import protect_writes
 from .settings import Settings
 
@@ -33,6 +35,7 @@ def create_api(settings: Settings | None = None) -> StacApi:
         # Ours, so that the database comes from our settings rather than PG* variables.
         await connect_to_db(
             app,
+            get_conn=get_connection,  # a lost database: 503, not 500 (errors.py)
             postgres_settings=postgres_settings,
             add_write_connection_pool=settings.enable_transactions_extensions,
         )
@@ -43,6 +46,8 @@ def create_api(settings: Settings | None = None) -> StacApi:
     # stac-fastapi injects title and description into the client but not the landing
     # page id, which it reads from the environment at import time.
     api.client.landing_page_id = settings.stac_fastapi_landing_id
+    # Bad values and a lost database: 400 and 503 rather than 500 (see errors.py).
+    add_error_handlers(api.app, prefix=settings.prefix_path)
     if settings.enable_transactions_extensions:
         protect_writes(api.app, settings)
     return api

@@ -1,13 +1,18 @@
-"""stac-fastapi-pgstac's client, with a page-size cap and one pgstac bug worked around."""
+"""stac-fastapi-pgstac's client, with a page-size cap, one pgstac bug worked around, and
+checks of the request values that stac-fastapi passes on unchecked (a 500 otherwise)."""
 
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import unquote_plus
 
 import asyncpg
+import orjson
 from fastapi import Request
 from stac_fastapi.types.errors import InvalidQueryParameter
 from stac_fastapi.pgstac.core import CoreCrudClient
+
+from .filters import check_get_filter, validate_post_filter
 
 
 def restore_null_datetime(feature: dict[str, Any], excluded: set[str]) -> None:
@@ -36,11 +41,46 @@ def flat_bbox(bbox: Any) -> Any:
     return bbox
 
 
+def json_object_parameter(name: str, value: str | None) -> str | None:
+    """A GET parameter that must hold a JSON object (`query`, `intersects`): stac-fastapi
+    parses it unchecked, so that text that is no JSON object made a 500, not a 400.
+    Empty is absent (`query=` made a 500 in collection search)."""
+    if not value:
+        return None
+    try:
+        parsed = orjson.loads(unquote_plus(value))
+    except orjson.JSONDecodeError as exc:
+        raise InvalidQueryParameter(f"{name} is not valid JSON: {exc}") from None
+    if not isinstance(parsed, dict):
+        raise InvalidQueryParameter(f"{name} must be a JSON object")
+    return value
+
+
 def max_page_size(request: Request) -> int:
     return request.app.state.settings.max_page_size
 
 
 class ZarrStacClient(CoreCrudClient):
+    async def post_search(self, search_request, request: Request, **kwargs: Any):  # type: ignore[override]
+        validate_post_filter(getattr(search_request, "filter_expr", None))
+        return await super().post_search(search_request, request=request, **kwargs)
+
+    async def get_search(self, request: Request, *args: Any, query: str | None = None, intersects: str | None = None, **kwargs: Any):  # type: ignore[override]
+        query, intersects = json_object_parameter("query", query), json_object_parameter("intersects", intersects)
+        return await super().get_search(request, *args, query=query, intersects=intersects, **kwargs)
+
+    async def item_collection(self, collection_id: str, request: Request, *args: Any, query: str | None = None, **kwargs: Any):  # type: ignore[override]
+        query = json_object_parameter("query", query)
+        return await super().item_collection(collection_id, request, *args, query=query, **kwargs)
+
+    def _clean_search_args(self, base_args: dict[str, Any], *args: Any, fields: list[str] | None = None, **kwargs: Any) -> dict[str, Any]:
+        # Every GET that takes a filter (search, items, collections) comes through here,
+        # before stac-fastapi hands the filter to cql2.
+        check_get_filter(kwargs.get("filter_query"), kwargs.get("filter_lang"))
+        # `fields=a,,b` or `fields=-` carry empty names, which stac-fastapi indexes (a 500).
+        fields = [f for f in fields if f.lstrip("+-")] if fields else fields
+        return super()._clean_search_args(base_args, *args, fields=fields, **kwargs)
+
     # Every item-returning endpoint (search GET/POST, items, item) goes through here.
     async def _search_base(self, search_request, request: Request):  # type: ignore[override]
         if search_request.limit is not None:
@@ -61,4 +101,5 @@ class ZarrStacClient(CoreCrudClient):
     async def all_collections(self, request: Request, *args: Any, limit: int | None = None, bbox: Any = None, **kwargs: Any):  # type: ignore[override]
         if limit is not None:
             limit = min(limit, max_page_size(request))
+        kwargs["query"] = json_object_parameter("query", kwargs.get("query"))
         return await super().all_collections(request, *args, limit=limit, bbox=flat_bbox(bbox), **kwargs)
