@@ -236,8 +236,22 @@ class Ingest:
                     (collection_id, sorted(self.loaded_ids.get(collection_id, ()))),
                 ).rowcount
         observed = {cid: self.facets.get(cid, {}) for cid in ids}
-        self.report.queryables = queryables.refresh(self.conn, observed)
+        parallel = queryables.can_build_in_parallel(self.conn)
+        self.report.queryables = queryables.refresh(self.conn, observed, queue_index_builds=parallel)
+        if parallel:
+            self._build_queued_indexes()
         return self.report
+
+    def _build_queued_indexes(self) -> None:
+        """The index builds the registration queued, on all loader connections at once."""
+        groups = queryables.queued_by_partition(self.conn)
+        shares: list[list[str]] = [[] for _ in self._databases]
+        for n, group in enumerate(sorted(groups, key=len, reverse=True)):
+            shares[n % len(shares)].extend(group)
+        builds = [self._pool.submit(queryables.run_queued, database.connect(), share) for database, share in zip(self._databases, shares)]
+        for build in builds:
+            build.result()
+        queryables.run_queue_to_the_end(self.conn)
 
 
 def load(

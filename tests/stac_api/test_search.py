@@ -53,7 +53,11 @@ def test_queryables_list_the_facets_with_their_values(api_url):
 def test_facets_are_indexed_and_summarised(loaded_dsn, client):
     with psycopg.connect(loaded_dsn) as conn:
         indexes = [row[0] for row in conn.execute("SELECT indexdef FROM pg_indexes WHERE schemaname = 'pgstac' AND tablename LIKE '\\_items\\_%' AND indexdef LIKE '%variable_id%'")]
+        # The builds were queued, then run in parallel: none is left, none failed.
+        left = conn.execute("SELECT count(*) FROM pgstac.query_queue").fetchone()[0]
+        failed = conn.execute("SELECT count(*) FROM pgstac.query_queue_history WHERE error IS NOT NULL").fetchone()[0]
     assert indexes, "no property index on variable_id"
+    assert (left, failed) == (0, 0)
     summaries = client.get_collection("cmip6").summaries.to_dict()
     assert summaries["variable_id"] == ["pr", "tas"] and summaries["source_id"] == ["ModelA", "ModelB"]
 
@@ -125,3 +129,4 @@ def test_a_3d_bbox_is_accepted(api_url):
         httpx.get(f"{api_url}/collections", params={"bbox": "-10,40,0,10,50,1000"}),
     ):
         assert response.status_code == 200, response.text
+
