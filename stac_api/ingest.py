@@ -28,7 +28,8 @@ from typing import Any
 
 import orjson
 import pystac
-from pypgstac.db import PgstacDB
+from psycopg_pool import ConnectionPool
+from pypgstac.db import PgstacDB, settings as pgstac_settings
 from pypgstac.load import Loader, Methods
 from pypgstac.migrate import Migrate
 from pystac.link import HIERARCHICAL_LINKS
@@ -41,9 +42,28 @@ from . import queryables
 STRUCTURAL_RELS = {"self", *HIERARCHICAL_LINKS}
 
 
+# Seconds to wait for a connection before the database counts as gone: pypgstac's
+# pool waits 30 s on every reconnection, so a lost database took 30 s or more to report.
+CONNECT_TIMEOUT = 10.0
+
+
+def pgstac_database(dsn: str) -> PgstacDB:
+    """pypgstac's database object, on a pool that gives up after CONNECT_TIMEOUT."""
+    pool = ConnectionPool(
+        conninfo=dsn,
+        min_size=pgstac_settings.db_min_conn_size,
+        max_size=pgstac_settings.db_max_conn_size,
+        max_idle=pgstac_settings.db_max_idle,
+        timeout=CONNECT_TIMEOUT,
+        kwargs={"connect_timeout": int(CONNECT_TIMEOUT)},
+        open=True,
+    )
+    return PgstacDB(dsn=dsn, pool=pool)
+
+
 def migrate(dsn: str) -> str:
     """Install or upgrade pgstac in the database; returns the pgstac version."""
-    with PgstacDB(dsn=dsn) as db:
+    with pgstac_database(dsn) as db:
         return Migrate(db).run_migration()
 
 
@@ -116,13 +136,13 @@ class Ingest:
     """
 
     def __init__(self, dsn: str, *, batch_size: int = 5000, memory_items: int = 20_000, connections: int = 4):
-        self.db = PgstacDB(dsn=dsn)
+        self.db = pgstac_database(dsn)
         self.loader = Loader(db=self.db)
         self.conn = self.db.connect()
         # Collections are independent partitions: several are loaded at once, each
         # through its own connection (the work happens in PostgreSQL, not here).
         self._loaders = queue.Queue()
-        self._databases = [PgstacDB(dsn=dsn) for _ in range(connections)]
+        self._databases = [pgstac_database(dsn) for _ in range(connections)]
         for database in self._databases:
             self._loaders.put(Loader(db=database))
         self._pool = ThreadPoolExecutor(max_workers=connections, thread_name_prefix="pgstac-load")

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from collections import Counter
 from pathlib import Path
@@ -120,6 +121,35 @@ def finish(result: CrawlResult, strict: bool) -> None:
     if strict and result.failures:
         err.print(f"[red]--strict: {len(result.failures)} store(s) skipped[/]")
         raise typer.Exit(1)
+
+
+def public_dsn(dsn: str) -> str:
+    """`host:port/database` of a DSN: what an error may name (never user or password)."""
+    from psycopg.conninfo import conninfo_to_dict
+
+    try:
+        parts = conninfo_to_dict(dsn)
+    except Exception:  # noqa: BLE001 - an unparseable DSN is named by nothing of it
+        return "the configured database"
+    return f"{parts.get('host', 'localhost')}:{parts.get('port', 5432)}/{parts.get('dbname', '')}"
+
+
+@contextmanager
+def database_errors(dsn: str, doing: str) -> Iterator[None]:
+    """A database that is unreachable or goes away: one clear line, exit status 1."""
+    import psycopg
+
+    try:
+        yield
+    except psycopg.OperationalError as exc:
+        reason = " ".join(str(exc).split()) or type(exc).__name__
+        err.print(
+            f"[red]the database at {escape(public_dsn(dsn))} failed while {doing}: {escape(reason)}[/]\n"
+            "Everything loaded so far was committed in whole batches; rerun the same command once the "
+            "database is back to complete the load (it upserts: nothing is loaded twice).",
+            highlight=False,
+        )
+        raise typer.Exit(1) from None
 
 
 def resolve_dsn(dsn: str | None, data_dir: Path) -> str:
@@ -264,12 +294,13 @@ def load(
         from static_catalog.read import read_catalog
 
         collections, items = read_catalog(source, storage_options(endpoint_url, anon, profile, region))
-        report = load_into_pgstac(target, collections, items)
+        with database_errors(target, "loading"):
+            report = load_into_pgstac(target, collections, items)
         result = None
     else:
         mapping = mapping_config(source, config, storage_options(endpoint_url, anon, profile, region, public_anon))
         # Items go to pgstac in batches as the crawl makes them.
-        with Ingest(target) as ingest:
+        with database_errors(target, "loading"), Ingest(target) as ingest:
             result = run_crawl(mapping, Scale(workers, concurrency, processes, dask_scheduler), sink=ingest.add)
             print_summary(result)
             report = ingest.finish(result.collections, sync=result.may_delete_from if sync else never)
