@@ -316,6 +316,9 @@ def serve(
     data_dir: DataDir = DEFAULT_DATA_DIR,
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
+    keep_alive: Annotated[
+        int, typer.Option("--timeout-keep-alive", help="Seconds an idle client connection stays open; keep it above your clients' and proxy's idle timeout.")
+    ] = 75,
 ) -> None:
     """Serve the STAC API (stac-fastapi-pgstac) over the pgstac database."""
     import uvicorn
@@ -324,7 +327,9 @@ def serve(
     from stac_api.settings import Settings
 
     settings = Settings(database_url=resolve_dsn(dsn, data_dir))
-    uvicorn.run(create_app(settings), host=host, port=port, proxy_headers=True, log_level="info")
+    # uvicorn's default keep-alive (5 s) equals httpx's and requests' pool expiry: the
+    # server then closes idle connections just as clients reuse them (ReadError under load).
+    uvicorn.run(create_app(settings), host=host, port=port, proxy_headers=True, timeout_keep_alive=keep_alive, log_level="info")
 
 
 @app.command("serve-static")
