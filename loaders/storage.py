@@ -18,6 +18,22 @@ from pydantic import BaseModel, ConfigDict, SecretStr
 REMOTE_PROTOCOLS = {"s3", "s3a", "gs", "gcs", "http", "https", "az", "abfs"}
 
 
+def _one_retry_layer() -> None:
+    """s3fs retries whole calls (5 tries) on top of botocore's retries: 5x the
+    attempts, minutes spent on a store that keeps failing, and `retries` meaning
+    nothing. botocore's standard mode is the retry layer (see `retries` below); s3fs
+    keeps one more try for what botocore cannot retry, a body cut off mid-read.
+    A class attribute, not a constructor option, in s3fs 2026.9."""
+    try:
+        import s3fs
+    except ImportError:
+        return
+    s3fs.S3FileSystem.retries = 2
+
+
+_one_retry_layer()
+
+
 class StorageOptions(BaseModel):
     """Connection settings for one object store, as s3fs users know them."""
 

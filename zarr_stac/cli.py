@@ -38,6 +38,8 @@ Anon = Annotated[bool, typer.Option("--anon", help="Read without credentials (pu
 PublicAnon = Annotated[Optional[bool], typer.Option("--public-anon/--no-public-anon", help="What the published assets tell readers to use (default: same as --anon).")]
 Profile = Annotated[Optional[str], typer.Option("--profile", envvar="AWS_PROFILE", help="Named profile from ~/.aws/config.")]
 Region = Annotated[Optional[str], typer.Option("--region", envvar=["AWS_REGION", "AWS_DEFAULT_REGION"], help="Region of the bucket.")]
+Timeout = Annotated[Optional[float], typer.Option("--timeout", envvar="ZARR_STAC_TIMEOUT", min=0.1, help="Seconds per object-store connection or read before a retry (default 30).", show_default=False)]
+Retries = Annotated[Optional[int], typer.Option("--retries", envvar="ZARR_STAC_RETRIES", min=0, help="Retries per object-store request, with exponential backoff and jitter (default 5).", show_default=False)]
 Workers = Annotated[int, typer.Option("--workers", min=1, help="Prefixes listed at once during discovery.")]
 Concurrency = Annotated[int, typer.Option("--concurrency", min=1, help="Stores read at once per process (their requests are issued together).")]
 Processes = Annotated[Optional[int], typer.Option("--processes", min=1, help="Worker processes for the mapping, which is CPU-bound (default: one per CPU on large crawls).")]
@@ -48,10 +50,19 @@ Config = Annotated[Optional[Path], typer.Option("--config", "-c", envvar="ZARR_S
 DEFAULT_DATA_DIR = Path(".data")
 
 
-def storage_options(endpoint_url: str | None, anon: bool, profile: str | None, region: str | None, public_anon: bool | None = None) -> StorageOptions:
+def storage_options(
+    endpoint_url: str | None,
+    anon: bool,
+    profile: str | None,
+    region: str | None,
+    public_anon: bool | None = None,
+    timeout: float | None = None,
+    retries: int | None = None,
+) -> StorageOptions:
     # Keys are never flags (they would show in `ps`): botocore reads AWS_ACCESS_KEY_ID,
     # AWS_SECRET_ACCESS_KEY and profiles itself.
-    return StorageOptions(endpoint_url=endpoint_url, anon=anon, profile=profile, region=region, public_anon=public_anon)
+    tuning = {name: value for name, value in (("timeout", timeout), ("retries", retries)) if value is not None}
+    return StorageOptions(endpoint_url=endpoint_url, anon=anon, profile=profile, region=region, public_anon=public_anon, **tuning)
 
 
 def mapping_config(url: str | None, config: Path | None, storage: StorageOptions) -> MappingConfig:
@@ -173,6 +184,8 @@ def crawl_command(
     anon: Anon = False,
     profile: Profile = None,
     region: Region = None,
+    timeout: Timeout = None,
+    retries: Retries = None,
 ) -> None:
     """List the stores found under URL or in an input file, one per line (reads no data).
 
@@ -180,7 +193,7 @@ def crawl_command(
     """
     from loaders.inputs import InputError, expand_input, iter_refs
 
-    storage = storage_options(endpoint_url, anon, profile, region)
+    storage = storage_options(endpoint_url, anon, profile, region, timeout=timeout, retries=retries)
     count = 0
     try:
         for ref in iter_refs(expand_input(url, storage), storage):
@@ -199,12 +212,14 @@ def inspect(
     anon: Anon = False,
     profile: Profile = None,
     region: Region = None,
+    timeout: Timeout = None,
+    retries: Retries = None,
     public_anon: PublicAnon = None,
 ) -> None:
     """Print the STAC Item that one store produces, or why it cannot."""
     from loaders.crawl import StoreFailure, inspect_store
 
-    outcome = inspect_store(url, storage_options(endpoint_url, anon, profile, region, public_anon))
+    outcome = inspect_store(url, storage_options(endpoint_url, anon, profile, region, public_anon, timeout, retries))
     if isinstance(outcome, StoreFailure):
         err.print(f"[red]{escape(outcome.url)}: {outcome.kind}: {escape(outcome.reason)}[/]")
         raise typer.Exit(1)
@@ -221,6 +236,8 @@ def build(
     anon: Anon = False,
     profile: Profile = None,
     region: Region = None,
+    timeout: Timeout = None,
+    retries: Retries = None,
     public_anon: PublicAnon = None,
     workers: Workers = 16,
     concurrency: Concurrency = 64,
@@ -238,7 +255,7 @@ def build(
     """
     from static_catalog.write import StaticCatalog
 
-    storage = storage_options(endpoint_url, anon, profile, region, public_anon)
+    storage = storage_options(endpoint_url, anon, profile, region, public_anon, timeout, retries)
     mapping = mapping_config(url, config, storage)
     catalog = StaticCatalog(
         output,
@@ -271,6 +288,8 @@ def load(
     anon: Anon = False,
     profile: Profile = None,
     region: Region = None,
+    timeout: Timeout = None,
+    retries: Retries = None,
     public_anon: PublicAnon = None,
     workers: Workers = 16,
     concurrency: Concurrency = 64,
@@ -293,12 +312,12 @@ def load(
             raise typer.Exit(2)
         from static_catalog.read import read_catalog
 
-        collections, items = read_catalog(source, storage_options(endpoint_url, anon, profile, region))
+        collections, items = read_catalog(source, storage_options(endpoint_url, anon, profile, region, timeout=timeout, retries=retries))
         with database_errors(target, "loading"):
             report = load_into_pgstac(target, collections, items)
         result = None
     else:
-        mapping = mapping_config(source, config, storage_options(endpoint_url, anon, profile, region, public_anon))
+        mapping = mapping_config(source, config, storage_options(endpoint_url, anon, profile, region, public_anon, timeout, retries))
         # Items go to pgstac in batches as the crawl makes them.
         with database_errors(target, "loading"), Ingest(target) as ingest:
             result = run_crawl(mapping, Scale(workers, concurrency, processes, dask_scheduler), sink=ingest.add)

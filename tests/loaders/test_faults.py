@@ -91,3 +91,22 @@ def test_a_store_that_keeps_failing_stays_in_pgstac(crawl_with_a_store_that_keep
     with psycopg.connect(pgstac_dsn) as conn:
         ids = [row[0] for row in conn.execute("SELECT id FROM pgstac.items")]
     assert BROKEN_ID in ids and len(ids) == len(sample_crawl.items)
+
+
+@pytest.mark.parametrize("retries", [0, 2])
+def test_the_cli_retries_as_often_as_told(s3_server, sample_bucket, monkeypatch, retries):
+    from typer.testing import CliRunner
+
+    from zarr_stac.cli import app
+    from zarr_stac.services import LOCAL_CREDENTIALS
+
+    for name, value in LOCAL_CREDENTIALS.items():
+        monkeypatch.setenv(name, value)
+    rules = FaultRules(fail=re.compile(re.escape(BROKEN_STORE.removeprefix("s3:/")) + "/"))
+    with FaultProxy(s3_server.endpoint_url, rules) as proxy:
+        result = CliRunner().invoke(app, ["inspect", BROKEN_STORE, "--endpoint-url", proxy.url, "--retries", str(retries), "--timeout", "2"])
+    assert result.exit_code == 1 and "unavailable" in result.output, result.output
+    throttled = [r for r in proxy.requests if r.status == 503]
+    first = throttled[0].path
+    # botocore tries each request 1 + retries times; s3fs tries the call once more.
+    assert sum(r.path == first for r in throttled) == 2 * (retries + 1)
