@@ -145,8 +145,14 @@ def public_dsn(dsn: str) -> str:
     return f"{parts.get('host', 'localhost')}:{parts.get('port', 5432)}/{parts.get('dbname', '')}"
 
 
+RERUN_LOAD = (
+    "Everything loaded so far was committed in whole batches; rerun the same command once the "
+    "database is back to complete the load (it upserts: nothing is loaded twice)."
+)
+
+
 @contextmanager
-def database_errors(dsn: str, doing: str) -> Iterator[None]:
+def database_errors(dsn: str, doing: str, advice: str = RERUN_LOAD) -> Iterator[None]:
     """A database that is unreachable or goes away: one clear line, exit status 1."""
     import psycopg
 
@@ -154,12 +160,7 @@ def database_errors(dsn: str, doing: str) -> Iterator[None]:
         yield
     except psycopg.OperationalError as exc:
         reason = " ".join(str(exc).split()) or type(exc).__name__
-        err.print(
-            f"[red]the database at {escape(public_dsn(dsn))} failed while {doing}: {escape(reason)}[/]\n"
-            "Everything loaded so far was committed in whole batches; rerun the same command once the "
-            "database is back to complete the load (it upserts: nothing is loaded twice).",
-            highlight=False,
-        )
+        err.print(f"[red]the database at {escape(public_dsn(dsn))} failed while {doing}: {escape(reason)}[/]\n{advice}", highlight=False)
         raise typer.Exit(1) from None
 
 
@@ -345,7 +346,15 @@ def serve(
     from stac_api.app import create_app
     from stac_api.settings import Settings
 
-    settings = Settings(database_url=resolve_dsn(dsn, data_dir))
+    from pydantic import ValidationError
+
+    try:
+        settings = Settings(database_url=resolve_dsn(dsn, data_dir))
+    except ValidationError as exc:  # hide_input_in_errors: no value is echoed
+        for error in exc.errors():
+            where = ".".join(str(part) for part in error["loc"])
+            err.print(f"[red]invalid API settings: {escape(where + ': ' if where else '')}{escape(error['msg'])}[/]")
+        raise typer.Exit(2) from None
     # uvicorn's default keep-alive (5 s) equals httpx's and requests' pool expiry: the
     # server then closes idle connections just as clients reuse them (ReadError under load).
     uvicorn.run(create_app(settings), host=host, port=port, proxy_headers=True, timeout_keep_alive=keep_alive, log_level="info")
@@ -462,7 +471,10 @@ def db_migrate(dsn: Dsn = None, data_dir: DataDir = DEFAULT_DATA_DIR) -> None:
     """Install or upgrade pgstac in a database."""
     from stac_api.ingest import migrate
 
-    err.print(f"pgstac {migrate(resolve_dsn(dsn, data_dir))}")
+    target = resolve_dsn(dsn, data_dir)
+    with database_errors(target, "migrating", "Each pgstac migration runs in one transaction: rerun the command once the database answers."):
+        version = migrate(target)
+    err.print(f"pgstac {version}")
 
 
 @db_app.command("status")

@@ -126,3 +126,25 @@ def test_load_sync_removes_a_deleted_store(cli, empty_bucket, storage, pgstac_ds
     assert "deleted 1 item(s) of stores that are gone" in result.output
     with psycopg.connect(pgstac_dsn) as conn:
         assert [row[0] for row in conn.execute("SELECT id FROM pgstac.items")] == ["keep"]
+
+
+UNREACHABLE = "postgresql://zarr:planted-db-password@127.0.0.1:{port}/catalogue"
+
+
+@pytest.mark.parametrize("command", [["db", "migrate"], ["load", "never-read"]], ids=["migrate", "load"])
+def test_an_unreachable_database_is_one_clear_line(cli, command):
+    from zarr_stac.services import free_port
+
+    dsn = UNREACHABLE.format(port=free_port())  # nothing listens there
+    result = cli(*command, "--dsn", dsn, expect=1)
+    assert f"the database at 127.0.0.1:{dsn.split(':')[3].split('/')[0]}/catalogue failed" in result.output
+    assert "rerun" in result.output
+    assert "planted-db-password" not in result.output and "Traceback" not in result.output
+
+
+def test_transactions_without_a_token_refuse_to_serve(cli, monkeypatch):
+    monkeypatch.setenv("ENABLE_TRANSACTIONS_EXTENSIONS", "true")
+    monkeypatch.delenv("TRANSACTIONS_TOKEN", raising=False)
+    result = cli("serve", "--dsn", UNREACHABLE.format(port=1), expect=2)
+    assert "TRANSACTIONS_TOKEN is not set" in result.output
+    assert "planted-db-password" not in result.output and "Traceback" not in result.output
