@@ -15,9 +15,9 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
-import psycopg
 import pytest
 import uvicorn
 from pydantic import SecretStr
@@ -101,17 +101,26 @@ def empty_bucket(s3_server) -> str:
 
 
 # -- PostgreSQL + pgstac ----------------------------------------------------------------
-@pytest.fixture(scope="session")
-def pg_cluster() -> Iterator[PostgresCluster]:
+@contextmanager
+def own_pgstac_cluster(purpose: str) -> Iterator[PostgresCluster]:
+    """A migrated pgstac cluster on a free port, destroyed afterwards: for the
+    session, or for tests that stop their database."""
     ensure_postgis(install=False)
     # Under /tmp, not pytest's tmp_path: when we are root the server runs as the
     # postgres user, who cannot enter root's 0700 pytest folders.
-    root = Path(tempfile.mkdtemp(prefix="zarr-stac-pg-"))
-    cluster = PostgresCluster(root, port=free_port(), durable=False)
-    cluster.start()
-    cluster.migrate()
-    yield cluster
-    cluster.destroy()
+    cluster = PostgresCluster(Path(tempfile.mkdtemp(prefix=f"zarr-stac-pg-{purpose}-")), port=free_port(), durable=False)
+    try:
+        cluster.start()
+        cluster.migrate()
+        yield cluster
+    finally:
+        cluster.destroy()
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[PostgresCluster]:
+    with own_pgstac_cluster("session") as cluster:
+        yield cluster
 
 
 _db_counter = itertools.count()
@@ -120,20 +129,13 @@ _db_counter = itertools.count()
 @pytest.fixture
 def pgstac_dsn(pg_cluster) -> str:
     """A fresh pgstac database for one test (a copy of the freshly migrated one)."""
-    name = f"test_{next(_db_counter)}"
-    with psycopg.connect(pg_cluster._dsn_for("postgres"), autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
-        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{pg_cluster.database}"')
-    return pg_cluster._dsn_for(name)
+    return pg_cluster.copy_database(f"test_{next(_db_counter)}")
 
 
 @pytest.fixture(scope="session")
 def loaded_dsn(pg_cluster, sample_crawl) -> str:
     """A pgstac database holding the sample crawl (shared: tests must not write to it)."""
-    name = "samples"
-    with psycopg.connect(pg_cluster._dsn_for("postgres"), autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{pg_cluster.database}"')
-    dsn = pg_cluster._dsn_for(name)
+    dsn = pg_cluster.copy_database("samples")
     load(dsn, sample_crawl.collections, sample_crawl.items)
     return dsn
 

@@ -272,9 +272,7 @@ sources:
         bad_paths[name].write_text(text)
 
     database = f"secrets_{secrets.token_hex(4)}"
-    with psycopg.connect(pg_cluster._dsn_for("postgres"), autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{database}" TEMPLATE "{pg_cluster.database}"')
-    dsn = pg_cluster._dsn_for(database)
+    dsn = pg_cluster.copy_database(database)
     wrong_dsn = dsn.replace(quote(pg_cluster.password, safe=""), quote(planted["wrong PostgreSQL password"], safe=""))
     dead_dsn = dsn.replace(f":{pg_cluster.port}/", f":{free_port()}/")
     query_dsn = f"postgresql://{pg_cluster.user}@{pg_cluster.host}:{pg_cluster.port}/{database}?password={quote(pg_cluster.password, safe='')}"

@@ -8,7 +8,6 @@ load is still running when the database goes away.
 import os
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -16,9 +15,9 @@ import psycopg
 import pytest
 
 from static_catalog.write import write_catalog
-from zarr_stac.services import free_port
 from zarr_stac.services.postgres import PostgresCluster
 
+from ..conftest import own_pgstac_cluster
 from ..static_catalog.test_publish import synthetic
 
 N_ITEMS = 12_000
@@ -27,12 +26,8 @@ COLLECTIONS = tuple(f"c{n}" for n in range(6))
 
 @pytest.fixture(scope="module")
 def cluster():
-    root = Path(tempfile.mkdtemp(prefix="zarr-stac-pg-faults-"))
-    cluster = PostgresCluster(root, port=free_port(), durable=False)
-    cluster.start()
-    cluster.migrate()
-    yield cluster
-    cluster.destroy()
+    with own_pgstac_cluster("faults") as cluster:  # its own: these tests stop it
+        yield cluster
 
 
 @pytest.fixture(scope="module")
@@ -46,10 +41,7 @@ _counter = iter(range(1000))
 
 
 def fresh_database(cluster: PostgresCluster) -> str:
-    name = f"faults_{next(_counter)}"
-    with psycopg.connect(cluster._dsn_for("postgres"), autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{cluster.database}"')
-    return cluster._dsn_for(name)
+    return cluster.copy_database(f"faults_{next(_counter)}")
 
 
 def start_load(catalogue: Path, dsn: str) -> subprocess.Popen:

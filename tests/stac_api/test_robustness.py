@@ -13,7 +13,6 @@ import logging
 import os
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -28,9 +27,9 @@ from schemathesis.checks import not_a_server_error
 from stac_api.app import create_app
 from stac_api.ingest import load
 from stac_api.settings import Settings
-from zarr_stac.services import PostgresCluster, ensure_postgis, free_port
+from zarr_stac.services import PostgresCluster, free_port
 
-from ..conftest import serve_api
+from ..conftest import own_pgstac_cluster, serve_api
 
 ALL_ITEMS = {
     *(f"Model{m}.{e}.r1i1p1f1.{v}.gn" for m in "AB" for e in ("historical", "ssp585") for v in ("pr", "tas")),
@@ -322,16 +321,9 @@ def test_a_minute_of_load_from_64_connections_gets_no_error(loaded_dsn):
 @pytest.fixture
 def own_cluster(sample_crawl) -> Iterator[PostgresCluster]:
     """A cluster of this test's own (it gets stopped), holding the samples."""
-    ensure_postgis(install=False)
-    # Under /tmp: when we are root the server runs as postgres, who cannot enter pytest's folders.
-    cluster = PostgresCluster(Path(tempfile.mkdtemp(prefix="zarr-stac-pg-outage-")), port=free_port(), durable=False)
-    try:
-        cluster.start()
-        cluster.migrate()
+    with own_pgstac_cluster("outage") as cluster:
         load(cluster.dsn, sample_crawl.collections, sample_crawl.items)
         yield cluster
-    finally:
-        cluster.destroy()
 
 
 OUTAGE_REQUESTS = [

@@ -1,7 +1,6 @@
 """`zarr-stac demo` (what `make demo` runs): reaches "serving", answers, stops cleanly, reruns."""
 
 import os
-import shutil
 import signal
 import subprocess
 import sys

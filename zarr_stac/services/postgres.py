@@ -212,6 +212,14 @@ class PostgresCluster:
 
         return migrate(self.dsn)
 
+    def copy_database(self, name: str) -> str:
+        """A database `name` (replaced if it exists) copied from the migrated one: a
+        fresh pgstac in milliseconds, for tests and benchmarks. Returns its DSN."""
+        with psycopg.connect(self._dsn_for("postgres"), autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+            conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{self.database}"')
+        return self._dsn_for(name)
+
     def destroy(self) -> None:
         self.stop()
         if os.geteuid() == 0:
