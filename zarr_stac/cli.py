@@ -19,8 +19,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from loaders.config import MappingConfig
-from loaders.crawl import CrawlResult, crawl
-from loaders.discover import DiscoveryError, discover_stores
+from loaders.crawl import CrawlResult
+from loaders.discover import DiscoveryError
 from loaders.storage import StorageOptions
 
 # An unexpected error prints a traceback, never its frames' local variables: they hold
