@@ -28,14 +28,22 @@ def all_hrefs(document: dict) -> list[str]:
     [
         {"X-Forwarded-Proto": "https", "X-Forwarded-Host": "stac.example.org"},
         {"Forwarded": "proto=https;host=stac.example.org"},
+        {"X-Forwarded-Proto": "https", "X-Forwarded-Host": "stac.example.org", "X-Forwarded-Port": "443"},
     ],
-    ids=["x-forwarded", "forwarded"],
+    ids=["x-forwarded", "forwarded", "x-forwarded-port"],
 )
 @pytest.mark.parametrize("path", ["/", "/collections", "/collections/cmip6", "/collections/cmip6/items?limit=2", "/search?limit=2", "/collections/cmip6/items/ModelA.historical.r1i1p1f1.tas.gn"])
 def test_links_carry_the_public_url_behind_a_proxy(api_url, headers, path):
     document = httpx.get(f"{api_url}{path}", headers=headers).json()
     hrefs = [h for h in all_hrefs(document) if h.startswith("http")]
     assert hrefs and all(h.startswith(PUBLIC + "/") for h in hrefs), hrefs
+
+
+def test_links_carry_a_non_default_forwarded_port(api_url):
+    headers = {"X-Forwarded-Proto": "https", "X-Forwarded-Host": "stac.example.org", "X-Forwarded-Port": "8443"}
+    for path in ("/", "/collections", "/search?limit=2"):
+        hrefs = [h for h in all_hrefs(httpx.get(f"{api_url}{path}", headers=headers).json()) if h.startswith("http")]
+        assert hrefs and all(h.startswith("https://stac.example.org:8443/") for h in hrefs), hrefs
 
 
 def test_links_carry_the_root_path(loaded_dsn):
@@ -89,12 +97,7 @@ def many_items(n: int, collection_id: str = "many"):
 
 @pytest.fixture(scope="module")
 def paged_api(pg_cluster):
-    import psycopg
-
-    with psycopg.connect(pg_cluster._dsn_for("postgres"), autocommit=True) as conn:
-        conn.execute('DROP DATABASE IF EXISTS "paging"')
-        conn.execute(f'CREATE DATABASE "paging" TEMPLATE "{pg_cluster.database}"')
-    dsn = pg_cluster._dsn_for("paging")
+    dsn = pg_cluster.copy_database("paging")
     collection, items = many_items(250)
     load(dsn, [collection], items)
     with serve_api(dsn) as live:
@@ -113,6 +116,32 @@ def test_paging_250_items_by_10_returns_each_once(paged_api, how):
     assert len(ids) == 250 and len(set(ids)) == 250
 
 
+@pytest.fixture(scope="module")
+def many_collections_api(pg_cluster):
+    dsn = pg_cluster.copy_database("many_collections")
+    collections = []
+    for n in range(25):
+        collection, _ = many_items(0, f"coll-{n:02d}")
+        collection.title = f"Collection {n}"
+        collections.append(collection)
+    load(dsn, collections, [])
+    with serve_api(dsn) as live:
+        yield live.url
+
+
+@pytest.mark.parametrize("params", [{}, {"q": "Collection"}], ids=["collections", "collection-search"])
+def test_collections_pages_follow_next_links_to_every_collection_once(many_collections_api, params):
+    url, seen, pages = f"{many_collections_api}/collections", [], 0
+    query = {"limit": 10, **params}
+    while url:
+        page = httpx.get(url, params=query).json()
+        query = None  # the next link carries the query
+        seen += [c["id"] for c in page["collections"]]
+        pages += 1
+        url = next((link["href"] for link in page["links"] if link["rel"] == "next"), None)
+    assert pages == 3 and sorted(seen) == [f"coll-{n:02d}" for n in range(25)]
+
+
 def test_items_pages_have_next_links(paged_api):
     page = httpx.get(f"{paged_api}/collections/many/items", params={"limit": 10}).json()
     assert len(page["features"]) == 10
@@ -127,12 +156,7 @@ TOKEN = "s3cr3t-token-for-tests"
 
 @pytest.fixture(scope="module")
 def writable_api(pg_cluster):
-    import psycopg
-
-    with psycopg.connect(pg_cluster._dsn_for("postgres"), autocommit=True) as conn:
-        conn.execute('DROP DATABASE IF EXISTS "writable"')
-        conn.execute(f'CREATE DATABASE "writable" TEMPLATE "{pg_cluster.database}"')
-    dsn = pg_cluster._dsn_for("writable")
+    dsn = pg_cluster.copy_database("writable")
     collection, _ = many_items(0, "writable")
     load(dsn, [collection], [])
     with serve_api(dsn, enable_transactions_extensions=True, transactions_token=TOKEN) as live:

@@ -31,6 +31,14 @@ def test_cql2_json_filter_by_post(api_url):
     assert {f["id"] for f in response.json()["features"]} == CMIP6_SSP585_TAS
 
 
+@pytest.mark.parametrize("method", ["GET", "POST"])
+def test_query_extension_on_path_template_properties(client, method):
+    # The older `query` extension, which pystac-client still offers.
+    search = client.search(query={"variable_id": {"eq": "tas"}, "experiment_id": {"eq": "ssp585"}}, method=method)
+    assert {item.id for item in search.items()} == CMIP6_SSP585_TAS
+    assert any(c.endswith("item-search#query") for c in client.get_conforms_to())
+
+
 def test_filter_combined_with_bbox_and_datetime(client):
     search = client.search(bbox=[-10, 40, 10, 50], datetime="2000-01-01/2005-01-01", filter="source_id = 'ModelB'")
     assert {item.id for item in search.items()} == {"ModelB.historical.r1i1p1f1.pr.gn", "ModelB.historical.r1i1p1f1.tas.gn"}
