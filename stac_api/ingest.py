@@ -19,6 +19,7 @@ import os
 import queue
 import tempfile
 import threading
+import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
@@ -80,6 +81,8 @@ class LoadReport:
     items: int = 0
     deleted: int = 0
     queryables: dict[str, list[str]] = field(default_factory=dict)
+    # Where `finish` spent its time (seconds by step): for benchmarks and operators.
+    seconds: dict[str, float] = field(default_factory=dict)
 
 
 def _batches(values: Iterable[Any], size: int) -> Iterator[list[Any]]:
@@ -236,7 +239,9 @@ class Ingest:
 
     def finish(self, collections: Iterable[pystac.Collection], *, sync: Callable[[str], bool] = never) -> LoadReport:
         """Collection documents, then `sync` deletions, then queryables and summaries."""
+        started = time.perf_counter()
         self._flush()
+        self.report.seconds["items"] = time.perf_counter() - started
         collection_dicts = [for_pgstac(c) for c in collections]
         ids = [c["id"] for c in collection_dicts]
         existing = {row[0]: row[1] for row in self.conn.execute("SELECT id, content FROM pgstac.collections WHERE id = ANY(%s)", (ids,))}
@@ -257,9 +262,14 @@ class Ingest:
                 ).rowcount
         observed = {cid: self.facets.get(cid, {}) for cid in ids}
         parallel = queryables.can_build_in_parallel(self.conn)
+        self.report.seconds["collections"] = time.perf_counter() - started - self.report.seconds["items"]
+        step = time.perf_counter()
         self.report.queryables = queryables.refresh(self.conn, observed, queue_index_builds=parallel)
+        self.report.seconds["queryables"] = time.perf_counter() - step
         if parallel:
+            step = time.perf_counter()
             self._build_queued_indexes()
+            self.report.seconds["indexes"] = time.perf_counter() - step
         return self.report
 
     def _build_queued_indexes(self) -> None:
