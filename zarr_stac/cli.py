@@ -216,15 +216,21 @@ def inspect(
     timeout: Timeout = None,
     retries: Retries = None,
     public_anon: PublicAnon = None,
+    collection: Annotated[bool, typer.Option("--collection", help="Print the Collection this store alone would form (its defaults from the dataset's CF/ACDD attributes).")] = False,
 ) -> None:
-    """Print the STAC Item that one store produces, or why it cannot."""
+    """Print the STAC Item (or with --collection, the Collection) that one store produces, or why it cannot."""
     from loaders.crawl import StoreFailure, inspect_store
 
     outcome = inspect_store(url, storage_options(endpoint_url, anon, profile, region, public_anon, timeout, retries))
     if isinstance(outcome, StoreFailure):
         err.print(f"[red]{escape(outcome.url)}: {outcome.kind}: {escape(outcome.reason)}[/]")
         raise typer.Exit(1)
-    console.print_json(json.dumps(outcome.item.to_dict(include_self_link=False, transform_hrefs=False)))
+    stac = outcome.item
+    if collection:
+        from loaders.collections import build_collection
+
+        stac = build_collection(outcome.item.collection_id or outcome.item.id, [outcome.item], fields=outcome.fields, attrs=[outcome.attrs])
+    console.print_json(json.dumps(stac.to_dict(include_self_link=False, transform_hrefs=False)))
 
 
 @app.command()

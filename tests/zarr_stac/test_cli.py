@@ -6,6 +6,7 @@ import psycopg
 import pytest
 from typer.testing import CliRunner
 
+from static_catalog.validate import validate_object
 from zarr_stac.cli import app
 from zarr_stac.services import LOCAL_CREDENTIALS
 
@@ -62,6 +63,14 @@ def test_inspect_prints_one_item(cli, sample_bucket):
     item = json.loads(result.stdout)
     assert item["id"] == "north-atlantic-sst"
     assert item["bbox"] == [-80.0, 0.0, 0.0, 60.0]
+
+
+def test_inspect_prints_the_collection_a_store_forms(cli, sample_bucket, validator):
+    result = cli("inspect", f"{sample_bucket}/ocean/north-atlantic-sst.zarr", *cli.endpoint, "--collection")
+    collection = json.loads(result.stdout)
+    assert collection["type"] == "Collection"
+    assert collection["extent"]["spatial"]["bbox"] == [[-80.0, 0.0, 0.0, 60.0]]
+    assert validate_object(collection, validator) is None
 
 
 def test_inspect_explains_a_non_store(cli, sample_bucket):
