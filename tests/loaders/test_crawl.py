@@ -104,3 +104,22 @@ def test_assets_open_with_public_options_only(sample_crawl, s3_server):
         assert asset.extra_fields["xarray:storage_options"] == {"anon": True, "endpoint_url": s3_server.endpoint_url}
         text = json.dumps(found.to_dict())
         assert "zarr-stac-local" not in text, "a crawl credential leaked into the Item"
+
+
+def test_discovery_never_descends_into_a_store(empty_bucket, storage, s3_server):
+    import warnings
+    from urllib.parse import unquote
+
+    from zarr_stac.samples import era_like_daily, write_dataset
+    from zarr_stac.services.proxy import FaultProxy, FaultRules
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        write_dataset(era_like_daily(), f"{empty_bucket}/outer.zarr", storage, zarr_format=2, consolidated=True)
+        # A group (here a whole dataset) inside the store: part of it, not a store of its own.
+        write_dataset(era_like_daily(), f"{empty_bucket}/outer.zarr/inner", storage, zarr_format=2, consolidated=True)
+    with FaultProxy(s3_server.endpoint_url, FaultRules()) as proxy:
+        found = [ref.url for ref in discover_stores(empty_bucket, storage.model_copy(update={"endpoint_url": proxy.url}))]
+    assert found == [f"{empty_bucket}/outer.zarr"]
+    listed = [unquote(r.path) for r in proxy.requests if "list-type" in r.path or "prefix=" in r.path]
+    assert listed and not [path for path in listed if "prefix=outer.zarr/" in path], listed
