@@ -136,3 +136,19 @@ def test_invalid_configurations_name_the_culprit(tmp_path, text, message):
     with pytest.raises(ConfigError) as raised:
         load_config(write_config(tmp_path, text))
     assert message in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("attrs", "expected"),
+    [
+        ([{"summary": "Monthly means."}, {"summary": "Monthly means."}], "Monthly means."),
+        ([{"summary": "Monthly means."}, {"summary": "Daily means."}], "2 Zarr datasets in `x`."),  # not shared: not used
+        ([{}, {}], "2 Zarr datasets in `x`."),
+    ],
+    ids=["shared", "conflicting", "absent"],
+)
+def test_collection_description_defaults_to_the_shared_acdd_summary(sample_crawl, attrs, expected):
+    from loaders.collections import build_collection
+
+    items = [item.clone() for item in sample_crawl.items[:2]]
+    assert build_collection("x", items, attrs=attrs).description == expected
