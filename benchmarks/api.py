@@ -21,7 +21,7 @@ import sys
 import time
 
 from .common import machine, now, run_trial, write_section
-from .ingest import fresh_database, write_inputs
+from .ingest import write_inputs
 
 FILTER = "variable_id = 'tas' AND experiment_id = 'ssp585'"
 ENDPOINTS = {
@@ -123,8 +123,8 @@ def main() -> None:
     collections_file, items_file = write_inputs(args.items, args.collections)
     results: dict[tuple[str, str, int], dict] = {}
     with cluster() as pg:
-        ours_dsn = fresh_database(pg, "api_ours")
-        stock_dsn = fresh_database(pg, "api_stock")
+        ours_dsn = pg.copy_database("api_ours")
+        stock_dsn = pg.copy_database("api_stock")
         for engine, dsn in (("zarr-stac", ours_dsn), ("pypgstac", stock_dsn)):
             run_trial("benchmarks.ingest", "--trial", engine, "--collections-file", str(collections_file), "--items-file", str(items_file), env={"DATABASE_URL": dsn})
         import psycopg

@@ -18,7 +18,7 @@ import subprocess
 
 from .api import ENDPOINTS, FILTER, cells, serve, wait_up
 from .common import machine, now, run_trial, write_section
-from .ingest import fresh_database, write_inputs
+from .ingest import write_inputs
 
 
 def main() -> None:
@@ -39,7 +39,7 @@ def main() -> None:
     collections_file, items_file = write_inputs(args.items, args.collections)
     results, matches = {}, {}
     with cluster() as pg:
-        ours_dsn, stock_dsn = fresh_database(pg, "filter_ours"), fresh_database(pg, "filter_stock")
+        ours_dsn, stock_dsn = pg.copy_database("filter_ours"), pg.copy_database("filter_stock")
         for engine, dsn in (("zarr-stac", ours_dsn), ("pypgstac", stock_dsn)):
             run_trial("benchmarks.ingest", "--trial", engine, "--collections-file", str(collections_file), "--items-file", str(items_file), env={"DATABASE_URL": dsn})
             with psycopg.connect(dsn, autocommit=True) as conn:

@@ -48,15 +48,6 @@ def write_inputs(n_items: int, n_collections: int) -> tuple[Path, Path]:
     return collections_file, items_file
 
 
-def fresh_database(cluster, name: str) -> str:
-    import psycopg
-
-    with psycopg.connect(cluster._dsn_for("postgres"), autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
-        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{cluster.database}"')
-    return cluster._dsn_for(name)
-
-
 def trial(engine: str, dsn: str, collections_file: str, items_file: str) -> dict:
     import orjson
     from pypgstac.db import PgstacDB
@@ -109,7 +100,7 @@ def main() -> None:
     with cluster() as pg:
         for _ in range(args.repeat):
             for engine in ("zarr-stac", "pypgstac"):
-                dsn = fresh_database(pg, f"bench_{engine.replace('-', '_')}")
+                dsn = pg.copy_database(f"bench_{engine.replace('-', '_')}")
                 out = run_trial("benchmarks.ingest", "--trial", engine, "--collections-file", str(collections_file), "--items-file", str(items_file), env={"DATABASE_URL": dsn})
                 print(engine, out, flush=True)
                 results[engine]["rate"].add(out["items"] / out["load_seconds"])
