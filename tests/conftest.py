@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import subprocess
 import tempfile
 import threading
 import time
@@ -18,6 +19,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import httpx
 import pytest
 import uvicorn
 from pydantic import SecretStr
@@ -162,6 +164,23 @@ class LiveServer:
     def __exit__(self, *exc) -> None:
         self.server.should_exit = True
         self.thread.join(10)
+
+
+def wait_until_answering(url: str, process: subprocess.Popen, seconds: float = 60) -> None:
+    """Until `url` answers 200, for a server just started as `process` (`zarr-stac
+    serve` in its own process); the test fails if it exits or stays silent."""
+    deadline = time.monotonic() + seconds
+    while True:
+        if process.poll() is not None:
+            pytest.fail(f"the server exited with status {process.returncode} before answering {url}")
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > deadline:
+            pytest.fail(f"{url} did not answer within {seconds:.0f} s")
+        time.sleep(0.2)
 
 
 def serve_api(dsn: str, **settings) -> LiveServer:

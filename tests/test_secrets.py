@@ -45,7 +45,7 @@ from loaders.storage import StorageOptions
 from zarr_stac.samples import era_like_daily, write_dataset
 from zarr_stac.services import free_port
 
-from .conftest import SCHEMA_DIR
+from .conftest import SCHEMA_DIR, wait_until_answering
 
 ZARR_STAC = str(Path(sys.executable).with_name("zarr-stac"))
 WINDOW = 16  # any this many consecutive characters of a secret count as a leak
@@ -356,15 +356,7 @@ def serve(run, out: Outputs, tmp: Path, env: dict[str, str], dsn: str, static: P
         text=True,
     )
     try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                if httpx.get(f"{api}/_mgmt/ping", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert server.poll() is None and time.monotonic() < deadline, "the API did not start"
-            time.sleep(0.2)
+        wait_until_answering(f"{api}/_mgmt/ping", server, seconds=90)
         item = json.loads((static / "cmip6" / "ModelA.historical.r1i1p1f1.tas.gn" / "ModelA.historical.r1i1p1f1.tas.gn.json").read_text())
         good, wrong = ({"Authorization": f"Bearer {planted[name]}"} for name in ("TRANSACTIONS_TOKEN", "wrong bearer token"))
         with httpx.Client(base_url=api, timeout=60) as client:

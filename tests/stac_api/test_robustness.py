@@ -29,7 +29,7 @@ from stac_api.ingest import load
 from stac_api.settings import Settings
 from zarr_stac.services import PostgresCluster, free_port
 
-from ..conftest import own_pgstac_cluster, serve_api
+from ..conftest import own_pgstac_cluster, serve_api, wait_until_answering
 
 ALL_ITEMS = {
     *(f"Model{m}.{e}.r1i1p1f1.{v}.gn" for m in "AB" for e in ("historical", "ssp585") for v in ("pr", "tas")),
@@ -282,23 +282,11 @@ def served_by_the_cli(dsn: str) -> Iterator[str]:
         [str(Path(sys.executable).parent / "zarr-stac"), "serve", "--port", str(port)],
         env={**os.environ, "DATABASE_URL": dsn},
         stdout=subprocess.DEVNULL,
-        stderr=open("/tmp/serve-stderr.log", "w"),
-        text=True,
+        stderr=subprocess.DEVNULL,
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            if server.poll() is not None:
-                pytest.fail("zarr-stac serve exited")
-            try:
-                if httpx.get(f"{url}/_mgmt/ping", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail("zarr-stac serve did not answer within 60 s")
-            time.sleep(0.2)
+        wait_until_answering(f"{url}/_mgmt/ping", server)
         yield url
     finally:
         server.terminate()
