@@ -223,11 +223,17 @@ def load_config(path: str | Path) -> MappingConfig:
     try:
         return MappingConfig.model_validate(_interpolate(raw, path.name))
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "(top level)"
-        message = first["msg"].removeprefix("Value error, ")
-        more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-        raise ConfigError(f"{path}: {where}: {message}{more}") from None
+        raise ConfigError(f"{path}: {validation_problem(exc)}") from None
+
+
+def validation_problem(exc: ValidationError) -> str:
+    """The first problem pydantic found, as `where: message (and N more)`: the location
+    and pydantic's message only, never the offending value (it may be a secret)."""
+    first = exc.errors()[0]
+    where = ".".join(str(p) for p in first["loc"]) or "(top level)"
+    message = first["msg"].removeprefix("Value error, ")
+    more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+    return f"{where}: {message}{more}"
 
 
 def default_config(url: str, storage: StorageOptions | None = None) -> MappingConfig:

@@ -354,12 +354,12 @@ def serve(
 
     from pydantic import ValidationError
 
+    from loaders.config import validation_problem
+
     try:
         settings = Settings(database_url=resolve_dsn(dsn, data_dir))
-    except ValidationError as exc:  # hide_input_in_errors: no value is echoed
-        for error in exc.errors():
-            where = ".".join(str(part) for part in error["loc"])
-            err.print(f"[red]invalid API settings: {escape(where + ': ' if where else '')}{escape(error['msg'])}[/]")
+    except ValidationError as exc:
+        err.print(f"[red]invalid API settings: {escape(validation_problem(exc))}[/]")
         raise typer.Exit(2) from None
     # uvicorn's default keep-alive (5 s) equals httpx's and requests' pool expiry: the
     # server then closes idle connections just as clients reuse them (ReadError under load).
