@@ -19,6 +19,9 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from urllib.parse import urlsplit
 
 from .common import machine, now, run_trial, write_section
 from .ingest import write_inputs
@@ -80,28 +83,54 @@ def cells(result: dict) -> str:
     return f"{rate} | {result['p50']:.0f} / {result['p95']:.0f} / {result['p99']:.0f}"
 
 
-def serve(app: str, dsn: str, port: int) -> subprocess.Popen:
-    from urllib.parse import urlsplit
+@contextmanager
+def served(app: str, dsn: str) -> Iterator[str]:
+    """`app` (an app factory) under uvicorn in its own process, one worker, over `dsn`;
+    yields its base URL once it answers."""
+    import httpx
+
+    from zarr_stac.services import free_port
 
     parts = urlsplit(dsn)
     env = {**os.environ, "DATABASE_URL": dsn, "PGUSER": parts.username, "PGPASSWORD": parts.password, "PGHOST": parts.hostname, "PGPORT": str(parts.port), "PGDATABASE": parts.path.lstrip("/")}
     env.update(STAC_FASTAPI_TITLE="bench", STAC_FASTAPI_DESCRIPTION="bench", STAC_FASTAPI_LANDING_ID="bench")
+    port = free_port()
     command = [sys.executable, "-m", "uvicorn", app, "--factory", "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning", "--no-access-log"]
-    return subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-
-def wait_up(url: str) -> None:
-    import httpx
-
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
+    server = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(base + "/", timeout=5).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{base} did not come up")
+            time.sleep(0.3)
+        yield base
+    finally:
+        server.terminate()
         try:
-            if httpx.get(url, timeout=5).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.3)
-    raise RuntimeError(f"{url} did not come up")
+            server.wait(20)
+        except subprocess.TimeoutExpired:  # still finishing queries that timed out
+            server.kill()
+            server.wait()
+
+
+def loaded_twice(pg, items: int, collections: int, prefix: str) -> tuple[str, str]:
+    """Two databases holding the same items: loaded by `zarr-stac load` (queryables with
+    property indexes) and by raw pypgstac (a stock deployment); both analysed."""
+    import psycopg
+
+    collections_file, items_file = write_inputs(items, collections)
+    ours, stock = pg.copy_database(f"{prefix}_ours"), pg.copy_database(f"{prefix}_stock")
+    for engine, dsn in (("zarr-stac", ours), ("pypgstac", stock)):
+        run_trial("benchmarks.ingest", "--trial", engine, "--collections-file", str(collections_file), "--items-file", str(items_file), env={"DATABASE_URL": dsn})
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute("VACUUM ANALYZE")
+    return ours, stock
 
 
 def main() -> None:
@@ -116,46 +145,26 @@ def main() -> None:
         print(json.dumps(asyncio.run(_load(args.load, args.concurrency, args.seconds))))
         return
 
-    from zarr_stac.services import free_port
+    import httpx
 
     from .pg import cluster
 
-    collections_file, items_file = write_inputs(args.items, args.collections)
     results: dict[tuple[str, str, int], dict] = {}
     with cluster() as pg:
-        ours_dsn = pg.copy_database("api_ours")
-        stock_dsn = pg.copy_database("api_stock")
-        for engine, dsn in (("zarr-stac", ours_dsn), ("pypgstac", stock_dsn)):
-            run_trial("benchmarks.ingest", "--trial", engine, "--collections-file", str(collections_file), "--items-file", str(items_file), env={"DATABASE_URL": dsn})
-        import psycopg
-
-        for dsn in (ours_dsn, stock_dsn):
-            with psycopg.connect(dsn, autocommit=True) as conn:
-                conn.execute("VACUUM ANALYZE")
+        ours_dsn, stock_dsn = loaded_twice(pg, args.items, args.collections, "api")
         stock_app = "stac_fastapi.pgstac.app:create_app"
         # The third run (the stock app on zarr-stac's database) tells what the app
         # changes from what the database's content (indexes, summaries) changes.
         for name, app, dsn in (("zarr-stac", "stac_api.app:create_app", ours_dsn), ("stock", stock_app, stock_dsn), ("stock app, our database", stock_app, ours_dsn)):
-            port = free_port()
-            server = serve(app, dsn, port)
-            try:
-                base = f"http://127.0.0.1:{port}"
-                wait_up(base + "/")
+            with served(app, dsn) as base:
                 for label, (_, path, _) in ENDPOINTS.items():
                     for _ in range(3):  # warm up (plans, connections)
-                        __import__("httpx").get(base + path, timeout=300)
+                        httpx.get(base + path, timeout=300)
                     for concurrency in CONCURRENCY:
                         seconds = args.seconds if not (name == "stock" and "CQL2" in label) else max(args.seconds, 30)
                         out = run_trial("benchmarks.api", "--load", base + path, "--concurrency", str(concurrency), "--seconds", str(seconds))
                         results[(name, label, concurrency)] = out
                         print(name, label, concurrency, out, flush=True)
-            finally:
-                server.terminate()
-                try:
-                    server.wait(20)
-                except subprocess.TimeoutExpired:  # still finishing queries that timed out
-                    server.kill()
-                    server.wait()
 
     table = [
         "| endpoint | clients | zarr-stac req/s | p50 / p95 / p99 (ms) | stock req/s | p50 / p95 / p99 (ms) | ratio | stock app on zarr-stac's database, req/s |",

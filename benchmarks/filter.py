@@ -14,11 +14,9 @@ same filter over 1,000 collections.
 from __future__ import annotations
 
 import argparse
-import subprocess
 
-from .api import ENDPOINTS, FILTER, cells, serve, wait_up
+from .api import ENDPOINTS, FILTER, cells, loaded_twice, served
 from .common import machine, now, run_trial, write_section
-from .ingest import write_inputs
 
 
 def main() -> None:
@@ -29,38 +27,19 @@ def main() -> None:
     args = parser.parse_args()
 
     import httpx
-    import psycopg
-
-    from zarr_stac.services import free_port
 
     from .pg import cluster
 
     _, path, _ = ENDPOINTS["search CQL2 filter"]
-    collections_file, items_file = write_inputs(args.items, args.collections)
     results, matches = {}, {}
     with cluster() as pg:
-        ours_dsn, stock_dsn = pg.copy_database("filter_ours"), pg.copy_database("filter_stock")
-        for engine, dsn in (("zarr-stac", ours_dsn), ("pypgstac", stock_dsn)):
-            run_trial("benchmarks.ingest", "--trial", engine, "--collections-file", str(collections_file), "--items-file", str(items_file), env={"DATABASE_URL": dsn})
-            with psycopg.connect(dsn, autocommit=True) as conn:
-                conn.execute("VACUUM ANALYZE")
+        ours_dsn, stock_dsn = loaded_twice(pg, args.items, args.collections, "filter")
         for name, app, dsn in (("zarr-stac", "stac_api.app:create_app", ours_dsn), ("stock", "stac_fastapi.pgstac.app:create_app", stock_dsn)):
-            port = free_port()
-            server = serve(app, dsn, port)
-            try:
-                base = f"http://127.0.0.1:{port}"
-                wait_up(base + "/")
+            with served(app, dsn) as base:
                 first = httpx.get(base + path, timeout=300).json()  # warm up; and what it finds
                 matches[name] = sorted(f["id"] for f in first["features"])
                 results[name] = run_trial("benchmarks.api", "--load", base + path, "--concurrency", "1", "--seconds", str(args.seconds))
                 print(name, results[name], flush=True)
-            finally:
-                server.terminate()
-                try:
-                    server.wait(20)
-                except subprocess.TimeoutExpired:
-                    server.kill()
-                    server.wait()
     assert matches["zarr-stac"] == matches["stock"], "the two APIs answered the filter differently"
     ours, stock = results["zarr-stac"], results["stock"]
     body = f"""
