@@ -9,10 +9,12 @@ from urllib.parse import unquote_plus
 import asyncpg
 import orjson
 from fastapi import Request
+from fastapi.responses import JSONResponse, Response
+from stac_fastapi.api.models import GeoJSONResponse
 from stac_fastapi.types.errors import InvalidQueryParameter
 from stac_fastapi.pgstac.core import CoreCrudClient
 
-from .filters import check_get_filter, validate_post_filter
+from .filters import get_filter, validate_post_filter
 
 
 def restore_null_datetime(feature: dict[str, Any], excluded: set[str]) -> None:
@@ -56,6 +58,14 @@ def json_object_parameter(name: str, value: str | None) -> str | None:
     return value
 
 
+def direct(content: Any, response_class: type[JSONResponse] = GeoJSONResponse) -> Response:
+    """pgstac's answer (plain JSON already) as the response itself. A returned dict goes
+    through FastAPI's `jsonable_encoder`, which walks every value: 12 ms for a page of ten
+    datacube items. Not stac-fastapi's `enable_direct_response`: that answers 200 where
+    the transaction routes answer 201."""
+    return content if isinstance(content, Response) else response_class(content)
+
+
 def max_page_size(request: Request) -> int:
     return request.app.state.settings.max_page_size
 
@@ -63,20 +73,27 @@ def max_page_size(request: Request) -> int:
 class ZarrStacClient(CoreCrudClient):
     async def post_search(self, search_request, request: Request, **kwargs: Any):  # type: ignore[override]
         validate_post_filter(getattr(search_request, "filter_expr", None))
-        return await super().post_search(search_request, request=request, **kwargs)
+        return direct(await super().post_search(search_request, request=request, **kwargs))
 
     async def get_search(self, request: Request, *args: Any, query: str | None = None, intersects: str | None = None, **kwargs: Any):  # type: ignore[override]
         query, intersects = json_object_parameter("query", query), json_object_parameter("intersects", intersects)
-        return await super().get_search(request, *args, query=query, intersects=intersects, **kwargs)
+        return direct(await super().get_search(request, *args, query=query, intersects=intersects, **kwargs))
 
     async def item_collection(self, collection_id: str, request: Request, *args: Any, query: str | None = None, **kwargs: Any):  # type: ignore[override]
         query = json_object_parameter("query", query)
-        return await super().item_collection(collection_id, request, *args, query=query, **kwargs)
+        return direct(await super().item_collection(collection_id, request, *args, query=query, **kwargs))
 
-    def _clean_search_args(self, base_args: dict[str, Any], *args: Any, fields: list[str] | None = None, **kwargs: Any) -> dict[str, Any]:
-        # Every GET that takes a filter (search, items, collections) comes through here,
-        # before stac-fastapi hands the filter to cql2.
-        check_get_filter(kwargs.get("filter_query"), kwargs.get("filter_lang"))
+    async def get_item(self, item_id: str, collection_id: str, request: Request, **kwargs: Any):  # type: ignore[override]
+        return direct(await super().get_item(item_id, collection_id, request, **kwargs))
+
+    async def get_collection(self, collection_id: str, request: Request, **kwargs: Any):  # type: ignore[override]
+        return direct(await super().get_collection(collection_id, request, **kwargs), JSONResponse)
+
+    def _clean_search_args(self, base_args: dict[str, Any], *args: Any, fields: list[str] | None = None, filter_query: str | None = None, filter_lang: str | None = None, **kwargs: Any) -> dict[str, Any]:
+        # Every GET that takes a filter (search, items, collections) comes through here:
+        # the filter is bounded and validated by `filters` (cached) instead of by stac-fastapi.
+        if filter_query:
+            base_args["filter"], base_args["filter_lang"] = get_filter(filter_query, filter_lang)
         # `fields=a,,b` or `fields=-` carry empty names, which stac-fastapi indexes (a 500).
         fields = [f for f in fields if f.lstrip("+-")] if fields else fields
         return super()._clean_search_args(base_args, *args, fields=fields, **kwargs)
@@ -102,4 +119,4 @@ class ZarrStacClient(CoreCrudClient):
         if limit is not None:
             limit = min(limit, max_page_size(request))
         kwargs["query"] = json_object_parameter("query", kwargs.get("query"))
-        return await super().all_collections(request, *args, limit=limit, bbox=flat_bbox(bbox), **kwargs)
+        return direct(await super().all_collections(request, *args, limit=limit, bbox=flat_bbox(bbox), **kwargs), JSONResponse)
