@@ -12,6 +12,7 @@ where stac-fastapi would answer 500 (`errors`).
 
 from __future__ import annotations
 
+import gc
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
@@ -39,6 +40,10 @@ def create_api(settings: Settings | None = None) -> StacApi:
             postgres_settings=postgres_settings,
             add_write_connection_pool=settings.enable_transactions_extensions,
         )
+        # What exists now (modules, the app, its routes) lives as long as the process:
+        # kept out of the collector, a full collection no longer walks it (~70 ms, once
+        # every 40 or so searches, otherwise spent inside one request).
+        gc.freeze()
         yield
         await close_db_connection(app)
 

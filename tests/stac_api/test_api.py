@@ -19,6 +19,26 @@ def test_landing_page_is_ours(api_url):
     assert (landing["id"], landing["title"]) == ("zarr-stac", "zarr-stac")
 
 
+@pytest.mark.parametrize(
+    ("path", "media_type"),
+    [
+        ("/search?limit=2", "application/geo+json"),
+        ("/search?filter=variable_id%3D%27tas%27", "application/geo+json"),
+        ("/collections/cmip6/items?limit=2", "application/geo+json"),
+        ("/collections/cmip6/items/ModelA.ssp585.r1i1p1f1.tas.gn", "application/geo+json"),
+        ("/collections", "application/json"),
+        ("/collections/cmip6", "application/json"),
+    ],
+)
+def test_each_answer_says_what_it_is(api_url, path, media_type):
+    # Answers are sent as pgstac made them (no FastAPI re-encoding): with the media type of their route.
+    response = httpx.get(api_url + path)
+    assert response.status_code == 200
+    assert response.headers["content-type"] == media_type
+    body = response.json()
+    assert body.get("type") in ("FeatureCollection", "Feature", "Collection") or "collections" in body
+
+
 def test_collections(client, sample_crawl):
     assert sorted(c.id for c in client.get_collections()) == ["cmip6", "ocean", "reanalysis"]
     cmip6 = client.get_collection("cmip6")
