@@ -28,6 +28,7 @@ from itertools import islice
 from typing import Any
 
 import orjson
+import psycopg
 import pystac
 from psycopg_pool import ConnectionPool
 from pypgstac.db import PgstacDB, settings as pgstac_settings
@@ -37,7 +38,7 @@ from pystac.link import HIERARCHICAL_LINKS
 
 from loaders.spatial import union_bboxes
 
-from . import queryables
+from . import queryables, search_order
 
 # Links that describe a static catalogue's tree: the API makes its own.
 STRUCTURAL_RELS = {"self", *HIERARCHICAL_LINKS}
@@ -63,9 +64,14 @@ def pgstac_database(dsn: str) -> PgstacDB:
 
 
 def migrate(dsn: str) -> str:
-    """Install or upgrade pgstac in the database; returns the pgstac version."""
+    """Install or upgrade pgstac in the database, with the index of its search order
+    (`search_order`); returns the pgstac version."""
     with pgstac_database(dsn) as db:
-        return Migrate(db).run_migration()
+        version = Migrate(db).run_migration()
+        conn = db.connect()
+        conn.execute("RESET ROLE")  # pgstac's migration ends its session as pgstac_ingest
+        search_order.ensure(conn)
+        return version
 
 
 def for_pgstac(obj: pystac.STACObject) -> dict[str, Any]:
@@ -83,6 +89,8 @@ class LoadReport:
     queryables: dict[str, list[str]] = field(default_factory=dict)
     # Where `finish` spent its time (seconds by step): for benchmarks and operators.
     seconds: dict[str, float] = field(default_factory=dict)
+    # What the operator should know, though the load succeeded.
+    notes: list[str] = field(default_factory=list)
 
 
 def _batches(values: Iterable[Any], size: int) -> Iterator[list[Any]]:
@@ -153,6 +161,7 @@ class Ingest:
         self.batch_size = batch_size
         self.memory_items = memory_items
         self.report = LoadReport()
+        self._ensure_search_order()
         self.loaded_ids: dict[str, set[str]] = defaultdict(set)
         self._waiting: dict[str, list[bytes]] = defaultdict(list)
         self._waiting_count = 0
@@ -161,6 +170,18 @@ class Ingest:
         self._known: set[str] = set()  # collections that have a row
         self.facets: dict[str, dict[str, queryables.FacetStats]] = defaultdict(dict)
         self._count_lock = threading.Lock()
+
+    def _ensure_search_order(self) -> None:
+        """A database migrated by pypgstac alone lacks the index of the search order:
+        made here, before the items arrive, when this role may."""
+        try:
+            if search_order.ensure(self.conn):
+                self.report.notes.append(f"built the index of pgstac's search order ({search_order.NAME}), missing from this database")
+        except psycopg.errors.InsufficientPrivilege:
+            self.report.notes.append(
+                f"this role may not index pgstac.items: searches stay slow where many items share a start time until "
+                f"the owner of pgstac runs `zarr-stac db migrate` (it adds {search_order.NAME})"
+            )
 
     def __enter__(self) -> Ingest:
         return self

@@ -332,6 +332,8 @@ def load(
             report = ingest.finish(result.collections, sync=result.may_delete_from if sync else never)
     deleted = f", deleted {report.deleted} item(s) of stores that are gone" if sync else ""
     err.print(f"loaded {report.collections} collection(s) and {report.items} item(s) into pgstac{deleted}")
+    for note in report.notes:
+        err.print(f"[yellow]{escape(note)}[/]")
     if result is not None:
         finish(result, strict)
 
