@@ -121,11 +121,14 @@ def served(app: str, dsn: str) -> Iterator[str]:
 
 def loaded_twice(pg, items: int, collections: int, prefix: str) -> tuple[str, str]:
     """Two databases holding the same items: loaded by `zarr-stac load` (queryables with
-    property indexes) and by raw pypgstac (a stock deployment); both analysed."""
+    property indexes, search-order index) and by raw pypgstac into a database `pypgstac
+    migrate` alone made (a stock deployment); both analysed."""
     import psycopg
 
+    from .pg import database_for
+
     collections_file, items_file = write_inputs(items, collections)
-    ours, stock = pg.copy_database(f"{prefix}_ours"), pg.copy_database(f"{prefix}_stock")
+    ours, stock = database_for(pg, "zarr-stac", f"{prefix}_ours"), database_for(pg, "pypgstac", f"{prefix}_stock")
     for engine, dsn in (("zarr-stac", ours), ("pypgstac", stock)):
         run_trial("benchmarks.ingest", "--trial", engine, "--collections-file", str(collections_file), "--items-file", str(items_file), env={"DATABASE_URL": dsn})
         with psycopg.connect(dsn, autocommit=True) as conn:

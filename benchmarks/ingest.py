@@ -93,14 +93,14 @@ def main() -> None:
         print(json.dumps(trial(args.trial, args.dsn, args.collections_file, args.items_file)))
         return
 
-    from .pg import cluster
+    from .pg import cluster, database_for
 
     collections_file, items_file = write_inputs(args.items, args.collections)
     results = {engine: {"rate": Series(), "total_rate": Series()} for engine in ("zarr-stac", "pypgstac")}
     with cluster() as pg:
         for _ in range(args.repeat):
             for engine in ("zarr-stac", "pypgstac"):
-                dsn = pg.copy_database(f"bench_{engine.replace('-', '_')}")
+                dsn = database_for(pg, engine, f"bench_{engine.replace('-', '_')}")
                 out = run_trial("benchmarks.ingest", "--trial", engine, "--collections-file", str(collections_file), "--items-file", str(items_file), env={"DATABASE_URL": dsn})
                 print(engine, out, flush=True)
                 results[engine]["rate"].add(out["items"] / out["load_seconds"])

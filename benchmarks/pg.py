@@ -19,3 +19,18 @@ def cluster():
         yield pg
     finally:
         pg.destroy()
+
+
+def database_for(pg, engine: str, name: str) -> str:
+    """A fresh copy of the migrated database for `engine`: zarr-stac's as `zarr-stac db
+    migrate` leaves it; the peer's (stock pypgstac or stac-fastapi-pgstac) as `pypgstac
+    migrate` alone does, without zarr-stac's search-order index."""
+    import psycopg
+
+    from stac_api import search_order
+
+    dsn = pg.copy_database(name)
+    if engine != "zarr-stac":
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute(f"DROP INDEX pgstac.{search_order.NAME}")
+    return dsn
