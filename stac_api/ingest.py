@@ -260,9 +260,10 @@ class Ingest:
 
     def finish(self, collections: Iterable[pystac.Collection], *, sync: Callable[[str], bool] = never) -> LoadReport:
         """Collection documents, then `sync` deletions, then queryables and summaries."""
-        started = time.perf_counter()
+        step = time.perf_counter()
         self._flush()
-        self.report.seconds["items"] = time.perf_counter() - started
+        self.report.seconds["items"] = time.perf_counter() - step
+        step = time.perf_counter()
         collection_dicts = [for_pgstac(c) for c in collections]
         ids = [c["id"] for c in collection_dicts]
         existing = {row[0]: row[1] for row in self.conn.execute("SELECT id, content FROM pgstac.collections WHERE id = ANY(%s)", (ids,))}
@@ -283,7 +284,7 @@ class Ingest:
                 ).rowcount
         observed = {cid: self.facets.get(cid, {}) for cid in ids}
         parallel = queryables.can_build_in_parallel(self.conn)
-        self.report.seconds["collections"] = time.perf_counter() - started - self.report.seconds["items"]
+        self.report.seconds["collections"] = time.perf_counter() - step
         step = time.perf_counter()
         self.report.queryables = queryables.refresh(self.conn, observed, queue_index_builds=parallel)
         self.report.seconds["queryables"] = time.perf_counter() - step
