@@ -17,7 +17,7 @@ from typing import Any
 
 import pystac
 
-from . import spatial
+from . import facets, spatial
 from .config import CollectionConfig
 
 DEFAULT_LICENSE = "other"
@@ -63,6 +63,7 @@ class CollectionSummary:
         self.end: dt.datetime | None = None
         self._shared: dict[str, Any] = {}
         self._keywords: list[str] = []
+        self._facets: dict[str, facets.FacetStats] = {}
 
     def add(self, item: pystac.Item, attrs: Mapping[str, Any] = {}) -> None:
         if item.bbox:
@@ -81,6 +82,7 @@ class CollectionSummary:
             word = word.strip()
             if word and word not in self._keywords and len(self._keywords) < MAX_KEYWORDS:
                 self._keywords.append(word)
+        facets.observe(self._facets, item.properties)
         self.count += 1
 
     def shared(self, name: str) -> str | None:
@@ -98,6 +100,8 @@ class CollectionSummary:
             else self.shared("summary") or f"{self.count} Zarr datasets in `{self.collection_id}`."
         )  # fmt: skip
         providers = [pystac.Provider(**p.model_dump(exclude_none=True)) for p in config.providers] if config.providers else self._providers()
+        # The values of each facet, as stac-browser shows them and pgstac's summaries hold them.
+        summaries = {name: value for name, stats in sorted(self._facets.items()) if stats.kind and (value := facets.summary(stats.as_dict())) is not None}
         return pystac.Collection(
             id=self.collection_id,
             title=config.title.format(**fields) if config.title else self.collection_id,
@@ -109,6 +113,7 @@ class CollectionSummary:
             license=config.license or (spdx_license(license_text) if license_text else DEFAULT_LICENSE),
             keywords=config.keywords or (self._keywords or None),
             providers=providers,
+            summaries=pystac.Summaries(summaries) if summaries else None,
         )
 
     def _providers(self) -> list[pystac.Provider] | None:

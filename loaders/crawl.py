@@ -17,14 +17,14 @@ import pystac
 
 from .collections import CollectionSummary
 from .config import MappingConfig, SourceConfig, default_config
-from .discover import DiscoveryError, StoreRef
+from .discover import DiscoveryError, SourceUnreachable, StoreRef
 from .inputs import InputError, common_root, expand_input, iter_refs, kind_of
-from .failures import DISCOVERY, DUPLICATE_ID, INPUT, LAYOUT, MAPPING_ERROR, StoreFailure
+from .failures import DISCOVERY, DUPLICATE_ID, INPUT, LAYOUT, MAPPING_ERROR, NOT_FOUND, StoreFailure
 from .fetch import NotPrefetchable, Prefetched, prefetch_many
 from .mapping import MappingError, store_to_item
 from .read import StoreReadError, classify, one_line, open_prefetched, open_store
 from .layout import Placement
-from .storage import StorageOptions, protocol_of
+from .storage import StorageOptions, bucket_is_missing, bucket_of, protocol_of
 
 @dataclass
 class CataloguedStore:
@@ -58,6 +58,9 @@ class CrawlResult:
     collections: list[pystac.Collection] = field(default_factory=list)
     items: list[pystac.Item] = field(default_factory=list)
     failures: list[StoreFailure] = field(default_factory=list)
+    # Sources that could not be read at all (an unusable input file, a root that
+    # cannot be listed): also in `failures`. A command should stop before writing.
+    unusable_sources: list[StoreFailure] = field(default_factory=list)
     catalogued: int = 0
 
     @property
@@ -118,11 +121,27 @@ def run_job(job: Job, prefetched: Prefetched | BaseException | None = None) -> C
         kind, reason = exc.kind, str(exc)
     except Exception as exc:  # noqa: BLE001 - one bad store must not stop the crawl
         kind, reason = MAPPING_ERROR, one_line(exc)
+    if kind == NOT_FOUND and _bucket_is_missing(job.ref.url, job.source.storage):
+        reason = f"bucket {bucket_of(job.ref.url)!r} does not exist (or these credentials may not see it)"
     try:
         collection_id = placement_of(job)[0].collection_id
     except MappingError:
         collection_id = None
     return StoreFailure(job.ref.url, kind, reason, collection_id)
+
+
+_missing_buckets: dict[tuple[str, str], bool] = {}
+
+
+def _bucket_is_missing(url: str, storage: StorageOptions) -> bool:
+    """Whether a store was not found because its whole bucket is absent (asked once per bucket)."""
+    bucket = bucket_of(url)
+    if bucket is None:
+        return False
+    key = (f"{protocol_of(url)}://{bucket}", storage.model_dump_json())
+    if key not in _missing_buckets:
+        _missing_buckets[key] = bucket_is_missing(url, storage)
+    return _missing_buckets[key]
 
 
 def plan(config: MappingConfig, result: CrawlResult, workers: int) -> list[Job]:
@@ -133,10 +152,15 @@ def plan(config: MappingConfig, result: CrawlResult, workers: int) -> list[Job]:
             expanded = expand_input(source.url, source.storage)
             refs = list(iter_refs(expanded, source.storage, workers))
         except InputError as exc:
-            result.failures.append(StoreFailure(source.url, INPUT, str(exc)))
+            failure = StoreFailure(source.url, INPUT, str(exc).removeprefix(f"{source.url}: "))
+            result.failures.append(failure)
+            result.unusable_sources.append(failure)
             continue
         except DiscoveryError as exc:
-            result.failures.append(StoreFailure(exc.url, DISCOVERY, exc.reason))
+            failure = StoreFailure(exc.url, DISCOVERY, exc.reason)
+            result.failures.append(failure)
+            if isinstance(exc, SourceUnreachable):
+                result.unusable_sources.append(failure)
             continue
         jobs.extend(Job(source, expanded.root, ref) for ref in sorted(refs, key=lambda r: r.url))
     return jobs

@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from .storage import StorageOptions, protocol_of, strip_url
+from .storage import CREDENTIALS_HINT, StorageOptions, is_missing_credentials, protocol_of, strip_url
 
 ZARR_V2_MARKERS = (".zgroup", ".zmetadata")
 ZARR_V3_MARKER = "zarr.json"
@@ -44,6 +44,24 @@ class DiscoveryError(RuntimeError):
         super().__init__(f"{url}: {reason}")
         self.url = url
         self.reason = reason
+
+
+class SourceUnreachable(DiscoveryError):
+    """The root of a crawl itself cannot be listed (no such bucket or folder, no
+    credentials, access denied): nothing of it is known, so nothing is catalogued."""
+
+
+def listing_problem(exc: BaseException) -> str:
+    """Why a listing failed, in words that say what to do."""
+    if is_missing_credentials(exc):
+        return f"no credentials to list it: {CREDENTIALS_HINT}"
+    if isinstance(exc, FileNotFoundError):
+        detail = str(exc).strip()
+        return "no such bucket" if "bucket does not exist" in detail.lower() else "no such prefix or folder"
+    if isinstance(exc, PermissionError):
+        return f"access denied ({exc}): check the credentials, or --anon for a public bucket"
+    text = str(exc).strip().splitlines()
+    return f"listing failed ({type(exc).__name__}: {text[0] if text else ''})"
 
 
 def store_from_listing(url: str, names: set[str]) -> StoreRef | None:
@@ -76,10 +94,13 @@ def discover_stores(
 
     if protocol in ("http", "https"):
         # HTTP servers cannot list: the URL itself must be a store.
-        names = {m for m in (*ZARR_V2_MARKERS, ZARR_V3_MARKER) if fs.exists(f"{root}/{m}")}
+        try:
+            names = {m for m in (*ZARR_V2_MARKERS, ZARR_V3_MARKER) if fs.exists(f"{root}/{m}")}
+        except Exception as exc:  # noqa: BLE001 - unreachable host, TLS, ...: one line
+            raise SourceUnreachable(root, listing_problem(exc)) from None
         ref = store_from_listing(root, names)
         if ref is None:
-            raise DiscoveryError(root, "no Zarr metadata (.zgroup, .zmetadata, zarr.json) at this URL")
+            raise SourceUnreachable(root, "no Zarr metadata (.zgroup, .zmetadata, zarr.json) at this URL")
         yield ref
         return
 
@@ -87,14 +108,11 @@ def discover_stores(
         return strip_url(fs.unstrip_protocol(path)) if protocol != "file" else path
 
     def list_dir(path: str) -> tuple[set[str], list[str]]:
+        error = SourceUnreachable if path == root_path else DiscoveryError
         try:
             entries = fs.ls(path, detail=True, refresh=True) if protocol != "file" else fs.ls(path, detail=True)
-        except FileNotFoundError:
-            raise DiscoveryError(to_url(path), "no such prefix or folder") from None
-        except PermissionError as exc:
-            raise DiscoveryError(to_url(path), f"access denied ({exc})") from None
-        except OSError as exc:
-            raise DiscoveryError(to_url(path), f"listing failed ({exc})") from None
+        except Exception as exc:  # noqa: BLE001 - botocore's errors are no OSErrors
+            raise error(to_url(path), listing_problem(exc)) from None
         names, subdirs = set(), []
         for entry in entries:
             name = posixpath.basename(entry["name"].rstrip("/"))

@@ -26,7 +26,7 @@ from typing import Any
 
 import yaml
 
-from .discover import KERCHUNK, ZARR, StoreRef, discover_stores
+from .discover import KERCHUNK, ZARR, StoreRef, discover_stores, listing_problem
 from .storage import StorageOptions, strip_url
 
 LIST_SUFFIXES = (".txt", ".lst")
@@ -77,6 +77,10 @@ def _read_text(url: str, storage: StorageOptions) -> str:
         raise InputError(f"{url}: no such file") from None
     except UnicodeDecodeError:
         raise InputError(f"{url}: not a text file") from None
+    except IsADirectoryError:
+        raise InputError(f"{url}: is a folder, not an input file") from None
+    except Exception as exc:  # noqa: BLE001 - no credentials, access denied, unreachable: one line
+        raise InputError(f"{url}: cannot be read: {listing_problem(exc)}") from None
 
 
 def _from_list(url: str, text: str) -> list[StoreRef]:

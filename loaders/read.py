@@ -26,7 +26,7 @@ from zarr.storage import MemoryStore
 from .discover import KERCHUNK, StoreRef
 from .failures import ACCESS_DENIED, CORRUPT_METADATA, NOT_FOUND, READ_ERROR, TIMEOUT, UNAVAILABLE, UNDECODABLE_TIME, UNKNOWN_CODEC
 from .fetch import Prefetched
-from .storage import StorageOptions, is_remote
+from .storage import CREDENTIALS_HINT, StorageOptions, is_missing_credentials, is_remote
 
 
 
@@ -51,6 +51,8 @@ class OpenedStore:
 
 
 def one_line(exc: BaseException) -> str:
+    if is_missing_credentials(exc):
+        return f"no credentials to read it: {CREDENTIALS_HINT}"
     text = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
 
@@ -85,7 +87,7 @@ def classify(exc: BaseException) -> str:
             return UNDECODABLE_TIME
         if isinstance(exc, json.JSONDecodeError | UnicodeDecodeError) or type(exc).__name__ == "MetadataValidationError":
             return CORRUPT_METADATA
-        if isinstance(exc, PermissionError):
+        if isinstance(exc, PermissionError) or is_missing_credentials(exc):
             return ACCESS_DENIED
         if _is_timeout(exc) or isinstance(exc, asyncio.TimeoutError):
             return TIMEOUT

@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import os
 import posixpath
 from typing import Any
 
@@ -104,6 +105,44 @@ class StorageOptions(BaseModel):
         return fsspec.filesystem(protocol, **self.for_fsspec(url))
 
 
+# What to do when an object store wants credentials that were not given.
+CREDENTIALS_HINT = (
+    "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE / --profile), "
+    "or pass --anon if the bucket is public"
+)
+
+
+def is_missing_credentials(exc: BaseException) -> bool:
+    """botocore's NoCredentialsError (and its kin), anywhere in the chain of causes."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if type(exc).__name__ in ("NoCredentialsError", "PartialCredentialsError", "NoAuthTokenError"):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
+def bucket_of(url: str) -> str | None:
+    """The bucket of an s3:// or gs:// URL (None for other protocols)."""
+    protocol, path = split_protocol(strip_url(url))
+    if protocol not in ("s3", "s3a", "gs", "gcs"):
+        return None
+    return path.lstrip("/").split("/", 1)[0] or None
+
+
+def bucket_is_missing(url: str, storage: StorageOptions) -> bool:
+    """True when the bucket of `url` does not exist (or may not be seen by these
+    credentials); False when it exists or nothing can be said (one request)."""
+    bucket = bucket_of(url)
+    if bucket is None:
+        return False
+    try:
+        return not storage.filesystem(url).exists(bucket)
+    except Exception:  # noqa: BLE001 - a probe that fails says nothing
+        return False
+
+
 def protocol_of(url: str) -> str:
     protocol, _ = split_protocol(url)
     return protocol or "file"
@@ -114,7 +153,11 @@ def is_remote(url: str) -> bool:
 
 
 def strip_url(url: str) -> str:
-    """`s3://bucket/a/b/` -> `s3://bucket/a/b`: one spelling per location."""
+    """One spelling per location: `s3://bucket/a/b/` -> `s3://bucket/a/b`, and a local
+    path made absolute (`src`, `./src/` -> `/cwd/src`): listings name local files by
+    absolute path, so a relative root would match none of them."""
+    if url and "://" not in url and "::" not in url:
+        return os.path.abspath(os.path.expanduser(url))
     return url.rstrip("/") if url.rstrip("/") else url
 
 

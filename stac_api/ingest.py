@@ -30,48 +30,16 @@ from typing import Any
 import orjson
 import psycopg
 import pystac
-from psycopg_pool import ConnectionPool
-from pypgstac.db import PgstacDB, settings as pgstac_settings
 from pypgstac.load import Loader, Methods
-from pypgstac.migrate import Migrate
 from pystac.link import HIERARCHICAL_LINKS
 
 from loaders.spatial import union_bboxes
 
 from . import queryables, search_order
+from .db import pgstac_database
 
 # Links that describe a static catalogue's tree: the API makes its own.
 STRUCTURAL_RELS = {"self", *HIERARCHICAL_LINKS}
-
-
-# Seconds to wait for a connection before the database counts as gone: pypgstac's
-# pool waits 30 s on every reconnection, so a lost database took 30 s or more to report.
-CONNECT_TIMEOUT = 10.0
-
-
-def pgstac_database(dsn: str) -> PgstacDB:
-    """pypgstac's database object, on a pool that gives up after CONNECT_TIMEOUT."""
-    pool = ConnectionPool(
-        conninfo=dsn,
-        min_size=pgstac_settings.db_min_conn_size,
-        max_size=pgstac_settings.db_max_conn_size,
-        max_idle=pgstac_settings.db_max_idle,
-        timeout=CONNECT_TIMEOUT,
-        kwargs={"connect_timeout": int(CONNECT_TIMEOUT)},
-        open=True,
-    )
-    return PgstacDB(dsn=dsn, pool=pool)
-
-
-def migrate(dsn: str) -> str:
-    """Install or upgrade pgstac in the database, with the index of its search order
-    (`search_order`); returns the pgstac version."""
-    with pgstac_database(dsn) as db:
-        version = Migrate(db).run_migration()
-        conn = db.connect()
-        conn.execute("RESET ROLE")  # pgstac's migration ends its session as pgstac_ingest
-        search_order.ensure(conn)
-        return version
 
 
 def for_pgstac(obj: pystac.STACObject) -> dict[str, Any]:

@@ -11,12 +11,13 @@ Everything stac-fastapi-pgstac reads from the environment keeps its name
 from __future__ import annotations
 
 from importlib.metadata import version
-from urllib.parse import unquote, urlsplit
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 from stac_fastapi.pgstac.config import PostgresSettings
 from stac_fastapi.pgstac.config import Settings as PgstacApiSettings
+
+from .db import parse_dsn
 
 
 class Settings(PgstacApiSettings):
@@ -46,13 +47,12 @@ class Settings(PgstacApiSettings):
         """The connection settings stac-fastapi-pgstac's pools take."""
         if self.database_url is None:
             return PostgresSettings()  # PGHOST, PGUSER, PGPASSWORD, PGPORT, PGDATABASE
-        parts = urlsplit(self.database_url.get_secret_value())
-        if parts.scheme not in ("postgresql", "postgres") or not parts.hostname:
-            raise ValueError("DATABASE_URL must look like postgresql://USER:PASSWORD@HOST:PORT/DATABASE")
+        # The same parser as `zarr-stac load` (libpq's): a URL or key/value pairs.
+        parts = parse_dsn(self.database_url.get_secret_value())
         return PostgresSettings(
-            pguser=unquote(parts.username or ""),
-            pgpassword=unquote(parts.password or ""),
-            pghost=parts.hostname,
-            pgport=parts.port or 5432,
-            pgdatabase=parts.path.lstrip("/") or "postgres",
+            pguser=parts.get("user", ""),
+            pgpassword=parts.get("password", ""),
+            pghost=parts.get("host", "localhost"),
+            pgport=int(parts.get("port", 5432)),
+            pgdatabase=parts.get("dbname") or parts.get("user") or "postgres",
         )

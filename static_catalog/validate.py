@@ -8,6 +8,8 @@ from there and nothing is fetched from the network.
 from __future__ import annotations
 
 import json
+import logging
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -45,21 +47,71 @@ class OfflineValidator(JsonSchemaSTACValidator):
         return super().registry
 
 
+class OnlineValidator(JsonSchemaSTACValidator):
+    """pystac's validator, fetching schemas from their URLs, that asks for a schema it
+    could not fetch only once (offline, every object would wait for the same timeouts)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.unreachable: dict[str, GetSchemaError] = {}
+
+    def _get_schema(self, schema_uri: str) -> dict[str, Any]:
+        if schema_uri in self.unreachable:
+            raise self.unreachable[schema_uri]
+        try:
+            return super()._get_schema(schema_uri)
+        except GetSchemaError as exc:
+            self.unreachable[schema_uri] = exc
+            raise
+
+
+class SchemaUnavailable(Exception):
+    """A schema an object names could not be fetched: the object is unchecked, not invalid."""
+
+    def __init__(self, schema_uri: str):
+        super().__init__(schema_uri)
+        self.schema_uri = schema_uri
+
+
 @dataclass
 class ValidationReport:
     checked: int = 0
     errors: list[tuple[str, str]] = field(default_factory=list)  # (href or id, message)
+    # Objects that could not be checked, and the schemas that could not be fetched.
+    unchecked: list[str] = field(default_factory=list)
+    unavailable_schemas: set[str] = field(default_factory=set)
 
     @property
     def ok(self) -> bool:
-        return not self.errors
+        return not self.errors and not self.unchecked
+
+    def check(self, data: dict[str, Any], validator: JsonSchemaSTACValidator | None, where: str, href: str | None = None) -> None:
+        self.checked += 1
+        try:
+            problem = validate_object(data, validator, href=href)
+        except SchemaUnavailable as exc:
+            self.unchecked.append(where)
+            self.unavailable_schemas.add(exc.schema_uri)
+            return
+        if problem:
+            self.errors.append((where, problem))
+
+
+_SCHEMA_URI = re.compile(r"Error when fetching schema (\S+?): ")
+# pystac logs every failed validation with its traceback before raising it: the
+# report says what failed, in one line per object.
+logging.getLogger("pystac.validation.stac_validator").setLevel(logging.CRITICAL)
 
 
 def validate_object(data: dict[str, Any], validator: JsonSchemaSTACValidator | None, href: str | None = None) -> str | None:
-    """None when `data` is valid, else the first error in one paragraph."""
+    """None when `data` is valid, else the first error in one paragraph; raises
+    `SchemaUnavailable` when a schema it needs cannot be fetched."""
     try:
-        validate_dict(data, href=href, validator=validator)
-    except (STACValidationError, GetSchemaError) as exc:
+        validate_dict(data, href=href, validator=validator or OnlineValidator())
+    except GetSchemaError as exc:
+        found = _SCHEMA_URI.search(str(exc))
+        raise SchemaUnavailable(found.group(1) if found else str(exc)) from None
+    except STACValidationError as exc:
         return str(exc)
     return None
 
@@ -77,11 +129,9 @@ def walk_catalog(href: str, storage: StorageOptions | None = None) -> Iterator[p
 def validate_catalog(href: str, validator: JsonSchemaSTACValidator | None = None, storage: StorageOptions | None = None) -> ValidationReport:
     """Validate every object reachable from the static catalogue at `href`."""
     report = ValidationReport()
+    validator = validator or OnlineValidator()
     for obj in walk_catalog(href, storage):
-        report.checked += 1
-        problem = validate_object(obj.to_dict(transform_hrefs=False), validator, href=obj.get_self_href())
-        if problem:
-            report.errors.append((obj.get_self_href() or obj.id, problem))
+        report.check(obj.to_dict(transform_hrefs=False), validator, obj.get_self_href() or obj.id, href=obj.get_self_href())
     return report
 
 
@@ -102,17 +152,14 @@ def is_api(landing: dict[str, Any]) -> bool:
 def validate_api(url: str, validator: JsonSchemaSTACValidator | None = None, *, page_size: int = 100) -> ValidationReport:
     """Validate every collection of a STAC API, and every item of each."""
     report = ValidationReport()
+    validator = validator or OnlineValidator()
     with httpx.Client(timeout=60, follow_redirects=True) as client:
         base = url.rstrip("/")
         for collection in _pages(client, f"{base}/collections?limit={page_size}", "collections"):
-            report.checked += 1
-            if problem := validate_object(collection, validator):
-                report.errors.append((f"{base}/collections/{collection.get('id')}", problem))
+            report.check(collection, validator, f"{base}/collections/{collection.get('id')}")
             items_url = f"{base}/collections/{collection['id']}/items?limit={page_size}"
             for item in _pages(client, items_url, "features"):
-                report.checked += 1
-                if problem := validate_object(item, validator):
-                    report.errors.append((f"{base}/collections/{collection['id']}/items/{item.get('id')}", problem))
+                report.check(item, validator, f"{base}/collections/{collection['id']}/items/{item.get('id')}")
     return report
 
 

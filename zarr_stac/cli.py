@@ -98,6 +98,15 @@ def run_crawl(config: MappingConfig, scale: Scale, sink: Callable[[pystac.Item],
     where = ", ".join(source.url for source in config.sources)
     with err.status(f"discovering stores in {escape(where)}"):
         running = Crawl(config, workers=scale.workers, concurrency=scale.concurrency)
+    # A source that cannot be read at all is a mistake to fix (a wrong path, no
+    # credentials), not a partial crawl: stop before anything is written or loaded.
+    for failure in running.result.unusable_sources:
+        err.print(f"[red]cannot read {escape(failure.url)}: {escape(failure.reason)}[/]", highlight=False)
+    if running.result.unusable_sources:
+        raise typer.Exit(1)
+    if not running.jobs:
+        err.print(f"[red]no Zarr stores found in {escape(where)}: nothing catalogued, nothing written[/]", highlight=False)
+        raise typer.Exit(1)
     # Worker processes pay for themselves only on crawls of more than a few batches.
     processes = (scale.processes or os.cpu_count() or 1) if len(running.jobs) > 2 * running.batch_size else 1
     running.executor = make_executor(processes, scale.dask_scheduler)
@@ -134,33 +143,37 @@ def finish(result: CrawlResult, strict: bool) -> None:
         raise typer.Exit(1)
 
 
-def public_dsn(dsn: str) -> str:
-    """`host:port/database` of a DSN: what an error may name (never user or password)."""
-    from psycopg.conninfo import conninfo_to_dict
-
-    try:
-        parts = conninfo_to_dict(dsn)
-    except Exception:  # noqa: BLE001 - an unparseable DSN is named by nothing of it
-        return "the configured database"
-    return f"{parts.get('host', 'localhost')}:{parts.get('port', 5432)}/{parts.get('dbname', '')}"
-
-
 RERUN_LOAD = (
     "Everything loaded so far was committed in whole batches; rerun the same command once the "
     "database is back to complete the load (it upserts: nothing is loaded twice)."
 )
 
 
+def check_database(dsn: str, *, pgstac: bool = True) -> None:
+    """Before a crawl is spent on it: a database that cannot be used is one line, exit 1."""
+    from stac_api.db import DatabaseProblem, check
+
+    try:
+        check(dsn, pgstac=pgstac)
+    except DatabaseProblem as exc:
+        err.print(f"[red]{escape(str(exc))}[/]", highlight=False)
+        raise typer.Exit(1) from None
+
+
 @contextmanager
 def database_errors(dsn: str, doing: str, advice: str = RERUN_LOAD) -> Iterator[None]:
-    """A database that is unreachable or goes away: one clear line, exit status 1."""
+    """A database that goes away (or refuses us) mid-way: one clear line, exit status 1."""
     import psycopg
+
+    from stac_api.db import cause, is_transient, public_dsn
 
     try:
         yield
     except psycopg.OperationalError as exc:
-        reason = " ".join(str(exc).split()) or type(exc).__name__
-        err.print(f"[red]the database at {escape(public_dsn(dsn))} failed while {doing}: {escape(reason)}[/]\n{advice}", highlight=False)
+        reason = cause(exc)
+        # Rerunning helps when the database was away, not when it refuses these credentials.
+        hint = f"\n{advice}" if is_transient(reason) else ""
+        err.print(f"[red]the database at {escape(public_dsn(dsn))} failed while {doing}: {escape(reason)}[/]{hint}", highlight=False)
         raise typer.Exit(1) from None
 
 
@@ -311,6 +324,7 @@ def load(
     from stac_api.ingest import load as load_into_pgstac
 
     target = resolve_dsn(dsn, data_dir)
+    check_database(target)
     if source and Path(source).is_dir() and (Path(source) / "catalog.json").exists():
         source = str(Path(source) / "catalog.json")
     if source and source.endswith("catalog.json"):
@@ -358,11 +372,18 @@ def serve(
 
     from loaders.config import validation_problem
 
+    target = resolve_dsn(dsn, data_dir)
     try:
-        settings = Settings(database_url=resolve_dsn(dsn, data_dir))
+        settings = Settings(database_url=target)
     except ValidationError as exc:
         err.print(f"[red]invalid API settings: {escape(validation_problem(exc))}[/]")
         raise typer.Exit(2) from None
+    check_database(target)
+    from .services.base import port_in_use
+
+    if port_in_use(port, host):
+        err.print(f"[red]port {port} on {escape(host)} is already in use: choose another with --port[/]", highlight=False)
+        raise typer.Exit(1)
     # uvicorn's default keep-alive (5 s) equals httpx's and requests' pool expiry: the
     # server then closes idle connections just as clients reuse them (ReadError under load).
     uvicorn.run(create_app(settings), host=host, port=port, proxy_headers=True, timeout_keep_alive=keep_alive, log_level="info")
@@ -377,6 +398,11 @@ def serve_static(
     """Serve a static catalogue folder over HTTP with CORS (for stac-browser)."""
     from static_catalog.serve import make_server
 
+    from .services.base import port_in_use
+
+    if port_in_use(port, host):
+        err.print(f"[red]port {port} on {escape(host)} is already in use: choose another with --port[/]", highlight=False)
+        raise typer.Exit(1)
     server = make_server(directory, host, port)
     err.print(f"serving {directory} on http://{host}:{port}/catalog.json (Ctrl-C stops)")
     try:
@@ -385,6 +411,9 @@ def serve_static(
         pass
     finally:
         server.server_close()
+
+
+SCHEMAS_UNAVAILABLE = 3  # exit status: some objects could not be checked (no schema), none found invalid
 
 
 @app.command()
@@ -396,16 +425,51 @@ def validate(
     profile: Profile = None,
     region: Region = None,
 ) -> None:
-    """Validate every Collection and Item of a static catalogue or a STAC API against the JSON schemas."""
+    """Validate every Collection and Item of a static catalogue or a STAC API against the JSON schemas.
+
+    Exit status: 0 all valid, 1 some invalid (or the catalogue cannot be read), 3 some
+    objects unchecked because a schema could not be fetched (use --schemas offline).
+    """
     from static_catalog.validate import OfflineValidator, validate_any
 
     target = str(Path(href) / "catalog.json") if Path(href).is_dir() else href
-    report = validate_any(target, OfflineValidator(schemas) if schemas else None, storage_options(endpoint_url, anon, profile, region))
+    if schemas is not None and not schemas.is_dir():
+        err.print(f"[red]--schemas {escape(str(schemas))}: no such folder[/]", highlight=False)
+        raise typer.Exit(2)
+    try:
+        report = validate_any(target, OfflineValidator(schemas) if schemas else None, storage_options(endpoint_url, anon, profile, region))
+    except Exception as exc:  # noqa: BLE001 - missing file, not STAC, unreachable: one line
+        err.print(f"[red]cannot read {escape(target)}: {escape(unreadable(exc))}[/]", highlight=False)
+        raise typer.Exit(1) from None
     for where, message in report.errors:
         err.print(f"[red]invalid[/] {where}: {message}", highlight=False)
-    err.print(f"{report.checked} object(s) checked, {len(report.errors)} invalid")
+    unchecked = f", {len(report.unchecked)} unchecked" if report.unchecked else ""
+    err.print(f"{report.checked} object(s) checked, {len(report.errors)} invalid{unchecked}")
+    if report.unavailable_schemas:
+        names = ", ".join(sorted(report.unavailable_schemas))
+        err.print(f"[yellow]could not fetch {len(report.unavailable_schemas)} schema(s) ({escape(names)}): no internet? "
+                  "Validate offline with --schemas DIR (a folder of schemas laid out by URL)[/]", highlight=False)
     if report.errors:
         raise typer.Exit(1)
+    if report.unchecked:
+        raise typer.Exit(SCHEMAS_UNAVAILABLE)
+
+
+def unreadable(exc: BaseException) -> str:
+    """Why a catalogue could not be read, in one line."""
+    from loaders.discover import listing_problem
+
+    if isinstance(exc, FileNotFoundError):
+        return "no such file, folder or object"
+    if isinstance(exc, json.JSONDecodeError):
+        return f"not JSON ({exc.msg}, line {exc.lineno})"
+    if type(exc).__name__ == "STACTypeError" or "'type' attribute is not set" in str(exc):
+        return "not a STAC catalogue, collection or item"
+    if type(exc).__name__ in ("ConnectError", "ConnectTimeout", "ReadTimeout"):
+        return f"unreachable ({type(exc).__name__})"
+    if type(exc).__name__ == "HTTPStatusError":
+        return f"the server answered {exc.response.status_code}"  # type: ignore[attr-defined]
+    return listing_problem(exc)
 
 
 @app.command()
@@ -477,9 +541,10 @@ def db_stop(data_dir: DataDir = DEFAULT_DATA_DIR, port: PgPort = 54329) -> None:
 @db_app.command("migrate")
 def db_migrate(dsn: Dsn = None, data_dir: DataDir = DEFAULT_DATA_DIR) -> None:
     """Install or upgrade pgstac in a database."""
-    from stac_api.ingest import migrate
+    from stac_api.db import migrate
 
     target = resolve_dsn(dsn, data_dir)
+    check_database(target, pgstac=False)
     with database_errors(target, "migrating", "Each pgstac migration runs in one transaction: rerun the command once the database answers."):
         version = migrate(target)
     err.print(f"pgstac {version}")

@@ -8,7 +8,7 @@ on loopback until Ctrl-C.
 from __future__ import annotations
 
 import os
-import socket
+import signal
 import threading
 import time
 from dataclasses import dataclass, field
@@ -17,22 +17,50 @@ from pathlib import Path
 from rich.console import Console
 from rich.markup import escape
 
+from loaders.config import MappingConfig, load_config
 from loaders.crawl import crawl
 from loaders.storage import StorageOptions
 
 from .samples import write_samples
 from .services import LOCAL_CREDENTIALS, PostgresCluster, S3Server, ensure_postgis
+from .services.base import port_in_use
 
 BUCKET = "zarr-stac-demo"
-PYSTAC_CLIENT_ONE_LINER = (
+# The demo catalogues its samples as a data centre would, with the example mapping
+# configuration that docker-compose's loader jobs use.
+MAPPING = Path(__file__).resolve().parent.parent / "deploy" / "mapping.example.yaml"
+
+
+def demo_mapping(endpoint_url: str) -> MappingConfig:
+    """deploy/mapping.example.yaml, its variables set for the local S3 server."""
+    os.environ.update(
+        S3_BUCKET=BUCKET,
+        AWS_ENDPOINT_URL=endpoint_url,
+        S3_PUBLIC_ENDPOINT=endpoint_url,
+        **LOCAL_CREDENTIALS,
+    )
+    return load_config(MAPPING)
+
+
+def stop_on_signals() -> None:
+    """SIGTERM (docker stop, systemd) and SIGHUP (a closed terminal) stop the demo as
+    Ctrl-C does: through the `finally` that stops every service it started."""
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    for name in ("SIGTERM", "SIGHUP"):
+        signal.signal(getattr(signal, name), interrupt)
+
+
+# What to try against the running demo (the README lists the same).
+TRY_COMMANDS = (
+    ".venv/bin/zarr-stac crawl s3://{bucket} --endpoint-url {s3_url} --anon",
+    ".venv/bin/zarr-stac inspect s3://{bucket}/ocean/north-atlantic-sst.zarr --endpoint-url {s3_url} --anon",
     ".venv/bin/python -c \"from pystac_client import Client; "
-    "print([c.id for c in Client.open('{api_url}').get_collections()])\""
+    "print([i.id for i in Client.open('{api_url}').search(collections=['cmip6'], "
+    "filter=\\\"variable_id = 'tas' AND experiment_id = 'ssp585'\\\").items()])\"",
 )
-
-
-def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
-    with socket.socket() as sock:
-        return sock.connect_ex((host, port)) == 0
 
 
 @dataclass
@@ -44,6 +72,10 @@ class Demo:
     pg_port: int = 54329
     host: str = "127.0.0.1"
     console: Console = field(default_factory=lambda: Console(stderr=True))
+
+    @property
+    def s3_url(self) -> str:
+        return f"http://{self.host}:{self.s3_port}"
 
     def step(self, message: str) -> None:
         self.console.print(f"[bold cyan]›[/] {escape(message)}", soft_wrap=True, highlight=False)
@@ -57,6 +89,7 @@ class Demo:
         if busy:
             raise SystemExit(f"port(s) {', '.join(map(str, busy))} on {self.host} already in use: is a demo already running? (choose others with --api-port/--static-port/--s3-port)")
 
+        stop_on_signals()
         self.step("checking PostGIS")
         ensure_postgis()
         cluster = PostgresCluster(data_dir / "postgres", port=self.pg_port)
@@ -71,13 +104,14 @@ class Demo:
             s3.start()
             # Crawl with credentials, as against a real store; the bucket is "public",
             # so the published assets tell readers to read anonymously.
-            os.environ.update(LOCAL_CREDENTIALS)
+            mapping = demo_mapping(s3.endpoint_url)
             storage = StorageOptions(endpoint_url=s3.endpoint_url, public_anon=True)
             s3.create_bucket(BUCKET, public=True)
             written = write_samples(f"s3://{BUCKET}", storage)
             self.step(f"wrote {len(written)} sample Zarr stores to s3://{BUCKET}")
 
-            result = crawl(f"s3://{BUCKET}", storage)
+            self.step(f"cataloguing them with {MAPPING.relative_to(MAPPING.parent.parent)}")
+            result = crawl(mapping)
             self.step(f"catalogued {len(result.items)} stores in {len(result.collections)} collections ({len(result.failures)} skipped)")
             for failure in result.failures:
                 self.console.print(f"  [yellow]skipped[/] {escape(failure.url)}: {escape(failure.reason)}", soft_wrap=True)
@@ -85,7 +119,15 @@ class Demo:
             from static_catalog.write import write_catalog
 
             static_dir = data_dir / "static"
-            report = write_catalog(result.collections, result.items, str(static_dir), may_delete=result.may_delete_from)
+            report = write_catalog(
+                result.collections,
+                result.items,
+                str(static_dir),
+                may_delete=result.may_delete_from,
+                catalog_id=mapping.catalog.id,
+                title=mapping.catalog.title,
+                description=mapping.catalog.description,
+            )
             self.step(f"static catalogue in {static_dir} ({report.written} written, {report.unchanged} unchanged, {report.deleted} deleted)")
 
             from stac_api.ingest import load
@@ -127,7 +169,7 @@ class Demo:
                 f"\n[bold green]serving[/]\n"
                 f"  STAC API:          {escape(api_url)}\n"
                 f"  static catalogue:  {escape(static_url)}\n"
-                f"  try:  {escape(PYSTAC_CLIENT_ONE_LINER.format(api_url=api_url))}\n"
+                "  try:\n" + "".join(f"    {escape(c.format(bucket=BUCKET, s3_url=self.s3_url, api_url=api_url))}\n" for c in TRY_COMMANDS) +
                 f"  Ctrl-C stops everything.\n",
                 highlight=False,
                 soft_wrap=True,

@@ -208,7 +208,7 @@ class PostgresCluster:
 
     def migrate(self) -> str:
         """Install or upgrade pgstac (PostGIS included) with pypgstac; returns its version."""
-        from stac_api.ingest import migrate
+        from stac_api.db import migrate
 
         return migrate(self.dsn)
 
