@@ -89,7 +89,10 @@ def discover_stores(
     """
     storage = storage or StorageOptions()
     root = strip_url(root)
-    fs = storage.filesystem(root)
+    try:
+        fs = storage.filesystem(root)
+    except ValueError as exc:  # an unknown protocol, a malformed endpoint URL
+        raise SourceUnreachable(root, str(exc)) from None
     protocol = protocol_of(root)
 
     if protocol in ("http", "https"):

@@ -102,7 +102,16 @@ class StorageOptions(BaseModel):
 
     def filesystem(self, url: str) -> fsspec.AbstractFileSystem:
         protocol = protocol_of(url)
-        return fsspec.filesystem(protocol, **self.for_fsspec(url))
+        try:
+            return fsspec.filesystem(protocol, **self.for_fsspec(url))
+        except ValueError as exc:
+            if "Protocol not known" in str(exc):
+                raise UnknownProtocol(f"{protocol}:// is not a storage protocol fsspec knows (s3://, gs://, https://, a folder, ...)") from None
+            raise
+
+
+class UnknownProtocol(ValueError):
+    """A URL whose scheme no installed fsspec filesystem handles."""
 
 
 # What to do when an object store wants credentials that were not given.
@@ -158,7 +167,8 @@ def strip_url(url: str) -> str:
     absolute path, so a relative root would match none of them."""
     if url and "://" not in url and "::" not in url:
         return os.path.abspath(os.path.expanduser(url))
-    return url.rstrip("/") if url.rstrip("/") else url
+    stripped = url.rstrip("/")
+    return stripped if stripped and not url.endswith(":///") and not stripped.endswith(":") else url
 
 
 def relative_key(root: str, url: str) -> str:

@@ -9,19 +9,20 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from collections import Counter
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
-import pystac
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
-from loaders.config import MappingConfig
-from loaders.crawl import CrawlResult
-from loaders.discover import DiscoveryError
-from loaders.storage import StorageOptions
+# Only typer and rich at import time: `zarr-stac --help` (and every one-line error)
+# must not wait for xarray, s3fs and pystac. Each command imports what it uses.
+if TYPE_CHECKING:
+    import pystac
+
+    from loaders.config import MappingConfig
+    from loaders.crawl import CrawlResult
+    from loaders.storage import StorageOptions
 
 # An unexpected error prints a traceback, never its frames' local variables: they hold
 # DSNs with passwords and keys (older Typer releases show them by default).
@@ -61,6 +62,8 @@ def storage_options(
 ) -> StorageOptions:
     # Keys are never flags (they would show in `ps`): botocore reads AWS_ACCESS_KEY_ID,
     # AWS_SECRET_ACCESS_KEY and profiles itself.
+    from loaders.storage import StorageOptions
+
     tuning = {name: value for name, value in (("timeout", timeout), ("retries", retries)) if value is not None}
     return StorageOptions(endpoint_url=endpoint_url, anon=anon, profile=profile, region=region, public_anon=public_anon, **tuning)
 
@@ -93,6 +96,8 @@ class Scale:
 
 def run_crawl(config: MappingConfig, scale: Scale, sink: Callable[[pystac.Item], None] | None = None) -> CrawlResult:
     """Crawl with a progress bar, handing each Item to `sink` as soon as it is made."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
     from loaders.crawl import Crawl, CataloguedStore, make_executor
 
     where = ", ".join(source.url for source in config.sources)
@@ -126,6 +131,8 @@ def run_crawl(config: MappingConfig, scale: Scale, sink: Callable[[pystac.Item],
 
 
 def print_summary(result: CrawlResult) -> None:
+    from rich.table import Table
+
     table = Table(title="crawl summary", show_edge=False)
     table.add_column("outcome")
     table.add_column("stores", justify="right")
@@ -205,6 +212,7 @@ def crawl_command(
 
     The output is itself a valid list input (`zarr-stac crawl s3://b > stores.txt`).
     """
+    from loaders.discover import DiscoveryError
     from loaders.inputs import InputError, expand_input, iter_refs
 
     storage = storage_options(endpoint_url, anon, profile, region, timeout=timeout, retries=retries)
@@ -277,6 +285,9 @@ def build(
 
     storage = storage_options(endpoint_url, anon, profile, region, public_anon, timeout, retries)
     mapping = mapping_config(url, config, storage)
+    if problem := local_destination_problem(output):
+        err.print(f"[red]cannot write the catalogue to {escape(output)}: {escape(problem)}[/]", highlight=False)
+        raise typer.Exit(1)
     catalog = StaticCatalog(
         output,
         storage=storage,  # the storage flags also reach an object-store OUTPUT
@@ -288,14 +299,37 @@ def build(
         description=mapping.catalog.description,
     )
     # Items are written as the crawl makes them: memory does not grow with the stores.
-    with catalog.publication() as publication:
-        result = run_crawl(mapping, Scale(workers, concurrency, processes, dask_scheduler), sink=publication.add)
-        print_summary(result)
-        report = publication.finish(result.collections, may_delete=result.may_delete_from)
+    try:
+        with catalog.publication() as publication:
+            result = run_crawl(mapping, Scale(workers, concurrency, processes, dask_scheduler), sink=publication.add)
+            print_summary(result)
+            report = publication.finish(result.collections, may_delete=result.may_delete_from)
+    except OSError as exc:  # a full disk, a read-only mount, a refused PUT: one line
+        from loaders.read import one_line
+
+        err.print(f"[red]cannot write the catalogue to {escape(output)}: {escape(one_line(exc))}[/]", highlight=False)
+        raise typer.Exit(1) from None
     kept = f", {report.kept} kept from before (not re-read)" if report.kept else ""
     pending = f", {report.pending} unlinked (deleted after the grace period)" if report.pending else ""
     err.print(f"catalogue at {escape(output)}: {report.written} written, {report.unchanged} unchanged, {report.deleted} deleted{kept}{pending}")
     finish(result, strict)
+
+
+def local_destination_problem(output: str) -> str | None:
+    """Why a local catalogue folder could not be written, checked before the crawl
+    (nothing is created yet: a run that stops early leaves no empty folder behind)."""
+    from loaders.storage import protocol_of
+
+    if protocol_of(output) != "file":
+        return None
+    path = Path(output).absolute()
+    while not path.exists():
+        path = path.parent
+    if not path.is_dir():
+        return f"{path} is a file, not a folder"
+    if not os.access(path, os.W_OK):
+        return f"no permission to write in {path}"
+    return None
 
 
 @app.command()
@@ -534,7 +568,11 @@ def db_ensure_postgis() -> None:
 @db_app.command("stop")
 def db_stop(data_dir: DataDir = DEFAULT_DATA_DIR, port: PgPort = 54329) -> None:
     """Stop the local cluster (its data stays)."""
-    _cluster(data_dir, port).stop()
+    cluster = _cluster(data_dir, port)
+    if not cluster.initialised():
+        err.print(f"no cluster under {escape(str(cluster.root))}: nothing to stop")
+        return
+    cluster.stop()
     err.print("PostgreSQL stopped")
 
 

@@ -157,3 +157,14 @@ def test_transactions_without_a_token_refuse_to_serve(cli, monkeypatch):
     result = cli("serve", "--dsn", UNREACHABLE.format(port=1), expect=2)
     assert "TRANSACTIONS_TOKEN is not set" in result.output
     assert "planted-db-password" not in result.output and "Traceback" not in result.output
+
+
+def test_the_command_line_starts_without_the_heavy_libraries():
+    """`zarr-stac --help` answers at once: xarray, s3fs, pystac and pydantic load only
+    for the commands that use them (a deterministic stand-in for 'under 1 s')."""
+    import subprocess
+    import sys
+
+    code = "import sys, zarr_stac.cli; print(sorted(m for m in ('xarray', 's3fs', 'pystac', 'pydantic', 'zarr') if m in sys.modules))"
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert loaded == "[]"

@@ -2,6 +2,7 @@
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -31,11 +32,44 @@ def run_demo_until_serving(data_dir: Path, ports: dict[str, int]) -> tuple[subpr
     pytest.fail("demo did not reach 'serving':\n" + "\n".join(lines))
 
 
-def stop(process: subprocess.Popen, lines: list[str]) -> int:
-    process.send_signal(signal.SIGINT)
+def stop(process: subprocess.Popen, lines: list[str], how: signal.Signals = signal.SIGINT) -> int:
+    process.send_signal(how)
     out, _ = process.communicate(timeout=60)
     lines.extend(out.splitlines())
     return process.returncode
+
+
+def assert_everything_stopped(ports: dict[str, int]) -> None:
+    """Nothing the demo started still listens: API, static server, S3 server, PostgreSQL."""
+    for name, port in ports.items():
+        with socket.socket() as sock:
+            assert sock.connect_ex(("127.0.0.1", port)) != 0, f"the demo's {name} port {port} still answers"
+
+
+def try_the_readme(ports: dict[str, int]) -> None:
+    """What README.md shows, as printed, against the running demo."""
+    from pystac_client import Client
+    import xarray as xr
+
+    client = Client.open(f"http://127.0.0.1:{ports['api']}")
+    found = sorted(i.id for i in client.search(collections=["cmip6"], filter="variable_id = 'tas' AND experiment_id = 'ssp585'").items())
+    assert found == ["ModelA.ssp585.r1i1p1f1.tas.gn", "ModelB.ssp585.r1i1p1f1.tas.gn"]
+    item = next(client.search(collections=["cmip6"], bbox=[-10, 40, 10, 50], datetime="2016").items())
+    asset = item.assets["zarr"]
+    ds = xr.open_dataset(asset.href, **asset.extra_fields["xarray:open_kwargs"], storage_options=asset.extra_fields["xarray:storage_options"])
+    assert ds.sizes["time"] == 72 and ds.attrs["experiment_id"] == "ssp585"
+    for collection in client.get_collections():
+        assert collection.title and collection.title != collection.id
+        assert collection.license == "CC-BY-4.0"
+    assert client.get_collection("cmip6").summaries.get_list("variable_id") == ["pr", "tas"]
+    queryables = httpx.get(f"http://127.0.0.1:{ports['api']}/collections/cmip6/queryables").json()["properties"]
+    assert queryables["variable_id"]["enum"] == ["pr", "tas"]
+    endpoint = ["--endpoint-url", f"http://127.0.0.1:{ports['s3']}", "--anon"]
+    zarr_stac = str(Path(sys.executable).with_name("zarr-stac"))
+    crawled = subprocess.run([zarr_stac, "crawl", "s3://zarr-stac-demo", *endpoint], capture_output=True, text=True, timeout=120)
+    assert crawled.returncode == 0 and crawled.stdout.count("s3://zarr-stac-demo/") == 10, crawled.stderr
+    inspected = subprocess.run([zarr_stac, "inspect", "s3://zarr-stac-demo/ocean/north-atlantic-sst.zarr", *endpoint], capture_output=True, text=True, timeout=120)
+    assert inspected.returncode == 0 and '"north-atlantic-sst"' in inspected.stdout, inspected.stderr
 
 
 @pytest.fixture
@@ -56,17 +90,21 @@ def test_demo_serves_both_catalogues_and_reuses_its_cluster(data_dir):
         static = httpx.get(f"http://127.0.0.1:{ports['static']}/catalog.json")
         assert static.headers["access-control-allow-origin"] == "*"
         assert len([link for link in static.json()["links"] if link["rel"] == "child"]) == 3
+        try_the_readme(ports)
     finally:
-        code = stop(process, lines)
+        code = stop(process, lines, signal.SIGTERM)  # what docker stop and systemd send
     output = "\n".join(lines)
     assert code == 0, output
     assert "Traceback" not in output
     assert "creating the cluster" in output and output.rstrip().endswith("stopped")
     assert (data_dir / "postgres" / "password").read_text().strip() not in output
+    assert_everything_stopped(ports)
 
-    process, lines = run_demo_until_serving(data_dir, ports)
-    code = stop(process, lines)
-    output = "\n".join(lines)
-    assert code == 0, output
-    assert "reusing the cluster" in output
-    assert "0 written, 17 unchanged" in output
+    for how in (signal.SIGINT, signal.SIGHUP):  # Ctrl-C, and a closed terminal
+        process, lines = run_demo_until_serving(data_dir, ports)
+        code = stop(process, lines, how)
+        output = "\n".join(lines)
+        assert code == 0, output
+        assert "reusing the cluster" in output
+        assert "0 written, 17 unchanged" in output
+        assert_everything_stopped(ports)
