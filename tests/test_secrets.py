@@ -277,6 +277,11 @@ sources:
     dead_dsn = dsn.replace(f":{pg_cluster.port}/", f":{free_port()}/")
     query_dsn = f"postgresql://{pg_cluster.user}@{pg_cluster.host}:{pg_cluster.port}/{database}?password={quote(pg_cluster.password, safe='')}"
     assert len({dsn, wrong_dsn, dead_dsn, query_dsn}) == 4
+    keyvalue_wrong_dsn = f"host={pg_cluster.host} port={pg_cluster.port} dbname={database} user={pg_cluster.user} password={planted['wrong PostgreSQL password']}"
+    without_pgstac = f"plain_{secrets.token_hex(4)}"
+    with psycopg.connect(pg_cluster._dsn_for("postgres"), autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{without_pgstac}"')
+    no_pgstac_dsn = pg_cluster._dsn_for(without_pgstac)
 
     wrong_secret = ThreadingHTTPServer(("127.0.0.1", 0), SignatureMismatchS3)
     threading.Thread(target=wrong_secret.serve_forever, daemon=True).start()
@@ -295,6 +300,9 @@ sources:
             lambda: run("load a missing bucket catalogue", "load", f"{sample_bucket}/no-such-catalogue/catalog.json", "--dsn", dsn, "--endpoint-url", endpoint, expect=None),
             lambda: run("serve with a wrong password", "serve", "--port", str(free_port()), extra_env={"DATABASE_URL": wrong_dsn}, expect=None, timeout=90),
             lambda: run("serve an unreachable database", "serve", "--port", str(free_port()), extra_env={"DATABASE_URL": dead_dsn}, expect=None, timeout=90),
+            lambda: run("serve with a wrong password (key=value DSN)", "serve", "--port", str(free_port()), "--dsn", keyvalue_wrong_dsn, expect=1),
+            lambda: run("load into a database without pgstac", "load", "--config", str(config), "--dsn", no_pgstac_dsn, expect=1),
+            lambda: run("inspect in a missing bucket", "inspect", f"s3://no-such-bucket-{secrets.token_hex(3)}/x.zarr", "--endpoint-url", endpoint, expect=1),
             # (the password last: a message that quotes the settings' ends shows it)
             lambda: run("serve with transactions but no token", "serve", "--port", str(free_port()), extra_env={"DATABASE_URL": query_dsn, "ENABLE_TRANSACTIONS_EXTENSIONS": "true"}, expect=None),
             lambda: run("crawl", "crawl", sample_bucket, "--endpoint-url", endpoint),

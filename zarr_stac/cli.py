@@ -367,7 +367,11 @@ def load(
             raise typer.Exit(2)
         from static_catalog.read import read_catalog
 
-        collections, items = read_catalog(source, storage_options(endpoint_url, anon, profile, region, timeout=timeout, retries=retries))
+        try:
+            collections, items = read_catalog(source, storage_options(endpoint_url, anon, profile, region, timeout=timeout, retries=retries))
+        except Exception as exc:  # noqa: BLE001 - missing, not STAC, unreachable: one line
+            err.print(f"[red]cannot read {escape(source)}: {escape(unreadable(exc))}[/]", highlight=False)
+            raise typer.Exit(1) from None
         with database_errors(target, "loading"):
             report = load_into_pgstac(target, collections, items)
         result = None
