@@ -27,7 +27,7 @@ from .config import SourceConfig
 from .discover import KERCHUNK
 from .failures import NO_COORDINATES, NO_TIME, UNDECODABLE_TIME
 from .grid import Grid, GridError, describe_grid
-from .read import OpenedStore
+from .read import OpenedStore, codec_names
 from .storage import is_remote, protocol_of
 
 ZARR_MEDIA_TYPE = "application/vnd+zarr"
@@ -104,12 +104,35 @@ def json_value(value: Any) -> Any:
     """A numpy/python scalar as plain JSON (NaN and infinities as the strings STAC uses)."""
     if isinstance(value, np.generic):
         value = value.item()
+    if isinstance(value, bytes):  # |S1 variables born in NetCDF (`crs`, fill value b"")
+        return value.decode("utf-8", errors="replace")
     if isinstance(value, float):
         if math.isnan(value):
             return "nan"
         if math.isinf(value):
             return "inf" if value > 0 else "-inf"
     return value
+
+
+def json_safe(value: Any) -> Any:
+    """Any value read from a store (attributes, fill values, labels) as valid JSON.
+
+    bytes become text, numpy scalars and arrays plain numbers and lists, NaN and
+    infinities null, anything else unknown its string form.
+    """
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [json_safe(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return [json_safe(v) for v in value.tolist()]
+    if isinstance(value, np.generic | bytes):
+        value = json_value(value)
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if value is None or isinstance(value, str | bool | int):
+        return value
+    return str(value)
 
 
 def _data_type(dtype: np.dtype) -> str:
@@ -135,6 +158,9 @@ def complete_variables(cube_variables: dict[str, dict], ds: xr.Dataset) -> None:
             var["chunks"] = [int(c) for c in encoding["chunks"]]
         var["shape"] = [int(s) for s in source.shape]
         var["data_type"] = _data_type(encoding.get("dtype", source.dtype))
+        # What a reader must have installed to decode the chunks (e.g. a numcodecs plugin).
+        if codecs := codec_names([*(encoding.get("filters") or ()), encoding.get("serializer"), *(encoding.get("compressors") or ())]):
+            var["codecs"] = codecs
         fill = encoding.get("_FillValue", source.attrs.get("_FillValue", source.attrs.get("missing_value")))
         if fill is not None and np.ndim(fill) == 0:
             var["nodata"] = json_value(fill)
@@ -163,7 +189,7 @@ def extra_dimensions(ds: xr.Dataset, axes: Axes) -> dict[str, dict]:
                 if finite.size:
                     entry["extent"] = [json_value(finite.min()), json_value(finite.max())]
             elif values.dtype.kind in "OUS" and values.size <= 100:
-                entry["values"] = [str(v) for v in values]
+                entry["values"] = [v.decode("utf-8", errors="replace") if isinstance(v, bytes) else str(v) for v in values]
             if "units" in coord.attrs:
                 entry["unit"] = str(coord.attrs["units"])
             if "long_name" in coord.attrs:
@@ -305,7 +331,7 @@ def store_to_item(
         time_dimension["step"] = step
     dimensions = item.properties["cube:dimensions"] = {axes.time: time_dimension, **item.properties.get("cube:dimensions", {})}
     for name in (grid.x, grid.y):
-        if name and grid.kind == "projected" and "units" in ds[name].attrs:
+        if name and grid.crs is not None and grid.kind != "regular" and "units" in ds[name].attrs:
             dimensions[name]["unit"] = str(ds[name].attrs["units"])
     dimensions.update(extra_dimensions(ds, Axes(axes.time, grid.x, grid.y, axes.longitude, axes.latitude)))
     complete_variables(item.properties["cube:variables"], ds)
@@ -317,4 +343,6 @@ def store_to_item(
     XarrayAssetsExtension.ext(asset, add_if_missing=True)
     if "alternate" in asset.extra_fields:
         item.stac_extensions.append(ALTERNATE_ASSETS_SCHEMA)
+    # Whatever a store's metadata held (bytes, numpy values, NaN), the Item is plain JSON.
+    item.properties = json_safe(item.properties)
     return item
