@@ -20,6 +20,7 @@ import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 import xarray as xr
 from xarray.backends.zarr import ZarrStore
@@ -55,6 +56,8 @@ class OpenedStore:
     # Data variables whose codecs are not installed here: {variable: [codec ids]}.
     # Their metadata is catalogued; reading their chunks needs those codecs.
     unavailable_codecs: dict[str, list[str]] = field(default_factory=dict)
+    # The zarr group itself, to read a coordinate's raw (undecoded) values.
+    group: Any = None
 
 
 def one_line(exc: BaseException) -> str:
@@ -317,5 +320,5 @@ def _open_once(ref: StoreRef, store, storage_options, *, consolidated, zarr_form
         raise StoreReadError(ref.url, classify(exc), one_line(exc)) from exc
     metadata = zarr_store.zarr_group.metadata
     consolidated = getattr(metadata, "consolidated_metadata", None) is not None
-    return OpenedStore(ref=ref, dataset=dataset, zarr_format=metadata.zarr_format, consolidated=consolidated, unavailable_codecs=unavailable)
+    return OpenedStore(ref=ref, dataset=dataset, zarr_format=metadata.zarr_format, consolidated=consolidated, unavailable_codecs=unavailable, group=zarr_store.zarr_group)
 
