@@ -58,10 +58,11 @@ def find_forecast(ds: xr.Dataset) -> Forecast | None:
     if not references:
         return None
     reference = next((n for n in references if n in ds.dims), references[0])
-    leads = [n for n in _with_standard_name(ds, "forecast_period") if n in ds.dims] or _with_standard_name(ds, "forecast_period")
-    lead = leads[0] if leads else None
+    periods = _with_standard_name(ds, "forecast_period")
+    lead = next((n for n in periods if n in ds.dims), periods[0] if periods else None)
     forecast_dims = {d for d in (reference, lead) if d in ds.dims}
-    valid = next((n for n in _with_standard_name(ds, "time") if n not in (reference, lead) and set(ds[n].dims) <= forecast_dims), None)
+    valid_times = [n for n in _with_standard_name(ds, "time") if n not in (reference, lead)]
+    valid = next((n for n in valid_times if set(ds[n].dims) <= forecast_dims), None)
     return Forecast(reference=reference, lead=lead, valid=valid)
 
 
@@ -98,7 +99,7 @@ def valid_extent(ds: xr.Dataset, forecast: Forecast) -> tuple[dt.datetime, dt.da
     if values.dtype.kind == "M":
         values = values[~np.isnat(values)]
     else:
-        values = np.array([v for v in values if v is not None and (hasattr(v, "calendar") or isinstance(v, dt.datetime))])
+        values = np.array([v for v in values if hasattr(v, "calendar") or isinstance(v, dt.datetime)])
     if values.size == 0:
         name = forecast.valid or forecast.reference
         raise ValueError(f"forecast times {name!r} could not be decoded (units: {ds[name].attrs.get('units')!r})")
@@ -123,7 +124,8 @@ def dimensions(ds: xr.Dataset, forecast: Forecast) -> dict[str, dict[str, Any]]:
     if forecast.lead and forecast.lead in ds.dims:
         seconds = lead_seconds(ds, forecast.lead)
         finite = seconds[np.isfinite(seconds)]
-        entry = {"type": "forecast_period", "unit": "h", "description": str(ds[forecast.lead].attrs.get("long_name") or "lead time")}
+        description = str(ds[forecast.lead].attrs.get("long_name") or "lead time")
+        entry = {"type": "forecast_period", "unit": "h", "description": description}
         if finite.size:
             entry["extent"] = [_hours(finite.min()), _hours(finite.max())]
             deltas = np.diff(finite)

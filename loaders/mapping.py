@@ -167,7 +167,8 @@ def check_extent_coordinates(opened: OpenedStore, names: list[str | None]) -> No
     for name in checked:
         empty, fill = is_all_fill(opened.group, name)
         if empty:
-            raise MappingError(MISSING_COORDINATES, f"coordinate {name!r} has no values: its chunks are absent or all fill ({fill!r})")
+            reason = f"coordinate {name!r} has no values: its chunks are absent or all fill ({fill!r})"
+            raise MappingError(MISSING_COORDINATES, reason)
 
 
 def _data_type(dtype: np.dtype) -> str:
@@ -194,8 +195,9 @@ def complete_variables(cube_variables: dict[str, dict], ds: xr.Dataset) -> None:
         var["shape"] = [int(s) for s in source.shape]
         var["data_type"] = _data_type(encoding.get("dtype", source.dtype))
         # What a reader must have installed to decode the chunks (e.g. a numcodecs plugin).
-        if codecs := codec_names([*(encoding.get("filters") or ()), encoding.get("serializer"), *(encoding.get("compressors") or ())]):
-            var["codecs"] = codecs
+        codecs = [*(encoding.get("filters") or ()), encoding.get("serializer"), *(encoding.get("compressors") or ())]
+        if names := codec_names(codecs):
+            var["codecs"] = names
         fill = encoding.get("_FillValue", source.attrs.get("_FillValue", source.attrs.get("missing_value")))
         # Datacube's nodata is a number or nan/inf: a byte-string fill (b"" of a |S1 crs) has none.
         if fill is not None and np.ndim(fill) == 0 and (nodata := json_value(fill)) not in ("", None):
@@ -227,7 +229,7 @@ def extra_dimensions(ds: xr.Dataset, axes: Axes, skip: set[str] = frozenset()) -
                 if finite.size:
                     entry["extent"] = [json_value(finite.min()), json_value(finite.max())]
             elif values.dtype.kind in "OUS" and values.size <= 100:
-                entry["values"] = [v.decode("utf-8", errors="replace") if isinstance(v, bytes) else str(v) for v in values]
+                entry["values"] = [json_value(v) if isinstance(v, bytes) else str(v) for v in values]
             if "units" in coord.attrs:
                 entry["unit"] = str(coord.attrs["units"])
             if "long_name" in coord.attrs:
@@ -374,7 +376,8 @@ def store_to_item(
     item.collection_id = collection_id
     cube = DatacubeExtension.ext(item)
     if run is None:
-        time_dimension: dict[str, Any] = {"type": "temporal", "extent": [item_properties["start_datetime"], item_properties["end_datetime"]]}
+        extent = [item_properties["start_datetime"], item_properties["end_datetime"]]
+        time_dimension: dict[str, Any] = {"type": "temporal", "extent": extent}
         if ds[axes.time].attrs.get("long_name"):
             time_dimension["description"] = str(ds[axes.time].attrs["long_name"])
         if step := temporal.time_step(ds, axes.time):
@@ -384,7 +387,8 @@ def store_to_item(
     for name in (grid.x, grid.y):
         if name and grid.crs is not None and grid.kind != "regular" and "units" in ds[name].attrs:
             dimensions[name]["unit"] = str(ds[name].attrs["units"])
-    dimensions.update(extra_dimensions(ds, Axes(axes.time, grid.x, grid.y, axes.longitude, axes.latitude), skip=set(time_dimensions)))
+    described = Axes(axes.time, grid.x, grid.y, axes.longitude, axes.latitude)
+    dimensions.update(extra_dimensions(ds, described, skip=set(time_dimensions)))
     complete_variables(item.properties["cube:variables"], ds)
     item.stac_extensions = [DATACUBE_SCHEMA if u == cube.get_schema_uri() else u for u in item.stac_extensions]
     add_projection(item, grid)

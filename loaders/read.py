@@ -89,7 +89,8 @@ def classify(exc: BaseException) -> str:
     while exc is not None and id(exc) not in seen:  # look through chained causes
         seen.add(id(exc))
         message = str(exc).lower()
-        if isinstance(exc, UnknownCodecError | CodecUnavailable) or "codec not available" in message or "unknown codec" in message:
+        unknown = "codec not available" in message or "unknown codec" in message
+        if isinstance(exc, UnknownCodecError | CodecUnavailable) or unknown:
             return UNKNOWN_CODEC
         if "unable to decode time" in message or "decode_times" in message:
             return UNDECODABLE_TIME
@@ -204,14 +205,13 @@ def _stand_ins(codec_ids: list[str]) -> Iterator[None]:
         added_v2, added_v3 = [], []
         for codec_id in codec_ids:
             if codec_id not in numcodecs.registry.codec_registry:
-                numcodecs.registry.codec_registry[codec_id] = type(f"StandIn_{codec_id}", (_StandIn, numcodecs.abc.Codec), {"codec_id": codec_id})
+                v2 = type(f"StandIn_{codec_id}", (_StandIn, numcodecs.abc.Codec), {"codec_id": codec_id})
+                numcodecs.registry.codec_registry[codec_id] = v2
                 added_v2.append(codec_id)
             if not registries.get(codec_id):
-                v3 = type(
-                    f"StandInV3_{codec_id}",
-                    (_StandIn, BytesBytesCodec),
-                    {"codec_id": codec_id, "is_fixed_size": False, "to_dict": lambda self: {"name": self.codec_id, "configuration": self.configuration}},
-                )
+                attributes = {"codec_id": codec_id, "is_fixed_size": False}
+                v3 = type(f"StandInV3_{codec_id}", (_StandIn, BytesBytesCodec), attributes)
+                v3.to_dict = lambda self: {"name": self.codec_id, "configuration": self.configuration}
                 v3._decode_single = v3.decode
                 zarr.registry.register_codec(codec_id, v3)
                 added_v3.append(codec_id)
@@ -225,6 +225,7 @@ def _stand_ins(codec_ids: list[str]) -> Iterator[None]:
 
 
 def codec_names(codecs) -> list[str]:
+    """The ids (v2) or names (v3) of codec objects, looking inside sharding."""
     names = []
     for codec in codecs or ():
         if codec is None:
@@ -254,7 +255,8 @@ def _arrays_needing(zarr_group, stand_ins: list[str]) -> tuple[dict[str, list[st
     needing, layout = {}, {}
     for name, array in zarr_group.arrays():
         attrs = dict(array.attrs)
-        dims = list(array.metadata.dimension_names or []) if array.metadata.zarr_format == 3 else list(attrs.get("_ARRAY_DIMENSIONS", []))
+        v3 = array.metadata.zarr_format == 3
+        dims = list(array.metadata.dimension_names or []) if v3 else list(attrs.get("_ARRAY_DIMENSIONS", []))
         layout[name] = (dims, attrs)
         missing = [c for c in array_codecs(array) if c in stand_ins]
         if missing:
@@ -277,7 +279,7 @@ def _open(ref: StoreRef, store, storage_options, *, consolidated: bool | None, z
     while True:
         try:
             with _stand_ins(stand_ins):
-                return _open_once(ref, store, storage_options, consolidated=consolidated, zarr_format=zarr_format, stand_ins=stand_ins)
+                return _open_once(ref, store, storage_options, consolidated, zarr_format, stand_ins)
         except StoreReadError as exc:
             missing = _missing_codec(exc.__cause__)
             if missing is None or missing in stand_ins or len(stand_ins) >= MAX_STAND_INS:
@@ -285,7 +287,7 @@ def _open(ref: StoreRef, store, storage_options, *, consolidated: bool | None, z
             stand_ins.append(missing)
 
 
-def _open_once(ref: StoreRef, store, storage_options, *, consolidated, zarr_format, stand_ins: list[str]) -> OpenedStore:
+def _open_once(ref: StoreRef, store, storage_options, consolidated, zarr_format, stand_ins: list[str]) -> OpenedStore:
     try:
         with warnings.catch_warnings():
             # Non-standard calendars fall back to cftime by design, and stores of
@@ -306,7 +308,8 @@ def _open_once(ref: StoreRef, store, storage_options, *, consolidated, zarr_form
                 unavailable, layout = _arrays_needing(zarr_store.zarr_group, stand_ins)
                 for name in sorted(_coordinates(layout, dict(zarr_store.zarr_group.attrs)) & set(unavailable)):
                     codecs = ", ".join(unavailable[name])
-                    raise StoreReadError(ref.url, UNKNOWN_CODEC, f"coordinate {name!r} needs codec {codecs}, which is not installed")
+                    reason = f"coordinate {name!r} needs codec {codecs}, which is not installed"
+                    raise StoreReadError(ref.url, UNKNOWN_CODEC, reason)
             dataset = xr.open_dataset(
                 ref.url,
                 engine="zarr",
@@ -320,5 +323,12 @@ def _open_once(ref: StoreRef, store, storage_options, *, consolidated, zarr_form
         raise StoreReadError(ref.url, classify(exc), one_line(exc)) from exc
     metadata = zarr_store.zarr_group.metadata
     consolidated = getattr(metadata, "consolidated_metadata", None) is not None
-    return OpenedStore(ref=ref, dataset=dataset, zarr_format=metadata.zarr_format, consolidated=consolidated, unavailable_codecs=unavailable, group=zarr_store.zarr_group)
+    return OpenedStore(
+        ref=ref,
+        dataset=dataset,
+        zarr_format=metadata.zarr_format,
+        consolidated=consolidated,
+        unavailable_codecs=unavailable,
+        group=zarr_store.zarr_group,
+    )
 

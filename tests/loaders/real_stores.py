@@ -32,7 +32,8 @@ def array_metadata(case: str) -> dict[str, dict]:
     if fmt == 3:
         return {k: v for k, v in doc["consolidated_metadata"]["metadata"].items() if v["node_type"] == "array"}
     entries = doc["metadata"]
-    return {k[: -len("/.zarray")]: {**v, "attributes": entries.get(k.replace(".zarray", ".zattrs"), {})} for k, v in entries.items() if k.endswith("/.zarray")}
+    arrays = {k[: -len("/.zarray")]: v for k, v in entries.items() if k.endswith("/.zarray")}
+    return {name: {**meta, "attributes": entries.get(f"{name}/.zattrs", {})} for name, meta in arrays.items()}
 
 
 def write_store(case: str, folder: Path, coordinates: dict[str, np.ndarray]) -> Path:
