@@ -61,6 +61,9 @@ def find_forecast(ds: xr.Dataset) -> Forecast | None:
     periods = _with_standard_name(ds, "forecast_period")
     lead = next((n for n in periods if n in ds.dims), periods[0] if periods else None)
     forecast_dims = {d for d in (reference, lead) if d in ds.dims}
+    if reference not in ds.dims and (lead is None or lead not in ds.dims):
+        # A lone scalar reference time (an analysis that names its run) is no forecast layout.
+        return None
     valid_times = [n for n in _with_standard_name(ds, "time") if n not in (reference, lead)]
     valid = next((n for n in valid_times if set(ds[n].dims) <= forecast_dims), None)
     return Forecast(reference=reference, lead=lead, valid=valid)
