@@ -143,13 +143,13 @@ def is_all_fill(group, name: str) -> tuple[bool, Any]:
     if array.dtype.kind not in "iufcMm":
         return False, None
     raw = np.asarray(array[...])
-    fill = array.metadata.fill_value
-    if fill is None:  # Zarr v2 `null`: absent chunks read as zeros
-        fill = 0
-    fill = np.asarray(fill, dtype=raw.dtype) if np.ndim(fill) == 0 else fill
-    if raw.dtype.kind in "fc" and (np.isnan(raw).all() or (np.isnan(fill).all() if np.ndim(fill) == 0 else False)):
-        return bool(np.isnan(raw).all()), json_value(fill[()] if isinstance(fill, np.ndarray) else fill)
-    return bool(raw.size) and bool(np.all(raw == fill)), json_value(fill[()] if isinstance(fill, np.ndarray) else fill)
+    if raw.size == 0:
+        return False, None
+    if raw.dtype.kind in "fc" and np.isnan(raw).all():
+        return True, "nan"
+    # Zarr v2 `null` fill: absent chunks read as zeros.
+    fill = np.asarray(0 if array.metadata.fill_value is None else array.metadata.fill_value, dtype=raw.dtype)
+    return bool(np.all(raw == fill)), json_safe(fill[()])
 
 
 def check_extent_coordinates(opened: OpenedStore, names: list[str | None]) -> None:

@@ -25,7 +25,7 @@ from static_catalog.write import write_catalog
 from zarr_stac.samples import write_dataset
 from zarr_stac.services.proxy import FaultProxy
 
-from .cases import antimeridian
+from .cases import LAT, LON, ROTATED_POLE, antimeridian, rotated_pole
 from .real_stores import array_metadata, upload, write_store
 
 BUCKET = "real-stores"
@@ -93,6 +93,13 @@ def netcdf_born() -> xr.Dataset:
     return ds
 
 
+def cordex_like() -> xr.Dataset:
+    """A CORDEX-style rotated-pole grid that also carries 2-D lat/lon (no real document: synthesised)."""
+    ds = rotated_pole()
+    lon, lat = _lonlat(ds["rlon"].values, ds["rlat"].values, CRS.from_cf(ROTATED_POLE))
+    return ds.assign_coords(lon=(("rlat", "rlon"), lon.astype("f8"), LON), lat=(("rlat", "rlon"), lat.astype("f8"), LAT))
+
+
 def with_level_zero() -> xr.Dataset:
     """An integer level coordinate [0] with fill value 0: zarr writes no chunk for it."""
     ds = antimeridian().expand_dims(level=np.array([0], dtype="i4"))
@@ -124,6 +131,7 @@ def real_bucket(s3_server, storage, tmp_path_factory):
         warnings.simplefilter("ignore")
         write_dataset(netcdf_born(), f"s3://{BUCKET}/netcdf-born.zarr", storage, public=True)
         write_dataset(with_level_zero(), f"s3://{BUCKET}/level-zero.zarr", storage, zarr_format=3, public=True)
+        write_dataset(cordex_like(), f"s3://{BUCKET}/cordex-like.zarr", storage, public=True)
     # As zarr-python 2 wrote it (zarr 3 writes null): the fill value of a |S1 array is "".
     fs = storage.filesystem(f"s3://{BUCKET}")
     metadata = json.loads(fs.cat(f"{BUCKET}/netcdf-born.zarr/.zmetadata"))
@@ -173,7 +181,7 @@ def test_only_the_expected_stores_fail(real_crawl):
         f"s3://{BUCKET}/hrrr-no-valid-time.zarr": "missing-coordinates",
     }
     catalogued = sorted(i.id for i in real_crawl.items)
-    assert catalogued == ["hrrr-forecast", "ifs-blosc2", "level-zero", "netcdf-born", "smap-ease"]
+    assert catalogued == ["cordex-like", "hrrr-forecast", "ifs-blosc2", "level-zero", "netcdf-born", "smap-ease"]
 
 
 # -- 1. a codec only data variables use ----------------------------------------------------
@@ -265,6 +273,17 @@ def test_ease_grid_x_y_carry_its_epsg_code(real_crawl, storage, published, valid
     assert _valid(published, validator, "smap-ease")
 
 
+def test_rotated_pole_with_2d_lonlat_x_y_carry_the_rotated_crs(real_crawl, storage):
+    ds = cordex_like()
+    for item in _both_paths(real_crawl, storage, "cordex-like"):
+        props = item["properties"]
+        assert props["proj:projjson"]["type"] == "DerivedGeographicCRS" and props["proj:code"] is None
+        assert props["cube:dimensions"]["rlon"]["reference_system"] == props["proj:projjson"]
+        assert props["cube:dimensions"]["rlat"]["reference_system"] == props["proj:projjson"]
+        expected = [ds["lon"].values.min(), ds["lat"].values.min(), ds["lon"].values.max(), ds["lat"].values.max()]
+        assert item["bbox"] == pytest.approx([float(v) for v in expected])
+
+
 # -- 7. no silently wrong Item ---------------------------------------------------------------
 @pytest.mark.parametrize(
     ("name", "coordinate"), [("hrrr-no-coordinates", "longitude"), ("hrrr-no-valid-time", "valid_time")]
@@ -297,6 +316,6 @@ def test_real_stores_read_no_data_chunk(real_bucket, s3_server):
     with FaultProxy(s3_server.endpoint_url) as proxy:
         result = crawl(real_bucket, StorageOptions(endpoint_url=proxy.url, anon=True))
         requests = list(proxy.requests)
-    assert len(result.items) == 5
+    assert len(result.items) == 6
     pattern = re.compile(r"/(" + "|".join(map(re.escape, sorted(data_variables))) + r")/(c/)?\d")
     assert [r.path for r in requests if r.method == "GET" and pattern.search(r.path)] == []
