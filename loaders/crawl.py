@@ -8,6 +8,7 @@ and a one-line reason; it never stops the others.
 from __future__ import annotations
 
 import asyncio
+import json
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -21,7 +22,7 @@ from .discover import DiscoveryError, SourceUnreachable, StoreRef
 from .inputs import InputError, common_root, expand_input, iter_refs, kind_of
 from .failures import DISCOVERY, DUPLICATE_ID, INPUT, LAYOUT, MAPPING_ERROR, NOT_FOUND, StoreFailure
 from .fetch import NotPrefetchable, Prefetched, prefetch_many
-from .mapping import MappingError, store_to_item
+from .mapping import MappingError, json_safe, store_to_item
 from .read import StoreReadError, classify, one_line, open_prefetched, open_store
 from .layout import Placement
 from .storage import StorageOptions, bucket_is_missing, bucket_of, protocol_of
@@ -107,14 +108,27 @@ def catalogue_store(job: Job, prefetched: Prefetched | BaseException | None = No
             source=job.source,
             properties={**fields, **job.ref.properties},
         )
-        return CataloguedStore(item=item, url=job.ref.url, source=job.source, fields=fields, attrs=dict(opened.dataset.attrs))
+        attrs = json_safe(dict(opened.dataset.attrs))
+        return CataloguedStore(item=item, url=job.ref.url, source=job.source, fields=fields, attrs=attrs)
     finally:
         opened.dataset.close()
 
 
+def check_json(stored: CataloguedStore) -> None:
+    """Raise MappingError unless the Item (and the attributes collections use) is strict JSON:
+    what the writer and the loader get must never fail on one store's values."""
+    try:
+        json.dumps(stored.item.to_dict(include_self_link=False, transform_hrefs=False), allow_nan=False)
+        json.dumps(stored.attrs, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise MappingError(MAPPING_ERROR, f"the Item is not valid JSON: {one_line(exc)}") from exc
+
+
 def run_job(job: Job, prefetched: Prefetched | BaseException | None = None) -> CataloguedStore | StoreFailure:
     try:
-        return catalogue_store(job, prefetched)
+        stored = catalogue_store(job, prefetched)
+        check_json(stored)
+        return stored
     except StoreReadError as exc:
         kind, reason = exc.kind, exc.reason
     except MappingError as exc:

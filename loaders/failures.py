@@ -23,6 +23,7 @@ UNDECODABLE_TIME = "undecodable-time"
 LAYOUT = "layout"  # path does not fit the configured path template
 DUPLICATE_ID = "duplicate-id"
 MAPPING_ERROR = "mapping-error"  # anything else while mapping
+MISSING_COORDINATES = "missing-coordinates"  # an extent coordinate's chunks are absent or all fill
 # Finding the stores
 DISCOVERY = "discovery"  # a prefix could not be listed: its stores are unknown
 INPUT = "input"  # an input file (list, CSV, intake catalogue) is unusable

@@ -50,8 +50,13 @@ class Grid:
 
     @property
     def reference_system(self) -> int | dict:
-        """For cube:dimensions: an EPSG code where there is one, else PROJJSON."""
-        if self.crs is None or (self.x and self.kind != "projected"):
+        """For cube:dimensions' x/y: an EPSG code where there is one, else PROJJSON.
+
+        x/y are in the grid's own CRS whenever it has one and they are not the
+        longitude/latitude dimensions themselves (a projected grid, or 2-D lat/lon
+        beside projection x/y as in HRRR, SMAP EASE-Grid, CORDEX rotated pole).
+        """
+        if self.crs is None or self.kind == "regular":
             return 4326
         epsg = self.crs.to_epsg()
         return epsg if epsg is not None else self.crs.to_json_dict()

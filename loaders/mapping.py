@@ -22,12 +22,12 @@ from pystac.extensions.datacube import DatacubeExtension
 from pystac.extensions.projection import ProjectionExtension
 from pystac.extensions.xarray_assets import XarrayAssetsExtension
 
-from . import spatial, temporal
+from . import forecast, spatial, temporal
 from .config import SourceConfig
 from .discover import KERCHUNK
-from .failures import NO_COORDINATES, NO_TIME, UNDECODABLE_TIME
+from .failures import MISSING_COORDINATES, NO_COORDINATES, NO_TIME, UNDECODABLE_TIME
 from .grid import Grid, GridError, describe_grid
-from .read import OpenedStore
+from .read import OpenedStore, codec_names
 from .storage import is_remote, protocol_of
 
 ZARR_MEDIA_TYPE = "application/vnd+zarr"
@@ -104,12 +104,71 @@ def json_value(value: Any) -> Any:
     """A numpy/python scalar as plain JSON (NaN and infinities as the strings STAC uses)."""
     if isinstance(value, np.generic):
         value = value.item()
+    if isinstance(value, bytes):  # |S1 variables born in NetCDF (`crs`, fill value b"")
+        return value.decode("utf-8", errors="replace")
     if isinstance(value, float):
         if math.isnan(value):
             return "nan"
         if math.isinf(value):
             return "inf" if value > 0 else "-inf"
     return value
+
+
+def json_safe(value: Any) -> Any:
+    """Any value read from a store (attributes, fill values, labels) as valid JSON.
+
+    bytes become text, numpy scalars and arrays plain numbers and lists, NaN and
+    infinities null, anything else unknown its string form.
+    """
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [json_safe(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return [json_safe(v) for v in value.tolist()]
+    if isinstance(value, np.generic | bytes):
+        value = json_value(value)
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if value is None or isinstance(value, str | bool | int):
+        return value
+    return str(value)
+
+
+def is_all_fill(group, name: str) -> tuple[bool, Any]:
+    """Whether array `name` holds nothing but its fill value (absent chunks read as fill), and that fill."""
+    if group is None or name not in group:
+        return False, None
+    array = group[name]
+    if array.dtype.kind not in "iufcMm":
+        return False, None
+    raw = np.asarray(array[...])
+    if raw.size == 0:
+        return False, None
+    if raw.dtype.kind in "fc" and np.isnan(raw).all():
+        return True, "nan"
+    # Zarr v2 `null` fill: absent chunks read as zeros.
+    fill = np.asarray(0 if array.metadata.fill_value is None else array.metadata.fill_value, dtype=raw.dtype)
+    return bool(np.all(raw == fill)), json_safe(fill[()])
+
+
+def check_extent_coordinates(opened: OpenedStore, names: list[str | None]) -> None:
+    """The coordinates the extents come from must hold values: a store whose lon/lat, x/y or time
+    chunks are absent (or all fill) would otherwise become a degenerate bbox or 1970 dates.
+    Other arrays may legitimately be all fill (Zarr omits such chunks) and are not checked."""
+    ds = opened.dataset
+    checked: list[str] = []
+    for name in names:
+        if name and name in ds.variables:
+            checked.append(name)
+            bounds = ds[name].attrs.get("bounds") or ds[name].encoding.get("bounds")
+            if bounds and bounds in ds.variables:
+                checked.append(str(bounds))
+    for name in checked:
+        empty, fill = is_all_fill(opened.group, name)
+        if empty:
+            reason = f"coordinate {name!r} has no values: its chunks are absent or all fill ({fill!r})"
+            raise MappingError(MISSING_COORDINATES, reason)
 
 
 def _data_type(dtype: np.dtype) -> str:
@@ -135,9 +194,15 @@ def complete_variables(cube_variables: dict[str, dict], ds: xr.Dataset) -> None:
             var["chunks"] = [int(c) for c in encoding["chunks"]]
         var["shape"] = [int(s) for s in source.shape]
         var["data_type"] = _data_type(encoding.get("dtype", source.dtype))
+        # What a reader must have installed to decode the chunks (e.g. a numcodecs plugin).
+        codecs = [*(encoding.get("filters") or ()), encoding.get("serializer"), *(encoding.get("compressors") or ())]
+        if names := codec_names(codecs):
+            var["codecs"] = names
         fill = encoding.get("_FillValue", source.attrs.get("_FillValue", source.attrs.get("missing_value")))
-        if fill is not None and np.ndim(fill) == 0:
-            var["nodata"] = json_value(fill)
+        # Datacube's nodata is a number or nan/inf: a byte-string fill (b"" of a |S1 crs) has none.
+        if fill is not None and np.ndim(fill) == 0 and (nodata := json_value(fill)) not in ("", None):
+            if isinstance(nodata, int | float) or nodata in ("nan", "inf", "-inf"):
+                var["nodata"] = nodata
         for key in ("standard_name", "long_name", "cell_methods"):
             if key in source.attrs:
                 var[key] = str(source.attrs[key])
@@ -145,14 +210,15 @@ def complete_variables(cube_variables: dict[str, dict], ds: xr.Dataset) -> None:
             var["unit"] = str(source.attrs["units"])
 
 
-def extra_dimensions(ds: xr.Dataset, axes: Axes) -> dict[str, dict]:
-    """`cube:dimensions` entries for dimensions other than time/x/y (levels, members, ...)."""
+def extra_dimensions(ds: xr.Dataset, axes: Axes, skip: set[str] = frozenset()) -> dict[str, dict]:
+    """`cube:dimensions` entries for dimensions other than time/x/y (levels, members, ...)
+    and those in `skip` (already described, e.g. a forecast's reference and lead times)."""
     dims: dict[str, dict] = {}
     vertical = set(ds.cf.axes.get("Z", []))
     bounds = bounds_variables(ds)
     non_bounds_dims = {d for name, v in ds.variables.items() if name not in bounds for d in v.dims}
     for dim in ds.dims:
-        if dim in (axes.time, axes.x, axes.y):
+        if dim in (axes.time, axes.x, axes.y) or dim in skip:
             continue
         entry: dict[str, Any] = {}
         coord = ds.coords.get(dim)
@@ -163,7 +229,7 @@ def extra_dimensions(ds: xr.Dataset, axes: Axes) -> dict[str, dict]:
                 if finite.size:
                     entry["extent"] = [json_value(finite.min()), json_value(finite.max())]
             elif values.dtype.kind in "OUS" and values.size <= 100:
-                entry["values"] = [str(v) for v in values]
+                entry["values"] = [json_value(v) if isinstance(v, bytes) else str(v) for v in values]
             if "units" in coord.attrs:
                 entry["unit"] = str(coord.attrs["units"])
             if "long_name" in coord.attrs:
@@ -250,14 +316,23 @@ def store_to_item(
     source = source or SourceConfig(url=opened.ref.url)
     ds = opened.dataset
     axes = find_axes(ds)
+    run = forecast.find_forecast(ds)
+    spatial_names = [axes.longitude, axes.latitude] if axes.longitude and axes.latitude else [axes.x, axes.y]
+    time_names = [run.reference, run.valid or run.lead] if run is not None else [axes.time]
+    check_extent_coordinates(opened, spatial_names + time_names)
     try:
         grid = describe_grid(ds, longitude=axes.longitude, latitude=axes.latitude, x=axes.x, y=axes.y)
     except GridError as exc:
         raise MappingError(NO_COORDINATES, str(exc)) from exc
-    if axes.time is None:
+    if run is None and axes.time is None:
         raise MappingError(NO_TIME, "no time coordinate recognised (CF axis 'T', standard_name 'time' or time units)")
     try:
-        start, end = temporal.time_extent(ds, axes.time)
+        if run is not None:
+            # Forecast archives: the extent is that of the valid times, not of the runs.
+            start, end = forecast.valid_extent(ds, run)
+            time_dimensions = forecast.dimensions(ds, run)
+        else:
+            start, end = temporal.time_extent(ds, axes.time)
     except (ValueError, TypeError, OverflowError) as exc:
         raise MappingError(UNDECODABLE_TIME, str(exc)) from exc
 
@@ -270,6 +345,8 @@ def store_to_item(
     # The data variables' names, as a plain property: searchable and filterable
     # (CQL2 `a_contains(variables, ['tas'])`), which cube:variables' keys are not.
     item_properties["variables"] = sorted(str(name) for name in ds.data_vars if name not in bounds_variables(ds))
+    if run is not None:
+        item_properties.update(forecast.properties(ds, run))
     item_properties.update(source.properties)
     item_properties.update(properties or {})
     template = pystac.Item(
@@ -298,23 +375,31 @@ def store_to_item(
         )
     item.collection_id = collection_id
     cube = DatacubeExtension.ext(item)
-    time_dimension: dict[str, Any] = {"type": "temporal", "extent": [item_properties["start_datetime"], item_properties["end_datetime"]]}
-    if ds[axes.time].attrs.get("long_name"):
-        time_dimension["description"] = str(ds[axes.time].attrs["long_name"])
-    if step := temporal.time_step(ds, axes.time):
-        time_dimension["step"] = step
-    dimensions = item.properties["cube:dimensions"] = {axes.time: time_dimension, **item.properties.get("cube:dimensions", {})}
+    if run is None:
+        extent = [item_properties["start_datetime"], item_properties["end_datetime"]]
+        time_dimension: dict[str, Any] = {"type": "temporal", "extent": extent}
+        if ds[axes.time].attrs.get("long_name"):
+            time_dimension["description"] = str(ds[axes.time].attrs["long_name"])
+        if step := temporal.time_step(ds, axes.time):
+            time_dimension["step"] = step
+        time_dimensions = {axes.time: time_dimension}
+    dimensions = item.properties["cube:dimensions"] = {**time_dimensions, **item.properties.get("cube:dimensions", {})}
     for name in (grid.x, grid.y):
-        if name and grid.kind == "projected" and "units" in ds[name].attrs:
+        if name and grid.crs is not None and grid.kind != "regular" and "units" in ds[name].attrs:
             dimensions[name]["unit"] = str(ds[name].attrs["units"])
-    dimensions.update(extra_dimensions(ds, Axes(axes.time, grid.x, grid.y, axes.longitude, axes.latitude)))
+    described = Axes(axes.time, grid.x, grid.y, axes.longitude, axes.latitude)
+    dimensions.update(extra_dimensions(ds, described, skip=set(time_dimensions)))
     complete_variables(item.properties["cube:variables"], ds)
     item.stac_extensions = [DATACUBE_SCHEMA if u == cube.get_schema_uri() else u for u in item.stac_extensions]
     add_projection(item, grid)
+    if "forecast:reference_datetime" in item.properties:
+        item.stac_extensions.append(forecast.FORECAST_SCHEMA)
 
     asset = build_asset(opened, source, title=str(ds.attrs.get("title") or item_id))
     item.add_asset(ASSET_KEY, asset)
     XarrayAssetsExtension.ext(asset, add_if_missing=True)
     if "alternate" in asset.extra_fields:
         item.stac_extensions.append(ALTERNATE_ASSETS_SCHEMA)
+    # Whatever a store's metadata held (bytes, numpy values, NaN), the Item is plain JSON.
+    item.properties = json_safe(item.properties)
     return item

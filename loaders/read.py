@@ -14,8 +14,13 @@ from __future__ import annotations
 import asyncio
 import errno
 import json
+import re
+import threading
 import warnings
-from dataclasses import dataclass
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
 
 import xarray as xr
 from xarray.backends.zarr import ZarrStore
@@ -48,6 +53,11 @@ class OpenedStore:
     dataset: xr.Dataset
     zarr_format: int
     consolidated: bool
+    # Data variables whose codecs are not installed here: {variable: [codec ids]}.
+    # Their metadata is catalogued; reading their chunks needs those codecs.
+    unavailable_codecs: dict[str, list[str]] = field(default_factory=dict)
+    # The zarr group itself, to read a coordinate's raw (undecoded) values.
+    group: Any = None
 
 
 def one_line(exc: BaseException) -> str:
@@ -81,7 +91,8 @@ def classify(exc: BaseException) -> str:
     while exc is not None and id(exc) not in seen:  # look through chained causes
         seen.add(id(exc))
         message = str(exc).lower()
-        if isinstance(exc, UnknownCodecError) or "codec not available" in message:
+        unknown = "codec not available" in message or "unknown codec" in message
+        if isinstance(exc, UnknownCodecError | CodecUnavailable) or unknown:
             return UNKNOWN_CODEC
         if "unable to decode time" in message or "decode_times" in message:
             return UNDECODABLE_TIME
@@ -134,7 +145,151 @@ def open_store(ref: StoreRef, storage: StorageOptions | None = None) -> OpenedSt
     )
 
 
+MAX_STAND_INS = 8  # distinct unknown codecs tolerated in one store
+
+
+class CodecUnavailable(RuntimeError):
+    """A chunk needed a codec that is not installed (raised by a stand-in's decode)."""
+
+
+class _StandIn:
+    """Marks a codec that is not installed: metadata parses, decoding fails."""
+
+    codec_id = "?"
+
+    def __init__(self, **configuration):
+        self.configuration = configuration
+
+    def decode(self, *args, **kwargs):
+        raise CodecUnavailable(f"codec not available: {self.codec_id!r}")
+
+    encode = decode
+
+
+_stand_in_lock = threading.Lock()
+
+
+def _missing_codec(exc: BaseException | None) -> str | None:
+    """The id of the uninstalled codec an open failed on, looking through chained causes."""
+    from numcodecs.errors import UnknownCodecError as NumcodecsUnknown
+    from zarr.errors import UnknownCodecError as ZarrUnknown
+
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, NumcodecsUnknown):
+            return str(exc.codec_id).strip("'\"")  # numcodecs passes it quoted
+        if isinstance(exc, ZarrUnknown):
+            found = re.search(r"Unknown codec: '([^']+)'", str(exc))
+            return found.group(1) if found else None
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
+@contextmanager
+def _stand_ins(codec_ids: list[str]) -> Iterator[None]:
+    """Register stand-ins for `codec_ids` (numcodecs for v2, zarr for v3) while a store is opened.
+
+    zarr instantiates every array's codecs when it parses metadata, so one data
+    variable compressed with a plugin this machine lacks (e.g. `blosc2`) would
+    hide the whole store; its chunks are never read here, its metadata is enough.
+    """
+    if not codec_ids:
+        yield
+        return
+    import numcodecs.abc
+    import numcodecs.registry
+    import zarr.registry
+    from zarr.abc.codec import BytesBytesCodec
+
+    registries = getattr(zarr.registry, "__codec_registries")
+    with _stand_in_lock:
+        added_v2, added_v3 = [], []
+        for codec_id in codec_ids:
+            if codec_id not in numcodecs.registry.codec_registry:
+                v2 = type(f"StandIn_{codec_id}", (_StandIn, numcodecs.abc.Codec), {"codec_id": codec_id})
+                numcodecs.registry.codec_registry[codec_id] = v2
+                added_v2.append(codec_id)
+            if not registries.get(codec_id):
+                attributes = {"codec_id": codec_id, "is_fixed_size": False}
+                v3 = type(f"StandInV3_{codec_id}", (_StandIn, BytesBytesCodec), attributes)
+                v3.to_dict = lambda self: {"name": self.codec_id, "configuration": self.configuration}
+                v3._decode_single = v3.decode
+                zarr.registry.register_codec(codec_id, v3)
+                added_v3.append(codec_id)
+        try:
+            yield
+        finally:
+            for codec_id in added_v2:
+                numcodecs.registry.codec_registry.pop(codec_id, None)
+            for codec_id in added_v3:
+                registries.pop(codec_id, None)
+
+
+def codec_names(codecs) -> list[str]:
+    """The ids (v2) or names (v3) of codec objects, looking inside sharding."""
+    names = []
+    for codec in codecs or ():
+        if codec is None:
+            continue
+        inner = getattr(codec, "codecs", None)  # sharding: the codecs inside the shards
+        if inner:
+            names += codec_names(inner)
+        elif isinstance(codec, _StandIn):
+            names.append(codec.codec_id)
+        elif getattr(codec, "codec_id", None):
+            names.append(str(codec.codec_id))
+        else:
+            names.append(str(codec.to_dict().get("name")))
+    return names
+
+
+def array_codecs(array) -> list[str]:
+    """Codec ids a zarr array's chunks need (filters, serializer, compressors)."""
+    meta = array.metadata
+    if meta.zarr_format == 2:
+        return codec_names([*(meta.filters or ()), meta.compressor])
+    return codec_names(meta.codecs)
+
+
+def _arrays_needing(zarr_group, stand_ins: list[str]) -> tuple[dict[str, list[str]], dict[str, tuple[list[str], dict]]]:
+    """{array: the stand-in codecs it needs}, and every array's (dimensions, attributes)."""
+    needing, layout = {}, {}
+    for name, array in zarr_group.arrays():
+        attrs = dict(array.attrs)
+        v3 = array.metadata.zarr_format == 3
+        dims = list(array.metadata.dimension_names or []) if v3 else list(attrs.get("_ARRAY_DIMENSIONS", []))
+        layout[name] = (dims, attrs)
+        missing = [c for c in array_codecs(array) if c in stand_ins]
+        if missing:
+            needing[name] = missing
+    return needing, layout
+
+
+def _coordinates(layout: dict[str, tuple[list[str], dict]], group_attrs: dict) -> set[str]:
+    """The arrays xarray makes coordinates: dimension coordinates, CF `coordinates`, their bounds."""
+    wanted = {name for name, (dims, _) in layout.items() if dims == [name]}
+    wanted.update(str(group_attrs.get("coordinates", "")).split())
+    for _, attrs in layout.values():
+        wanted.update(str(attrs.get("coordinates", "")).split())
+    wanted |= {str(layout[name][1]["bounds"]) for name in wanted if name in layout and layout[name][1].get("bounds")}
+    return wanted & set(layout)
+
+
 def _open(ref: StoreRef, store, storage_options, *, consolidated: bool | None, zarr_format: int | None) -> OpenedStore:
+    stand_ins: list[str] = []
+    while True:
+        try:
+            with _stand_ins(stand_ins):
+                return _open_once(ref, store, storage_options, consolidated, zarr_format, stand_ins)
+        except StoreReadError as exc:
+            missing = _missing_codec(exc.__cause__)
+            if missing is None or missing in stand_ins or len(stand_ins) >= MAX_STAND_INS:
+                raise
+            stand_ins.append(missing)
+
+
+def _open_once(ref: StoreRef, store, storage_options, consolidated, zarr_format, stand_ins: list[str]) -> OpenedStore:
     try:
         with warnings.catch_warnings():
             # Non-standard calendars fall back to cftime by design, and stores of
@@ -150,6 +305,13 @@ def _open(ref: StoreRef, store, storage_options, *, consolidated: bool | None, z
                 zarr_format=zarr_format,
                 storage_options=storage_options,
             )
+            unavailable: dict[str, list[str]] = {}
+            if stand_ins:
+                unavailable, layout = _arrays_needing(zarr_store.zarr_group, stand_ins)
+                for name in sorted(_coordinates(layout, dict(zarr_store.zarr_group.attrs)) & set(unavailable)):
+                    codecs = ", ".join(unavailable[name])
+                    reason = f"coordinate {name!r} needs codec {codecs}, which is not installed"
+                    raise StoreReadError(ref.url, UNKNOWN_CODEC, reason)
             dataset = xr.open_dataset(
                 ref.url,
                 engine="zarr",
@@ -157,9 +319,18 @@ def _open(ref: StoreRef, store, storage_options, *, consolidated: bool | None, z
                 chunks=None,
                 decode_times=xr.coders.CFDatetimeCoder(use_cftime=None),
             )
+    except StoreReadError:
+        raise
     except Exception as exc:  # noqa: BLE001 - every failure becomes a one-line report
         raise StoreReadError(ref.url, classify(exc), one_line(exc)) from exc
     metadata = zarr_store.zarr_group.metadata
     consolidated = getattr(metadata, "consolidated_metadata", None) is not None
-    return OpenedStore(ref=ref, dataset=dataset, zarr_format=metadata.zarr_format, consolidated=consolidated)
+    return OpenedStore(
+        ref=ref,
+        dataset=dataset,
+        zarr_format=metadata.zarr_format,
+        consolidated=consolidated,
+        unavailable_codecs=unavailable,
+        group=zarr_store.zarr_group,
+    )
 

@@ -115,3 +115,8 @@ def _seconds_to_duration(seconds: int) -> str:
     text = "P" + (f"{days}D" if days else "")
     clock = (f"{hours}H" if hours else "") + (f"{minutes}M" if minutes else "") + (f"{secs}S" if secs else "")
     return text + ("T" + clock if clock else "") if (days or clock) else "PT0S"
+
+
+def duration(seconds: int) -> str:
+    """`seconds` as an ISO 8601 duration (`PT6H`, `P1DT12H`, `PT0S`)."""
+    return _seconds_to_duration(seconds)

@@ -70,6 +70,7 @@ def test_global_0_360_daily_store(sample_crawl):
         "chunks": [31, 37, 72],
         "data_type": "float32",
         "nodata": "nan",
+        "codecs": ["blosc"],  # what a reader must have installed
     }
     assert era.properties["cube:variables"]["time_bnds"]["type"] == "auxiliary"
 

@@ -51,7 +51,8 @@ def broken_bucket(s3_server, storage):
         write_dataset(antimeridian(), f"s3://{PRIVATE_BUCKET}/private.zarr", storage, public=False)
         write_dataset(antimeridian(), f"s3://{BUCKET}/unknown-codec.zarr", storage, public=True)
     metadata = json.loads(fs.cat(f"{BUCKET}/unknown-codec.zarr/.zmetadata"))
-    metadata["metadata"]["tas/.zarray"]["compressor"] = {"id": "no-such-codec"}
+    # On a coordinate: a codec only data variables use no longer blocks a store (test_real_stores).
+    metadata["metadata"]["lat/.zarray"]["compressor"] = {"id": "no-such-codec"}
     fs.pipe(f"{BUCKET}/unknown-codec.zarr/.zmetadata", json.dumps(metadata).encode(), ACL="public-read")
     fs.pipe(f"{BUCKET}/corrupt.zarr/.zgroup", b'{"zarr_format": 2', ACL="public-read")
     fs.pipe(f"{BUCKET}/lists/private.txt", f"s3://{PRIVATE_BUCKET}/private.zarr\n".encode(), ACL="public-read")
