@@ -24,10 +24,11 @@ from pystac.extensions.xarray_assets import XarrayAssetsExtension
 
 from . import spatial, temporal
 from .config import SourceConfig
-from .discover import KERCHUNK
+from .discover import REFERENCE_KINDS
 from .failures import NO_COORDINATES, NO_TIME, UNDECODABLE_TIME
 from .grid import Grid, GridError, describe_grid
 from .read import OpenedStore
+from .references import reference_asset
 from .storage import is_remote, protocol_of
 
 ZARR_MEDIA_TYPE = "application/vnd+zarr"
@@ -191,10 +192,9 @@ def build_asset(opened: OpenedStore, source: SourceConfig, title: str) -> pystac
     form (e.g. s3://) is kept as an alternate, each with the options it needs.
     """
     url = opened.ref.url
-    kerchunk = opened.ref.kind == KERCHUNK
+    kerchunk = opened.ref.kind in REFERENCE_KINDS
     if kerchunk:
-        open_kwargs: dict[str, Any] = {"engine": "kerchunk", "chunks": {}}
-        media_type, roles = KERCHUNK_MEDIA_TYPE, ["data", "references"]
+        open_kwargs, media_type, roles = reference_asset(opened.ref.kind)
     else:
         open_kwargs = {"engine": "zarr", "consolidated": opened.consolidated, "chunks": {}}
         media_type, roles = ZARR_MEDIA_TYPE, ["data", "zarr"]
@@ -202,7 +202,10 @@ def build_asset(opened: OpenedStore, source: SourceConfig, title: str) -> pystac
     def options_for(href: str) -> dict[str, Any]:
         public = source.public_storage_options if source.public_storage_options is not None else source.storage.public(href)
         if kerchunk and is_remote(href):
-            return {"remote_protocol": protocol_of(url), "remote_options": dict(public), "target_options": dict(public)}
+            return {"remote_protocol": protocol_of(url), "remote_options": dict(public), "target_options": dict(public),
+                    **opened.reference_options}
+        if kerchunk:
+            return dict(opened.reference_options)
         return dict(public)
 
     public_href = source.public_href.apply(url) if source.public_href else None
