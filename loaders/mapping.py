@@ -273,6 +273,8 @@ def store_to_item(
     # The data variables' names, as a plain property: searchable and filterable
     # (CQL2 `a_contains(variables, ['tas'])`), which cube:variables' keys are not.
     item_properties["variables"] = sorted(str(name) for name in ds.data_vars if name not in bounds_variables(ds))
+    if grid.healpix is not None:
+        item_properties.update(grid.healpix.properties())
     item_properties.update(source.properties)
     item_properties.update(properties or {})
     template = pystac.Item(
@@ -311,6 +313,8 @@ def store_to_item(
         if name and grid.kind == "projected" and "units" in ds[name].attrs:
             dimensions[name]["unit"] = str(ds[name].attrs["units"])
     dimensions.update(extra_dimensions(ds, Axes(axes.time, grid.x, grid.y, axes.longitude, axes.latitude)))
+    if grid.healpix is not None:
+        dimensions[grid.healpix.dimension] = grid.healpix.dimension_entry(ds)
     complete_variables(item.properties["cube:variables"], ds)
     item.stac_extensions = [DATACUBE_SCHEMA if u == cube.get_schema_uri() else u for u in item.stac_extensions]
     add_projection(item, grid)
