@@ -128,8 +128,10 @@ def discover_stores(
     def is_json_reference(path: str) -> bool:
         try:
             return references.looks_like_json_reference(fs.cat_file(path, start=0, end=references.HEAD_BYTES))
-        except OSError as exc:
-            raise DiscoveryError(to_url(path), f"could not be read ({exc})") from None
+        except OSError:
+            # Unreadable: a candidate all the same, whose reading then fails with its own
+            # kind (access-denied, ...) instead of being passed over unseen.
+            return True
 
     root_path = fs._strip_protocol(root)
     level = [root_path]

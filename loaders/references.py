@@ -46,7 +46,9 @@ def reference_kind(url: str) -> str | None:
 
 def looks_like_json_reference(head: bytes) -> bool:
     """Whether the first bytes of a JSON document are those of a kerchunk reference."""
-    text = head.decode("utf-8", errors="replace")
+    text = head.decode("utf-8", errors="replace").lstrip("\ufeff \t\r\n")
+    if not text.startswith("{"):
+        return False  # a list (of references, say) is not one store
     if _V1_VERSION.search(text) and _V1_KEYS.search(text):
         return True
     return bool(_V0_KEYS.match(text))

@@ -21,6 +21,7 @@ import xarray as xr
 
 from loaders.crawl import crawl, inspect_store
 from loaders.failures import StoreFailure
+from static_catalog.validate import validate_object
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "healpix"
 TIMES = pd.date_range("2020-01-20", periods=4, freq="6h")
@@ -136,3 +137,11 @@ def test_inspect_one_store(healpix_folder):
     outcome = inspect_store(str(healpix_folder / "ngc" / "zoom3.zarr"))
     assert not isinstance(outcome, StoreFailure), outcome
     assert outcome.item.properties["dggs:spatial_dimension"] == "cell"
+
+
+def test_items_are_valid_stac(items, validator):
+    by_id, _ = items
+    for item in by_id.values():
+        data = json.loads(json.dumps(item.to_dict(include_self_link=False, transform_hrefs=False)))
+        data.pop("collection")  # published with its collection link; alone, without
+        assert validate_object(data, validator) is None, item.id

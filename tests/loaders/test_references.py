@@ -33,6 +33,7 @@ from loaders.crawl import crawl, inspect_store
 from loaders.discover import KERCHUNK, KERCHUNK_PARQUET, discover_stores
 from loaders.failures import StoreFailure
 from loaders.storage import StorageOptions
+from static_catalog.validate import validate_object
 from zarr_stac.samples import write_dataset
 from zarr_stac.services.proxy import FaultProxy
 
@@ -225,7 +226,7 @@ def check_reference_item(item, storage_options: dict | None) -> None:
     assert str(ds["time"].values[1])[:19] == END[:19]
 
 
-def test_folder_crawl_finds_zarr_json_and_parquet_references(local_folder):
+def test_folder_crawl_finds_zarr_json_and_parquet_references(local_folder, validator):
     refs = list(discover_stores(str(local_folder)))
     kinds = {Path(r.url).relative_to(local_folder).as_posix(): r.kind for r in refs}
     assert kinds == {
@@ -238,6 +239,9 @@ def test_folder_crawl_finds_zarr_json_and_parquet_references(local_folder):
     assert sorted(items) == ["agg/smn-aggregation", "refs/smn-parquet.parq", "refs/smn-templates.json", "zarr/east.zarr"]
     for key in REFERENCE_STORES:
         check_reference_item(items[key], None)
+        data = json.loads(json.dumps(items[key].to_dict(include_self_link=False, transform_hrefs=False)))
+        data.pop("collection")  # published with its collection link; alone, without
+        assert validate_object(data, validator) is None, key
     assert items["refs/smn-parquet.parq"].assets["zarr"].media_type == "application/vnd.apache.parquet"
     assert items["refs/smn-templates.json"].assets["zarr"].media_type == "application/json"
     # spec v1 gen is expanded only by fsspec's jinja2 templates: the asset asks for them.
@@ -275,3 +279,15 @@ def test_no_data_chunk_is_read(references_bucket, s3_server):
     gets = [r.path for r in requests if r.method == "GET"]
     assert [p for p in gets if re.search(r"/netcdf/[^/?]+\.data", p)] == [], "data chunks were read"
     assert any(re.search(r"/netcdf/[^/?]+\.coords", p) for p in gets), "coordinates come from the referenced files"
+
+
+def test_json_references_are_told_from_other_json_by_their_first_bytes():
+    from loaders.references import HEAD_BYTES, looks_like_json_reference
+
+    real = (SMN.parent / "alaska-wrf-single-file.json").read_bytes()[:HEAD_BYTES]
+    assert looks_like_json_reference(real)
+    # Version 0 (kerchunk README's example layout): Zarr keys at the top level.
+    assert looks_like_json_reference(b'{".zgroup": "{\\"zarr_format\\": 2}", "x/.zarray": "{}"}')
+    assert not looks_like_json_reference(json.dumps(STAC_CATALOG).encode())
+    assert not looks_like_json_reference(b'{"esmcat_version": "0.1.0", "id": "cmip6", "attributes": []}')
+    assert not looks_like_json_reference(b'[{"version": 1, "refs": {}}]')  # a list of references is not one store
