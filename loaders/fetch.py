@@ -153,6 +153,8 @@ async def prefetch(fs: AsyncFileSystem, ref: StoreRef) -> Prefetched:
             break
     if metadata is None:
         raise NotPrefetchable("no consolidated metadata found")
+    if "record_size" in metadata:
+        raise NotPrefetchable("kerchunk parquet references")  # see read.open_store
     if zarr_format == 3 and metadata.get("consolidated_metadata") is None:
         raise NotPrefetchable("Zarr v3 without consolidated metadata")
     if zarr_format == 2:

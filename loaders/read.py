@@ -16,7 +16,7 @@ import asyncio
 import errno
 import json
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import xarray as xr
 from xarray.backends.zarr import ZarrStore
@@ -24,7 +24,7 @@ from xarray.backends.zarr import ZarrStore
 from zarr.core.buffer import default_buffer_prototype
 from zarr.storage import MemoryStore
 
-from .discover import REFERENCE_KINDS, StoreRef
+from .discover import KERCHUNK_PARQUET, REFERENCE_KINDS, StoreRef
 from .failures import ACCESS_DENIED, CORRUPT_METADATA, NOT_FOUND, READ_ERROR, TIMEOUT, UNAVAILABLE, UNDECODABLE_TIME, UNKNOWN_CODEC
 from .fetch import Prefetched
 from .storage import StorageOptions, is_remote
@@ -128,6 +128,12 @@ def open_prefetched(prefetched: Prefetched) -> OpenedStore:
 def open_store(ref: StoreRef, storage: StorageOptions | None = None) -> OpenedStore:
     """Open a store lazily through its URL (every read is a request)."""
     storage = storage or StorageOptions()
+    if ref.kind not in REFERENCE_KINDS and ref.zarr_format != 3 and ref.consolidated is not False:
+        # A parquet reference folder given by a name that does not say so (a list entry,
+        # `inspect`) has a consolidated .zmetadata that zarr would open, reading its
+        # absent chunks as fill values: tell it apart first (one GET, lazy path only).
+        if _is_parquet_reference_folder(ref, storage):
+            ref = replace(ref, kind=KERCHUNK_PARQUET)
     kerchunk = ref.kind in REFERENCE_KINDS
     try:
         store, storage_options, reference_options = _zarr_store_for(ref, storage)
@@ -142,6 +148,18 @@ def open_store(ref: StoreRef, storage: StorageOptions | None = None) -> OpenedSt
     )
     opened.reference_options = reference_options
     return opened
+
+
+def _is_parquet_reference_folder(ref: StoreRef, storage: StorageOptions) -> bool:
+    from .references import is_parquet_zmetadata
+
+    try:
+        fs = storage.filesystem(ref.url)
+        return is_parquet_zmetadata(fs.cat_file(f"{ref.url.rstrip('/')}/.zmetadata"))
+    except FileNotFoundError:
+        return False  # no consolidated v2 metadata: zarr says what the store is
+    except Exception as exc:  # noqa: BLE001 - what zarr would meet too: the store's failure
+        raise StoreReadError(ref.url, classify(exc), one_line(exc)) from exc
 
 
 def _open(ref: StoreRef, store, storage_options, *, consolidated: bool | None, zarr_format: int | None) -> OpenedStore:

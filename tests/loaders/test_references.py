@@ -264,9 +264,17 @@ def test_explicit_inputs_and_inspect(references_bucket, storage, tmp_path):
     assert outcome.item.bbox == pytest.approx(EXPECTED_BBOX, abs=1e-9)
     # A list entry ending in .parq, and a reference folder given as the URL to crawl.
     fs = storage.filesystem(references_bucket)
-    fs.pipe(f"{references_bucket}/lists/refs.txt", f"{parquet}\n{references_bucket}/refs/smn-templates.json\n".encode())
+    # A reference folder whose name does not say so is known by its .zmetadata.
+    aggregation = f"{references_bucket}/agg/smn-aggregation"
+    outcome = inspect_store(aggregation, storage)
+    assert not isinstance(outcome, StoreFailure), outcome
+    assert outcome.item.assets["zarr"].media_type == "application/vnd.apache.parquet"
+    entries = f"{parquet}\n{references_bucket}/refs/smn-templates.json\n{aggregation}\n"
+    fs.pipe(f"{references_bucket}/lists/refs.txt", entries.encode())
     listed = crawl(f"{references_bucket}/lists/refs.txt", storage)
-    assert listed.failures == [] and len(listed.items) == 2
+    assert listed.failures == [] and len(listed.items) == 3
+    for item in listed.items:
+        assert item.bbox == pytest.approx(EXPECTED_BBOX, abs=1e-9)
     folder = crawl(f"{references_bucket}/agg/smn-aggregation", storage)
     assert folder.failures == [] and folder.items[0].bbox == pytest.approx(EXPECTED_BBOX, abs=1e-9)
 
