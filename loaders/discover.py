@@ -4,6 +4,12 @@ Discovery lists "directories" level by level and stops at the first level that
 holds Zarr group metadata, so it never lists (let alone reads) the chunks inside
 a store. A folder named `*.zarr` is taken to be a store without listing it (one
 request fewer per store); reading its metadata tells its Zarr format.
+
+Kerchunk references are stores too (see `references`): a folder named `*.parq`,
+or one whose `.zmetadata` has a `record_size` key and no `.zgroup` beside it, is a
+parquet reference set; a `*.json` file at a level without Zarr markers is a JSON
+reference when its first bytes say so (other JSON files are not stores and are
+passed over).
 """
 
 from __future__ import annotations
@@ -22,6 +28,8 @@ ZARR_V3_MARKER = "zarr.json"
 
 ZARR = "zarr"
 KERCHUNK = "kerchunk"  # a JSON reference file: a virtual Zarr store over other files
+KERCHUNK_PARQUET = "kerchunk-parquet"  # a parquet reference folder (fsspec LazyReferenceMapper)
+REFERENCE_KINDS = (KERCHUNK, KERCHUNK_PARQUET)
 
 
 @dataclass(frozen=True)
@@ -87,6 +95,8 @@ def discover_stores(
     Raises `DiscoveryError` when a prefix cannot be listed: a partial listing must
     never pass for a complete one.
     """
+    from . import references
+
     storage = storage or StorageOptions()
     root = strip_url(root)
     try:
@@ -97,6 +107,9 @@ def discover_stores(
 
     if protocol in ("http", "https"):
         # HTTP servers cannot list: the URL itself must be a store.
+        if references.reference_kind(root) == KERCHUNK_PARQUET:
+            yield StoreRef(url=root, kind=KERCHUNK_PARQUET)
+            return
         try:
             names = {m for m in (*ZARR_V2_MARKERS, ZARR_V3_MARKER) if fs.exists(f"{root}/{m}")}
         except Exception as exc:  # noqa: BLE001 - unreachable host, TLS, ...: one line
@@ -110,19 +123,36 @@ def discover_stores(
     def to_url(path: str) -> str:
         return strip_url(fs.unstrip_protocol(path)) if protocol != "file" else path
 
-    def list_dir(path: str) -> tuple[set[str], list[str]]:
+    def list_dir(path: str) -> tuple[set[str], list[str], list[str]]:
         error = SourceUnreachable if path == root_path else DiscoveryError
         try:
             entries = fs.ls(path, detail=True, refresh=True) if protocol != "file" else fs.ls(path, detail=True)
         except Exception as exc:  # noqa: BLE001 - botocore's errors are no OSErrors
             raise error(to_url(path), listing_problem(exc)) from None
-        names, subdirs = set(), []
+        names, subdirs, files = set(), [], []
         for entry in entries:
             name = posixpath.basename(entry["name"].rstrip("/"))
             names.add(name)
             if entry["type"] == "directory" and entry["name"].rstrip("/") != path.rstrip("/"):
                 subdirs.append(entry["name"].rstrip("/"))
-        return names, sorted(subdirs)
+            elif entry["type"] == "file":
+                files.append(entry["name"])
+        return names, sorted(subdirs), sorted(files)
+
+    def is_parquet_folder(path: str) -> bool:
+        """A `.zmetadata` without `.zgroup`: kerchunk's parquet layout if it has `record_size`."""
+        try:
+            return references.is_parquet_zmetadata(fs.cat_file(f"{path.rstrip('/')}/.zmetadata"))
+        except OSError:
+            return False  # opened as Zarr, where the reason is reported
+
+    def is_json_reference(path: str) -> bool:
+        try:
+            return references.looks_like_json_reference(fs.cat_file(path, start=0, end=references.HEAD_BYTES))
+        except OSError:
+            # Unreadable: a candidate all the same, whose reading then fails with its own
+            # kind (access-denied, ...) instead of being passed over unseen.
+            return True
 
     root_path = fs._strip_protocol(root)
     level = [root_path]
@@ -131,16 +161,24 @@ def discover_stores(
             if not level:
                 return
             next_level: list[str] = []
-            for path, (names, subdirs) in zip(level, pool.map(list_dir, level)):
+            for path, (names, subdirs, files) in zip(level, pool.map(list_dir, level)):
                 ref = store_from_listing(to_url(path), names)
+                if ref is not None and ref.zarr_format == 2 and ".zgroup" not in names and is_parquet_folder(path):
+                    ref = StoreRef(url=to_url(path), kind=KERCHUNK_PARQUET)
                 if ref is not None:
                     yield ref
                     continue
+                candidates = [f for f in files if references.reference_kind(f) == KERCHUNK]
+                for file, is_reference in zip(candidates, pool.map(is_json_reference, candidates)):
+                    if is_reference:
+                        yield StoreRef(url=to_url(file), kind=KERCHUNK)
                 for subdir in subdirs:
                     if subdir.endswith(".zarr"):
                         # A folder named *.zarr is a store: reading its metadata will
                         # tell which kind, which saves one listing per store.
                         yield StoreRef(url=to_url(subdir))
+                    elif references.reference_kind(subdir) == KERCHUNK_PARQUET:
+                        yield StoreRef(url=to_url(subdir), kind=KERCHUNK_PARQUET)
                     else:
                         next_level.append(subdir)
             level = next_level

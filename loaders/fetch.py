@@ -27,7 +27,7 @@ from typing import Any
 import fsspec
 from fsspec.asyn import AsyncFileSystem
 
-from .discover import KERCHUNK, StoreRef
+from .discover import REFERENCE_KINDS, StoreRef
 from .storage import StorageOptions, protocol_of
 
 MAX_COORDINATE_CHUNKS = 256  # per store; beyond this, the lazy path
@@ -134,7 +134,7 @@ async def _cat(fs: AsyncFileSystem, path: str) -> bytes | None:
 
 async def prefetch(fs: AsyncFileSystem, ref: StoreRef) -> Prefetched:
     """Metadata plus every coordinate chunk of `ref`; raises NotPrefetchable or the read error."""
-    if ref.kind == KERCHUNK:
+    if ref.kind in REFERENCE_KINDS:
         raise NotPrefetchable("kerchunk reference")
     root = fs._strip_protocol(ref.url).rstrip("/")
     if ref.zarr_format == 2 and ref.consolidated is False:
@@ -153,6 +153,8 @@ async def prefetch(fs: AsyncFileSystem, ref: StoreRef) -> Prefetched:
             break
     if metadata is None:
         raise NotPrefetchable("no consolidated metadata found")
+    if "record_size" in metadata:
+        raise NotPrefetchable("kerchunk parquet references")  # see read.open_store
     if zarr_format == 3 and metadata.get("consolidated_metadata") is None:
         raise NotPrefetchable("Zarr v3 without consolidated metadata")
     if zarr_format == 2:

@@ -7,6 +7,7 @@ Four kinds, in the order they are recognised:
   (ocean models, CORDEX files that carry lat/lon beside rlat/rlon);
 - `unstructured`: 1-D longitude/latitude over one cell dimension (ICON's
   clon/clat, often in radians);
+- `healpix`: a CF grid mapping `healpix` over a cell dimension (see `healpix`);
 - `projected`: no longitude/latitude at all, but 1-D x/y coordinates and a CF
   `grid_mapping` (Lambert conformal, polar stereographic, rotated pole, ...): the
   bbox comes from transforming the densified edges of the x/y rectangle with
@@ -25,6 +26,7 @@ import xarray as xr
 from pyproj import CRS, Transformer
 
 from . import spatial
+from .healpix import HealpixError, HealpixGrid, describe_healpix
 
 WGS84 = CRS.from_epsg(4326)
 EDGE_POINTS = 101  # points per edge when transforming a projected rectangle
@@ -47,6 +49,7 @@ class Grid:
     # x/y extent in that CRS (proj:bbox) and shape (proj:shape: rows, columns).
     native_bbox: list[float] | None = None
     shape: list[int] | None = None
+    healpix: HealpixGrid | None = None
 
     @property
     def reference_system(self) -> int | dict:
@@ -68,6 +71,8 @@ def grid_mapping_crs(ds: xr.Dataset) -> CRS | None:
     names |= {str(name) for name, v in ds.variables.items() if "grid_mapping_name" in v.attrs}
     for name in sorted(names):
         if name in ds.variables and "grid_mapping_name" in ds[name].attrs:
+            if str(ds[name].attrs["grid_mapping_name"]).strip().lower() == "healpix":
+                continue  # cells of a sphere, no CRS that pyproj knows (see `healpix`)
             crs = CRS.from_cf(dict(ds[name].attrs))
             # Plain latitude_longitude is no projection; a rotated pole (a derived
             # geographic CRS) is.
@@ -130,6 +135,12 @@ def describe_grid(
     y: str | None,
 ) -> Grid:
     """The grid of `ds`, given the axes cf_xarray found."""
+    try:
+        cells = describe_healpix(ds)
+    except HealpixError as exc:
+        raise GridError(str(exc)) from exc
+    if cells is not None:
+        return Grid("healpix", cells.bbox(), healpix=cells)
     crs = grid_mapping_crs(ds)
     if longitude and latitude:
         lon, lat = ds[longitude], ds[latitude]

@@ -50,7 +50,9 @@ class ExpandedInput:
 
 
 def kind_of(url: str) -> str:
-    return KERCHUNK if url.endswith(KERCHUNK_SUFFIXES) else ZARR
+    from .references import reference_kind  # *.json and *.parq references
+
+    return reference_kind(url) or ZARR
 
 
 def common_root(urls: list[str]) -> str:

@@ -28,7 +28,7 @@ def safe_id(text: str) -> str:
 
 
 # Suffixes that name a store's format, not the dataset: dropped from ids.
-STORE_SUFFIXES = (".zarr", ".json")
+STORE_SUFFIXES = (".zarr", ".json", ".parq", ".parquet")  # stores and kerchunk references
 
 
 def strip_store_suffix(name: str) -> str:

@@ -24,10 +24,11 @@ from pystac.extensions.xarray_assets import XarrayAssetsExtension
 
 from . import forecast, spatial, temporal
 from .config import SourceConfig
-from .discover import KERCHUNK
+from .discover import REFERENCE_KINDS
 from .failures import MISSING_COORDINATES, NO_COORDINATES, NO_TIME, UNDECODABLE_TIME
 from .grid import Grid, GridError, describe_grid
 from .read import OpenedStore, codec_names
+from .references import reference_asset
 from .storage import is_remote, protocol_of
 
 ZARR_MEDIA_TYPE = "application/vnd+zarr"
@@ -257,10 +258,9 @@ def build_asset(opened: OpenedStore, source: SourceConfig, title: str) -> pystac
     form (e.g. s3://) is kept as an alternate, each with the options it needs.
     """
     url = opened.ref.url
-    kerchunk = opened.ref.kind == KERCHUNK
+    kerchunk = opened.ref.kind in REFERENCE_KINDS
     if kerchunk:
-        open_kwargs: dict[str, Any] = {"engine": "kerchunk", "chunks": {}}
-        media_type, roles = KERCHUNK_MEDIA_TYPE, ["data", "references"]
+        open_kwargs, media_type, roles = reference_asset(opened.ref.kind)
     else:
         open_kwargs = {"engine": "zarr", "consolidated": opened.consolidated, "chunks": {}}
         media_type, roles = ZARR_MEDIA_TYPE, ["data", "zarr"]
@@ -268,7 +268,10 @@ def build_asset(opened: OpenedStore, source: SourceConfig, title: str) -> pystac
     def options_for(href: str) -> dict[str, Any]:
         public = source.public_storage_options if source.public_storage_options is not None else source.storage.public(href)
         if kerchunk and is_remote(href):
-            return {"remote_protocol": protocol_of(url), "remote_options": dict(public), "target_options": dict(public)}
+            return {"remote_protocol": protocol_of(url), "remote_options": dict(public), "target_options": dict(public),
+                    **opened.reference_options}
+        if kerchunk:
+            return dict(opened.reference_options)
         return dict(public)
 
     public_href = source.public_href.apply(url) if source.public_href else None
@@ -347,6 +350,8 @@ def store_to_item(
     item_properties["variables"] = sorted(str(name) for name in ds.data_vars if name not in bounds_variables(ds))
     if run is not None:
         item_properties.update(forecast.properties(ds, run))
+    if grid.healpix is not None:
+        item_properties.update(grid.healpix.properties())
     item_properties.update(source.properties)
     item_properties.update(properties or {})
     template = pystac.Item(
@@ -389,6 +394,8 @@ def store_to_item(
             dimensions[name]["unit"] = str(ds[name].attrs["units"])
     described = Axes(axes.time, grid.x, grid.y, axes.longitude, axes.latitude)
     dimensions.update(extra_dimensions(ds, described, skip=set(time_dimensions)))
+    if grid.healpix is not None:
+        dimensions[grid.healpix.dimension] = grid.healpix.dimension_entry(ds)
     complete_variables(item.properties["cube:variables"], ds)
     item.stac_extensions = [DATACUBE_SCHEMA if u == cube.get_schema_uri() else u for u in item.stac_extensions]
     add_projection(item, grid)

@@ -5,8 +5,9 @@ and loads only the 1-D dimension coordinates (to build indexes); every other
 variable stays a lazy backend array that nothing here touches, except the
 coordinate arrays that extents are computed from.
 
-Kerchunk reference files (JSON) open the same way, through a reference file
-system: a virtual Zarr v2 store whose chunks live in other files (NetCDF, GRIB).
+Kerchunk references (JSON files and parquet folders) open the same way, through
+a reference file system: a virtual Zarr v2 store whose chunks live in other files
+(NetCDF, GRIB); reading a coordinate reads only its byte ranges of those files.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import threading
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import xarray as xr
@@ -28,7 +29,7 @@ from xarray.backends.zarr import ZarrStore
 from zarr.core.buffer import default_buffer_prototype
 from zarr.storage import MemoryStore
 
-from .discover import KERCHUNK, StoreRef
+from .discover import KERCHUNK_PARQUET, REFERENCE_KINDS, StoreRef
 from .failures import ACCESS_DENIED, CORRUPT_METADATA, NOT_FOUND, READ_ERROR, TIMEOUT, UNAVAILABLE, UNDECODABLE_TIME, UNKNOWN_CODEC
 from .fetch import Prefetched
 from .storage import CREDENTIALS_HINT, StorageOptions, is_missing_credentials, is_remote
@@ -58,6 +59,9 @@ class OpenedStore:
     unavailable_codecs: dict[str, list[str]] = field(default_factory=dict)
     # The zarr group itself, to read a coordinate's raw (undecoded) values.
     group: Any = None
+    # Reference filesystem options a reader needs besides the storage ones (e.g.
+    # simple_templates=False for spec v1 `gen`).
+    reference_options: dict = field(default_factory=dict)
 
 
 def one_line(exc: BaseException) -> str:
@@ -112,13 +116,19 @@ def classify(exc: BaseException) -> str:
 
 def _zarr_store_for(ref: StoreRef, storage: StorageOptions):
     """What to hand to zarr: a URL (with options) or, for kerchunk, a reference store."""
-    if ref.kind == KERCHUNK:
+    if ref.kind in REFERENCE_KINDS:
+        # JSON and parquet references alike: fsspec's reference filesystem tells them
+        # apart (a folder is a LazyReferenceMapper) and expands templates and gen.
         from kerchunk.utils import refs_as_store
 
+        from .references import load_references
+
         options = storage.for_fsspec(ref.url) if is_remote(ref.url) else {}
+        refs, extra = load_references(ref, options)
         # The referenced files are assumed to live in the same object store.
-        return refs_as_store(ref.url, remote_options=dict(options), target_options=dict(options)), None
-    return ref.url, (storage.for_fsspec(ref.url) if is_remote(ref.url) else None)
+        store = refs_as_store(refs, remote_options=dict(options), target_options=dict(options), **extra)
+        return store, None, extra
+    return ref.url, (storage.for_fsspec(ref.url) if is_remote(ref.url) else None), {}
 
 
 def open_prefetched(prefetched: Prefetched) -> OpenedStore:
@@ -131,18 +141,38 @@ def open_prefetched(prefetched: Prefetched) -> OpenedStore:
 def open_store(ref: StoreRef, storage: StorageOptions | None = None) -> OpenedStore:
     """Open a store lazily through its URL (every read is a request)."""
     storage = storage or StorageOptions()
-    kerchunk = ref.kind == KERCHUNK
+    if ref.kind not in REFERENCE_KINDS and ref.zarr_format != 3 and ref.consolidated is not False:
+        # A parquet reference folder given by a name that does not say so (a list entry,
+        # `inspect`) has a consolidated .zmetadata that zarr would open, reading its
+        # absent chunks as fill values: tell it apart first (one GET, lazy path only).
+        if _is_parquet_reference_folder(ref, storage):
+            ref = replace(ref, kind=KERCHUNK_PARQUET)
+    kerchunk = ref.kind in REFERENCE_KINDS
     try:
-        store, storage_options = _zarr_store_for(ref, storage)
+        store, storage_options, reference_options = _zarr_store_for(ref, storage)
     except Exception as exc:  # noqa: BLE001
         raise StoreReadError(ref.url, classify(exc), one_line(exc)) from exc
-    return _open(
+    opened = _open(
         ref,
         store,
         storage_options,
         consolidated=False if kerchunk else ref.consolidated,
         zarr_format=2 if kerchunk else ref.zarr_format,
     )
+    opened.reference_options = reference_options
+    return opened
+
+
+def _is_parquet_reference_folder(ref: StoreRef, storage: StorageOptions) -> bool:
+    from .references import is_parquet_zmetadata
+
+    try:
+        fs = storage.filesystem(ref.url)
+        return is_parquet_zmetadata(fs.cat_file(f"{ref.url.rstrip('/')}/.zmetadata"))
+    except FileNotFoundError:
+        return False  # no consolidated v2 metadata: zarr says what the store is
+    except Exception as exc:  # noqa: BLE001 - what zarr would meet too: the store's failure
+        raise StoreReadError(ref.url, classify(exc), one_line(exc)) from exc
 
 
 MAX_STAND_INS = 8  # distinct unknown codecs tolerated in one store
