@@ -159,13 +159,13 @@ def python_recipe(href: str, open_kwargs: Mapping[str, Any], storage_options: Ma
     return "\n".join(lines)
 
 
-def default_description(title: str, kind: str, python: str) -> str:
+def default_description(title: str, kind: str, python: str, existing: str | None = None) -> str:
+    """What the store is (or the description it came with: intake, CSV) and how to open it."""
     what = "a virtual Zarr store (kerchunk references)" if is_reference(kind) else "a Zarr store"
     return (
-        f"{title}: {what}.\n\n"
-        "Open it with xarray (the asset `zarr` says the same in `xarray:open_kwargs` and "
-        "`xarray:storage_options`; with [xpystac](https://github.com/stac-utils/xpystac) "
-        "installed, `xr.open_dataset(item.assets[\"zarr\"])`):\n\n"
+        (f"{existing}\n\n" if existing else f"{title}: {what}.\n\n")
+        + "Open it with xarray (the asset `zarr` holds the same in `xarray:open_kwargs` and "
+        "`xarray:storage_options`):\n\n"
         f"```python\n{python}\n```\n"
     )
 
@@ -179,10 +179,11 @@ def item_description(source: SourceConfig, *, title: str, item_id: str, href: st
                      fields: Mapping[str, Any]) -> str | None:
     """The Item's markdown description: the default, none, or the source's template."""
     setting = source.item_description
+    existing = str(fields["description"]) if fields.get("description") else None
     if setting is False:
-        return None
+        return existing
     if setting is True:
-        return default_description(title, kind, python)
+        return default_description(title, kind, python, existing)
     values = _Fields({**{k: str(v) for k, v in fields.items()}, "title": title, "id": item_id, "href": href,
                       "kind": kind, "python": f"```python\n{python}\n```"})
     return string.Formatter().vformat(setting, (), values)

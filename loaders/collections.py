@@ -132,10 +132,8 @@ class CollectionSummary:
         )  # fmt: skip
         if config.open_instructions and self._recipe:
             description += (
-                f"\n\nEach item is one store; its asset `{assets.ASSET_KEY}` opens with "
-                f"`xr.open_dataset(item.assets[\"{assets.ASSET_KEY}\"])` "
-                "([xpystac](https://github.com/stac-utils/xpystac)), or with xarray alone, "
-                f"as the first one does:\n\n```python\n{self._recipe}\n```\n"
+                f"\n\nEach item is one store, opened with xarray as its description shows; "
+                f"the first one:\n\n```python\n{self._recipe}\n```\n"
             )
         providers = [pystac.Provider(**p.model_dump(exclude_none=True)) for p in config.providers] if config.providers else self._providers()
         collection = pystac.Collection(
