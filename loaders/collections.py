@@ -17,10 +17,14 @@ from typing import Any
 
 import pystac
 
-from . import facets, spatial
+from . import assets, facets, spatial
 from .config import CollectionConfig
 
 DEFAULT_LICENSE = "other"
+# Fields of the Zarr asset an `item_assets` definition keeps when every item agrees.
+# (zarr:* there without the zarr extension declared: its schema requires Collection
+# `assets`, which a collection of stores does not have.)
+ITEM_ASSET_FIELDS = ("zarr:zarr_format", "zarr:consolidated", "zarr:node_type", "xarray:open_kwargs", "storage:refs")
 _SPDX_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9.+-]*")
 # License texts common in CF/CMIP attributes, and their SPDX ids.
 _LICENSE_TEXTS = [
@@ -64,6 +68,11 @@ class CollectionSummary:
         self._shared: dict[str, Any] = {}
         self._keywords: list[str] = []
         self._facets: dict[str, facets.FacetStats] = {}
+        # The Zarr asset's fields every item shares (-> item_assets), the storage
+        # schemes of all of them, and the first item's recipe (-> description).
+        self._asset_fields: dict[str, Any] | None = None
+        self._schemes: dict[str, dict[str, Any]] = {}
+        self._recipe: str | None = None
 
     def add(self, item: pystac.Item, attrs: Mapping[str, Any] = {}) -> None:
         if item.bbox:
@@ -78,12 +87,36 @@ class CollectionSummary:
                 self._shared[name] = value
             elif self._shared.get(name) != value:
                 self._shared[name] = _CONFLICT
+        self._add_asset(item)
         for word in re.split(r"[,;]", str(attrs.get("keywords") or "")):
             word = word.strip()
             if word and word not in self._keywords and len(self._keywords) < MAX_KEYWORDS:
                 self._keywords.append(word)
         facets.observe(self._facets, item.properties)
         self.count += 1
+
+    def _add_asset(self, item: pystac.Item) -> None:
+        asset = item.assets.get(assets.ASSET_KEY)
+        if asset is None:
+            return
+        fields = {"type": asset.media_type, "roles": asset.roles}
+        fields.update({k: v for k, v in asset.extra_fields.items() if k in ITEM_ASSET_FIELDS})
+        if self._asset_fields is None:
+            self._asset_fields = fields
+        else:
+            self._asset_fields = {k: v for k, v in self._asset_fields.items() if fields.get(k) == v}
+        for key, scheme in (item.properties.get("storage:schemes") or {}).items():
+            self._schemes.setdefault(key, scheme)
+        if self._recipe is None:
+            self._recipe = assets.python_recipe(asset.href, asset.extra_fields.get("xarray:open_kwargs") or {},
+                                                asset.extra_fields.get("xarray:storage_options"))
+
+    def _item_assets(self) -> dict[str, dict[str, Any]]:
+        if not self._asset_fields:
+            return {}
+        definition = {k: v for k, v in self._asset_fields.items() if v is not None}
+        kind = {assets.KERCHUNK_MEDIA_TYPE: "Virtual Zarr store (kerchunk references)"}.get(definition.get("type"), "Zarr store")
+        return {assets.ASSET_KEY: {"title": kind, **definition}}
 
     def shared(self, name: str) -> str | None:
         """The value of a global attribute that every dataset has, the same."""
@@ -99,10 +132,15 @@ class CollectionSummary:
             config.description.format(**fields) if config.description
             else self.shared("summary") or f"{self.count} Zarr datasets in `{self.collection_id}`."
         )  # fmt: skip
+        if config.open_instructions and self._recipe:
+            description += (
+                f"\n\nEach item is one store, opened with xarray as its description shows; "
+                f"the first one:\n\n```python\n{self._recipe}\n```\n"
+            )
         providers = [pystac.Provider(**p.model_dump(exclude_none=True)) for p in config.providers] if config.providers else self._providers()
         # The values of each facet, as stac-browser shows them and pgstac's summaries hold them.
         summaries = {name: value for name, stats in sorted(self._facets.items()) if stats.kind and (value := facets.summary(stats.as_dict())) is not None}
-        return pystac.Collection(
+        collection = pystac.Collection(
             id=self.collection_id,
             title=config.title.format(**fields) if config.title else self.collection_id,
             description=description,
@@ -115,6 +153,13 @@ class CollectionSummary:
             providers=providers,
             summaries=pystac.Summaries(summaries) if summaries else None,
         )
+        if item_assets := self._item_assets():
+            collection.extra_fields["item_assets"] = item_assets
+        if self._schemes:
+            # Storage v2.0.0: the schemes once per collection, for its item_assets' refs.
+            collection.extra_fields["storage:schemes"] = dict(self._schemes)
+            collection.stac_extensions.append(assets.STORAGE_SCHEMA)
+        return collection
 
     def _providers(self) -> list[pystac.Provider] | None:
         providers = []

@@ -41,6 +41,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from .layout import STORE_SUFFIXES, Placement, default_placement, path_item_id, safe_id
 from .storage import StorageOptions, relative_key, strip_url
 
+# What an `item_description` template may use besides the path-template fields.
+ITEM_DESCRIPTION_FIELDS = ("title", "id", "href", "kind", "python")
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
@@ -94,6 +96,8 @@ class CollectionConfig(BaseModel):
     license: str | None = None
     keywords: list[str] | None = None
     providers: list[Provider] | None = None
+    # Append to the description the lines of Python that open one of its stores.
+    open_instructions: bool = True
 
 
 class HrefRewrite(BaseModel):
@@ -119,6 +123,9 @@ class SourceConfig(BaseModel):
     item_id: str | None = None
     collection: CollectionConfig = CollectionConfig()
     properties: dict[str, Any] = Field(default_factory=dict, description="Added to every item")
+    # Each Item's markdown description (stac-browser shows it): true, the lines of Python
+    # that open the store; false, none; a string, a template (see docs/mapping-config.md).
+    item_description: bool | str = True
 
     @field_validator("path_template")
     @classmethod
@@ -130,10 +137,12 @@ class SourceConfig(BaseModel):
     @model_validator(mode="after")
     def _templates_use_known_fields(self) -> SourceConfig:
         known = set(PathTemplate(self.path_template).fields) if self.path_template else set()
-        for where, template in (("item_id", self.item_id), ("collection.id", self.collection.id), ("collection.title", self.collection.title), ("collection.description", self.collection.description)):
+        description = self.item_description if isinstance(self.item_description, str) else None
+        for where, template in (("item_id", self.item_id), ("collection.id", self.collection.id), ("collection.title", self.collection.title), ("collection.description", self.collection.description), ("item_description", description)):
             if template is None:
                 continue
-            unknown = [f for f in template_fields(template) if f not in known]
+            allowed = known | set(ITEM_DESCRIPTION_FIELDS) if where == "item_description" else known
+            unknown = [f for f in template_fields(template) if f not in allowed]
             if unknown:
                 defined = ", ".join(sorted(known)) or "none: set path_template"
                 raise ValueError(f"{where} uses {{{unknown[0]}}}, which path_template does not define (defined: {defined})")

@@ -20,19 +20,14 @@ import xarray as xr
 import xstac
 from pystac.extensions.datacube import DatacubeExtension
 from pystac.extensions.projection import ProjectionExtension
-from pystac.extensions.xarray_assets import XarrayAssetsExtension
 
 from . import forecast, spatial, temporal
+from .assets import ASSET_KEY, add_access, build_asset  # noqa: F401 - build_asset: the asset alone
 from .config import SourceConfig
-from .discover import REFERENCE_KINDS
 from .failures import MISSING_COORDINATES, NO_COORDINATES, NO_TIME, UNDECODABLE_TIME
 from .grid import Grid, GridError, describe_grid
 from .read import OpenedStore, codec_names
-from .references import reference_asset
-from .storage import is_remote, protocol_of
 
-ZARR_MEDIA_TYPE = "application/vnd+zarr"
-ASSET_KEY = "zarr"
 # Datacube v2.3 adds `nodata` and `data_type` to variables, which we publish.
 DATACUBE_SCHEMA = "https://stac-extensions.github.io/datacube/v2.3.0/schema.json"
 
@@ -247,48 +242,6 @@ def extra_dimensions(ds: xr.Dataset, axes: Axes, skip: set[str] = frozenset()) -
     return dims
 
 
-KERCHUNK_MEDIA_TYPE = "application/json"
-ALTERNATE_ASSETS_SCHEMA = "https://stac-extensions.github.io/alternate-assets/v1.2.0/schema.json"
-
-
-def build_asset(opened: OpenedStore, source: SourceConfig, title: str) -> pystac.Asset:
-    """The asset xarray opens: `xr.open_dataset(href, **open_kwargs, storage_options=...)`.
-
-    With `public_href` the public form (e.g. HTTPS) is the href and the crawled
-    form (e.g. s3://) is kept as an alternate, each with the options it needs.
-    """
-    url = opened.ref.url
-    kerchunk = opened.ref.kind in REFERENCE_KINDS
-    if kerchunk:
-        open_kwargs, media_type, roles = reference_asset(opened.ref.kind)
-    else:
-        open_kwargs = {"engine": "zarr", "consolidated": opened.consolidated, "chunks": {}}
-        media_type, roles = ZARR_MEDIA_TYPE, ["data", "zarr"]
-
-    def options_for(href: str) -> dict[str, Any]:
-        public = source.public_storage_options if source.public_storage_options is not None else source.storage.public(href)
-        if kerchunk and is_remote(href):
-            return {"remote_protocol": protocol_of(url), "remote_options": dict(public), "target_options": dict(public),
-                    **opened.reference_options}
-        if kerchunk:
-            return dict(opened.reference_options)
-        return dict(public)
-
-    public_href = source.public_href.apply(url) if source.public_href else None
-    href = public_href or url
-    asset = pystac.Asset(href=href, media_type=media_type, roles=roles, title=title)
-    asset.extra_fields["xarray:open_kwargs"] = open_kwargs
-    if options := options_for(href):
-        asset.extra_fields["xarray:storage_options"] = options
-    if public_href:
-        asset.extra_fields["alternate:name"] = source.public_href.name
-        alternate: dict[str, Any] = {"href": url, "alternate:name": protocol_of(url).upper()}
-        if options := options_for(url):
-            alternate["xarray:storage_options"] = options
-        asset.extra_fields["alternate"] = {protocol_of(url): alternate}
-    return asset
-
-
 def add_projection(item: pystac.Item, grid: Grid) -> None:
     """Projection extension fields for grids with a CRS of their own."""
     if grid.crs is None:
@@ -402,11 +355,8 @@ def store_to_item(
     if "forecast:reference_datetime" in item.properties:
         item.stac_extensions.append(forecast.FORECAST_SCHEMA)
 
-    asset = build_asset(opened, source, title=str(ds.attrs.get("title") or item_id))
-    item.add_asset(ASSET_KEY, asset)
-    XarrayAssetsExtension.ext(asset, add_if_missing=True)
-    if "alternate" in asset.extra_fields:
-        item.stac_extensions.append(ALTERNATE_ASSETS_SCHEMA)
+    # The asset, `store` link, storage schemes and description (loaders.assets).
+    add_access(item, opened, source, title=str(ds.attrs.get("title") or item_id), fields=item_properties)
     # Whatever a store's metadata held (bytes, numpy values, NaN), the Item is plain JSON.
     item.properties = json_safe(item.properties)
     return item

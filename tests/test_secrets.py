@@ -143,6 +143,10 @@ class Run:
 class Outputs:
     planted: dict[str, str]
     runs: dict[str, Run] = field(default_factory=dict)
+    # Not secrets but never in STAC: an endpoint used only to crawl (logs may name it).
+    crawl_only: dict[str, str] = field(default_factory=dict)
+    public_endpoint: str = ""
+    mirror_bucket: str = ""
     texts: dict[str, str] = field(default_factory=dict)  # where -> what was produced there
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -238,6 +242,16 @@ def outputs(s3_server, sample_bucket, pg_cluster, tmp_path_factory) -> Outputs:
         write_dataset(era_like_daily(), f"{bucket}/era/{name}.zarr", config_storage)
     fs = config_storage.filesystem(bucket)
     fs.pipe(f"{bucket}/bad/broken.zarr/.zgroup", b"{not json")
+    # A second source crawled, with the keys, through another spelling of the endpoint
+    # (IPv4-mapped IPv6), whose readers are told the public one (public_storage_options):
+    # where storage:schemes and xarray:storage_options would pick up a crawl endpoint.
+    mirror = f"{bucket}-mirror"
+    s3_server.create_bucket(mirror.removeprefix("s3://"))
+    crawl_endpoint = endpoint.replace("127.0.0.1", "[::ffff:127.0.0.1]")
+    assert crawl_endpoint != endpoint
+    out.crawl_only["crawl-only endpoint"] = crawl_endpoint.removeprefix("http://")
+    out.public_endpoint, out.mirror_bucket = endpoint, mirror.removeprefix("s3://")
+    write_dataset(era_like_daily(), f"{mirror}/mirror/one.zarr", config_storage)
 
     secret_in_file = planted["config secret (in the file)"]
     config = tmp / "mapping.yaml"
@@ -252,6 +266,13 @@ sources:
       secret: "{secret_in_file}"
       public_anon: true
       retries: 1
+  - url: {mirror}
+    storage:
+      endpoint_url: "{crawl_endpoint}"
+      key: ${{CFG_KEY}}
+      secret: "{secret_in_file}"
+      retries: 1
+    public_storage_options: {{anon: true, endpoint_url: "{endpoint}"}}
 """
     )
     dead_endpoint = f"http://127.0.0.1:{free_port()}"
@@ -446,11 +467,20 @@ def test_every_command_ran_and_produced_something(outputs):
     again = runs["build --config again (a store gone, one broken)"].stderr
     assert "corrupt-metadata" in again and "unlinked" in again
     assert "loaded 3 collection(s) and 10 item(s)" in runs["load a static catalogue (--dsn)"].stderr
-    assert "loaded 1 collection(s) and 1 item(s)" in runs["load --config (DATABASE_URL)"].stderr
+    assert "loaded 2 collection(s) and 2 item(s)" in runs["load --config (DATABASE_URL)"].stderr
     assert any(where.endswith(".zarr-stac-pending-deletes.json") for where in texts), "the pending-deletes list was collected"
     assert sum(where.endswith("items.parquet") for where in texts) >= 4
     assert sum(where.startswith("object s3://") for where in texts) >= 10
     assert texts["pgstac database"].count('"collection":"cmip6"') >= 6
+    # the access fields of issue 17 are in what the scan reads: the mirror's item names
+    # the public endpoint only, and the scan below looks for the crawl endpoint too
+    public, mirror = outputs.public_endpoint, outputs.mirror_bucket
+    mirror_item = json.loads(next(text for where, text in texts.items() if where.endswith("mirror/one/one.json")))
+    scheme_key = f"custom-s3-{public.removeprefix('http://')}-{mirror}"
+    assert mirror_item["properties"]["storage:schemes"] == {scheme_key: {"type": "custom-s3", "platform": public, "bucket": mirror}}
+    assert mirror_item["assets"]["zarr"]["storage:refs"] == [scheme_key]
+    assert mirror_item["assets"]["zarr"]["xarray:storage_options"] == {"anon": True, "endpoint_url": public}
+    assert '"storage:schemes"' in texts["pgstac database"] and '"custom-s3"' in texts["pgstac database"]
     statuses = json.loads(runs["API"].stdout)
     assert {name: statuses[name] for name in ("landing", "collections", "items", "item", "search (GET)", "search (POST)", "api", "health", "queryables")} == dict.fromkeys(("landing", "collections", "items", "item", "search (GET)", "search (POST)", "api", "health", "queryables"), 200)
     assert {statuses["write without a token"], statuses["write with a wrong token"], statuses["delete with a wrong token"]} <= {401, 403}
@@ -473,3 +503,11 @@ def test_no_secret_in_any_output(outputs):
     leaks = {where: found for where, text in outputs.texts.items() if (found := scan(text, planted))}
     report = "\n".join(f"- {where}: {', '.join(found)}\n    {masked_excerpt(outputs.texts[where], planted)!r}" for where, found in leaks.items())
     assert not leaks, f"secrets leaked into {len(leaks)} output(s):\n{report}"
+
+
+def test_no_crawl_only_endpoint_in_stac(outputs):
+    """An endpoint only used to crawl is in no STAC object: files, objects, database, API."""
+    stac = {where: text for where, text in outputs.texts.items() if where.startswith(("file ", "object ", "pgstac database", "API "))}
+    assert any("mirror/one" in text for text in stac.values()), "the mirror source was catalogued"
+    leaks = {where: found for where, text in stac.items() if (found := scan(text, outputs.crawl_only))}
+    assert not leaks, f"the crawl-only endpoint is in {sorted(leaks)}"

@@ -68,7 +68,7 @@ def test_kerchunk_reference_is_a_virtual_store(inputs_bucket, storage):
     assert (item.properties["start_datetime"], item.properties["end_datetime"]) == ("2000-01-01T00:00:00Z", "2000-02-27T00:00:00Z")
     assert item.properties["cube:dimensions"]["time"]["step"] == "P1D"
     asset = item.assets["zarr"]
-    assert (asset.href, asset.media_type, asset.roles) == (f"{inputs_bucket}/netcdf/pr_2000.json", "application/json", ["data", "references"])
+    assert (asset.href, asset.media_type, asset.roles) == (f"{inputs_bucket}/netcdf/pr_2000.json", "application/vnd.zarr+kerchunk", ["data", "virtual", "references"])
     assert asset.extra_fields["xarray:open_kwargs"] == {"engine": "kerchunk", "chunks": {}}
     # What a user does with the published asset, anonymously:
     ds = xr.open_dataset(asset.href, **asset.extra_fields["xarray:open_kwargs"], storage_options=asset.extra_fields["xarray:storage_options"])
