@@ -8,7 +8,7 @@ and a one-line reason; it never stops the others.
 from __future__ import annotations
 
 import asyncio
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,10 +16,10 @@ from typing import Any
 import pystac
 
 from .collections import CollectionSummary
-from .config import MappingConfig, SourceConfig, default_config
-from .discover import DiscoveryError, StoreRef
-from .inputs import InputError, common_root, expand_input, iter_refs, kind_of
-from .failures import DISCOVERY, DUPLICATE_ID, INPUT, LAYOUT, MAPPING_ERROR, StoreFailure
+from .config import CollectionConfig, MappingConfig, SourceConfig, default_config
+from .discover import CollectionHint, DiscoveryError, StoreRef
+from .inputs import InputError, common_root, expand_input, iter_entries, kind_of
+from .failures import DISCOVERY, DUPLICATE_ID, INPUT, KNOWN_NON_STORES, LAYOUT, MAPPING_ERROR, StoreFailure
 from .fetch import NotPrefetchable, Prefetched, prefetch_many
 from .mapping import MappingError, store_to_item
 from .read import StoreReadError, classify, one_line, open_prefetched, open_store
@@ -35,6 +35,7 @@ class CataloguedStore:
     source: SourceConfig
     fields: Mapping[str, str]  # path-template fields
     attrs: Mapping[str, Any]  # the dataset's global attributes
+    collection_hint: CollectionHint | None = None  # what a catalogue input says of the collection
 
 
 @dataclass(frozen=True)
@@ -59,11 +60,14 @@ class CrawlResult:
     items: list[pystac.Item] = field(default_factory=list)
     failures: list[StoreFailure] = field(default_factory=list)
     catalogued: int = 0
+    # Catalogue inputs (lists, CSV, ESM, intake) that yielded no store at all, and why.
+    empty_inputs: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def complete(self) -> bool:
-        """False when some failure could concern any collection (discovery, input)."""
-        return not any(f.collection_id is None and f.kind != LAYOUT for f in self.failures)
+        """False when some failure could concern any collection (discovery, input), or when
+        a catalogue input gave no store (it is then more likely wrong than empty)."""
+        return not self.empty_inputs and not any(f.collection_id is None and f.kind not in (LAYOUT, *KNOWN_NON_STORES) for f in self.failures)
 
     @property
     def incomplete_collections(self) -> set[str]:
@@ -78,7 +82,7 @@ class CrawlResult:
 
 def placement_of(job: Job) -> tuple[Placement, dict[str, str]]:
     try:
-        return job.source.place(job.root, job.ref.url, job.ref.name)
+        return job.source.place(job.root, job.ref.url, job.ref.name, job.ref.collection)
     except ValueError as exc:
         raise MappingError(LAYOUT, str(exc)) from None
 
@@ -104,7 +108,9 @@ def catalogue_store(job: Job, prefetched: Prefetched | BaseException | None = No
             source=job.source,
             properties={**fields, **job.ref.properties},
         )
-        return CataloguedStore(item=item, url=job.ref.url, source=job.source, fields=fields, attrs=dict(opened.dataset.attrs))
+        return CataloguedStore(
+            item=item, url=job.ref.url, source=job.source, fields=fields, attrs=dict(opened.dataset.attrs), collection_hint=job.ref.collection
+        )
     finally:
         opened.dataset.close()
 
@@ -129,17 +135,33 @@ def plan(config: MappingConfig, result: CrawlResult, workers: int) -> list[Job]:
     """Every store to catalogue, from every source; unusable inputs become failures."""
     jobs: list[Job] = []
     for source in config.sources:
+        refs: list[StoreRef] = []
+        expanded = None
         try:
-            expanded = expand_input(source.url, source.storage)
-            refs = list(iter_refs(expanded, source.storage, workers))
+            expanded = expand_input(source.url, source.storage, source.catalogue)
+            for entry in iter_entries(expanded, source.storage, workers):
+                if isinstance(entry, StoreFailure):
+                    result.failures.append(entry)  # a catalogue entry that yields no store
+                else:
+                    refs.append(entry)
         except InputError as exc:
             result.failures.append(StoreFailure(source.url, INPUT, str(exc)))
+            result.empty_inputs.append((source.url, str(exc).removeprefix(f"{source.url}: ")))
             continue
         except DiscoveryError as exc:
             result.failures.append(StoreFailure(exc.url, DISCOVERY, exc.reason))
             continue
+        if expanded.refs is not None and not refs:
+            result.empty_inputs.append((source.url, _why_empty(source.url, result.failures)))
         jobs.extend(Job(source, expanded.root, ref) for ref in sorted(refs, key=lambda r: r.url))
     return jobs
+
+
+def _why_empty(url: str, failures: list[StoreFailure]) -> str:
+    if not failures:
+        return "it lists no stores"
+    kinds = ", ".join(f"{n} {k}" for k, n in sorted(Counter(f.kind for f in failures).items()))
+    return f"none of its entries is a store ({kinds}; see the skipped entries)"
 
 
 def run_batch(jobs: Sequence[Job], concurrency: int = 64) -> list[CataloguedStore | StoreFailure]:
@@ -282,7 +304,8 @@ class Crawl:
                 self._seen[key] = url
                 summary = self.summaries.get(item.collection_id)
                 if summary is None:
-                    summary = self.summaries[item.collection_id] = CollectionSummary(item.collection_id, outcome.source.collection, outcome.fields)
+                    config = _with_hint(outcome.source.collection, outcome.collection_hint)
+                    summary = self.summaries[item.collection_id] = CollectionSummary(item.collection_id, config, outcome.fields)
                 summary.add(item, outcome.attrs)
                 return outcome
         self.result.failures.append(outcome)
@@ -291,6 +314,17 @@ class Crawl:
     def collections(self) -> list[pystac.Collection]:
         """The collections of everything catalogued so far (call after iterating)."""
         return [summary.build() for _, summary in sorted(self.summaries.items())]
+
+
+def _with_hint(config: CollectionConfig, hint: CollectionHint | None) -> CollectionConfig:
+    """The configured collection fields, completed with what a catalogue input says."""
+    if hint is None or config.id:  # a configured collection id groups stores its own way
+        return config
+
+    def literal(text: str | None) -> str | None:  # config fields are templates: keep braces
+        return text.replace("{", "{{").replace("}", "}}") if text else None
+
+    return config.model_copy(update={"title": config.title or literal(hint.title), "description": config.description or literal(hint.description)})
 
 
 def crawl(
