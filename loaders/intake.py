@@ -56,13 +56,16 @@ def read_text(url: str, storage: StorageOptions) -> str:
 
 
 def resolve(path: str, base: str) -> str:
-    """`path` as a URL: relative paths are below `base` (the catalogue's folder)."""
+    """`path` as a URL: relative paths are below `base` (the catalogue's folder); `..` resolved."""
     path = path.strip()
     if path.startswith("file://"):
         path = path[len("file://"):]
-    if "://" in path or path.startswith("/") or not base:
-        return strip_url(path)
-    return strip_url(posixpath.normpath(posixpath.join(base, path)) if "://" not in base else f"{base}/{path}")
+    if "://" not in path and not path.startswith("/") and base:
+        path = f"{base}/{path}"
+    if "://" in path:
+        protocol, rest = path.split("://", 1)
+        return strip_url(f"{protocol}://{posixpath.normpath(rest)}")
+    return strip_url(posixpath.normpath(path))
 
 
 def catalogue_dir(url: str) -> str:
