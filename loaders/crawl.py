@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterator, Mapping, Sequence
+import itertools
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -131,14 +132,22 @@ def run_job(job: Job, prefetched: Prefetched | BaseException | None = None) -> C
     return StoreFailure(job.ref.url, kind, reason, collection_id)
 
 
-def plan(config: MappingConfig, result: CrawlResult, workers: int) -> list[Job]:
-    """Every store to catalogue, from every source; unusable inputs become failures."""
+def plan(config: MappingConfig, result: CrawlResult, workers: int, streams: list | None = None) -> list[Job]:
+    """Every store to catalogue, from every source; unusable inputs become failures.
+
+    With `streams`, tables (CSV, ESM) go there as (source, ExpandedInput) instead, to be
+    read row by row when crawled (see `stream_jobs`): memory does not grow with the rows.
+    """
     jobs: list[Job] = []
     for source in config.sources:
         refs: list[StoreRef] = []
         expanded = None
+        first_failure = len(result.failures)
         try:
             expanded = expand_input(source.url, source.storage, source.catalogue)
+            if expanded.streamed and streams is not None and expanded.count:
+                streams.append((source, expanded))
+                continue
             for entry in iter_entries(expanded, source.storage, workers):
                 if isinstance(entry, StoreFailure):
                     result.failures.append(entry)  # a catalogue entry that yields no store
@@ -152,7 +161,7 @@ def plan(config: MappingConfig, result: CrawlResult, workers: int) -> list[Job]:
             result.failures.append(StoreFailure(exc.url, DISCOVERY, exc.reason))
             continue
         if expanded.refs is not None and not refs:
-            result.empty_inputs.append((source.url, _why_empty(source.url, result.failures)))
+            result.empty_inputs.append((source.url, _why_empty(source.url, result.failures[first_failure:])))
         jobs.extend(Job(source, expanded.root, ref) for ref in sorted(refs, key=lambda r: r.url))
     return jobs
 
@@ -185,8 +194,23 @@ def run_batch(jobs: Sequence[Job], concurrency: int = 64) -> list[CataloguedStor
     return [run_job(job, prefetched.get(i)) for i, job in enumerate(jobs)]
 
 
-def _batches(jobs: list[Job], size: int) -> list[list[Job]]:
-    return [jobs[i : i + size] for i in range(0, len(jobs), size)]
+def stream_jobs(streams: list, result: CrawlResult) -> Iterator[Job]:
+    """The jobs of streamed tables, row by row; rows that yield no store become failures."""
+    for source, expanded in streams:
+        try:
+            for entry in expanded.refs:
+                if isinstance(entry, StoreFailure):
+                    result.failures.append(entry)
+                else:
+                    yield Job(source, expanded.root, entry)
+        except Exception as exc:  # noqa: BLE001 - the table went away mid-read: the rest is unknown
+            result.failures.append(StoreFailure(source.url, INPUT, f"reading stopped: {one_line(exc)}"))
+
+
+def _batches(jobs: Iterable[Job], size: int) -> Iterator[list[Job]]:
+    jobs = iter(jobs)
+    while batch := list(itertools.islice(jobs, size)):
+        yield batch
 
 
 class Executor:
@@ -214,10 +238,12 @@ class ProcessExecutor(Executor):
     def map(self, batches, concurrency):
         from concurrent.futures import FIRST_COMPLETED, wait
 
-        pending, queue = set(), list(batches)
-        while queue or pending:
-            while queue and len(pending) < 2 * self.workers:  # bounded: memory stays flat
-                pending.add(self.pool.submit(run_batch, queue.pop(0), concurrency))
+        pending, queue = set(), iter(batches)  # batches may be a stream: never listed whole
+        while True:
+            while len(pending) < 2 * self.workers and (batch := next(queue, None)) is not None:  # bounded: memory stays flat
+                pending.add(self.pool.submit(run_batch, batch, concurrency))
+            if not pending:
+                break
             done, pending = wait(pending, return_when=FIRST_COMPLETED)
             for future in done:
                 yield future.result()
@@ -238,16 +264,15 @@ class DaskExecutor(Executor):
         from distributed import as_completed
 
         in_flight = 2 * max(1, sum(self.client.nthreads().values()))
-        queue = list(batches)
+        queue = iter(batches)  # batches may be a stream: never listed whole
         futures = as_completed()
-        for batch in queue[:in_flight]:
+        for batch in itertools.islice(queue, in_flight):
             futures.add(self.client.submit(run_batch, batch, concurrency, pure=False))
-        queue = queue[in_flight:]
         for future in futures:
             yield future.result()
             future.release()
-            if queue:
-                futures.add(self.client.submit(run_batch, queue.pop(0), concurrency, pure=False))
+            if (batch := next(queue, None)) is not None:
+                futures.add(self.client.submit(run_batch, batch, concurrency, pure=False))
 
     def close(self) -> None:
         self.client.close()
@@ -281,7 +306,10 @@ class Crawl:
     ):
         self.config = target if isinstance(target, MappingConfig) else default_config(target, storage)
         self.result = CrawlResult(config=self.config)
-        self.jobs = plan(self.config, self.result, workers)
+        self.streams: list = []  # tables read row by row as the crawl goes
+        self.jobs = plan(self.config, self.result, workers, self.streams)
+        # Every store to read: the planned jobs and the streamed tables' rows.
+        self.total = len(self.jobs) + sum(expanded.count for _, expanded in self.streams)
         self.concurrency = concurrency
         self.batch_size = batch_size
         self.executor = executor or Executor()
@@ -289,7 +317,8 @@ class Crawl:
         self._seen: dict[tuple[str, str], str] = {}
 
     def __iter__(self) -> Iterator[CataloguedStore | StoreFailure]:
-        for outcomes in self.executor.map(_batches(self.jobs, self.batch_size), self.concurrency):
+        jobs = itertools.chain(self.jobs, stream_jobs(self.streams, self.result))
+        for outcomes in self.executor.map(_batches(jobs, self.batch_size), self.concurrency):
             for outcome in outcomes:
                 yield self._record(outcome)
 

@@ -49,6 +49,28 @@ class ExpandedInput:
     # The input's entries: stores, and failures for entries that yield none (re-iterable;
     # a CSV or ESM table is read again on each pass). None: discover below `root`.
     refs: Iterable[StoreRef | StoreFailure] | None
+    # A table streamed row by row (CSV, ESM): `count` stores, read again when iterated.
+    streamed: bool = False
+    count: int | None = None
+
+
+class _Counted:
+    """Counts the items of an iterable as they pass."""
+
+    def __init__(self, items: Iterable[str]):
+        self.items, self.count = items, 0
+
+    def __iter__(self) -> Iterator[str]:
+        for item in self.items:
+            self.count += 1
+            yield item
+
+
+def _streamed(url: str, rows: Any) -> ExpandedInput:
+    """A table's input: one pass over its store URLs for their root (and their count)."""
+    urls = _Counted(rows.urls())
+    root = common_root(urls, default=catalogue_dir(url))
+    return ExpandedInput(root=root, refs=rows, streamed=True, count=urls.count)
 
 
 def kind_of(url: str) -> str:
@@ -132,13 +154,12 @@ def expand_input(url: str, storage: StorageOptions | None = None, catalogue: Cat
     name = posixpath.basename(url).lower()
     if name.endswith(KERCHUNK_SUFFIXES):
         if _from_catalogue(url, lambda: _is_esm(url, storage)):
-            rows = _from_catalogue(url, lambda: esm.read_esm(url, storage, catalogue))
-            return ExpandedInput(root=common_root(rows.urls(), default=catalogue_dir(url)), refs=rows)
+            return _streamed(url, _from_catalogue(url, lambda: esm.read_esm(url, storage, catalogue)))
         return ExpandedInput(root=posixpath.dirname(url), refs=[StoreRef(url=url, kind=KERCHUNK)])
     if name.endswith(LIST_SUFFIXES):
         refs: Iterable[StoreRef | StoreFailure] = _from_list(url, _read_text(url, storage))
     elif name.endswith(CSV_SUFFIXES):
-        refs = _from_catalogue(url, lambda: esm.read_csv(url, storage, catalogue))
+        return _streamed(url, _from_catalogue(url, lambda: esm.read_csv(url, storage, catalogue)))
     elif name.endswith(INTAKE_SUFFIXES):
         text = _read_text(url, storage)
         refs = list(_from_catalogue(url, lambda: list(intake.read_intake(url, text, storage, catalogue))))

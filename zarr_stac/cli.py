@@ -105,11 +105,11 @@ def run_crawl(config: MappingConfig, scale: Scale, sink: Callable[[pystac.Item],
     with err.status(f"discovering stores in {escape(where)}"):
         running = Crawl(config, workers=scale.workers, concurrency=scale.concurrency)
     # Worker processes pay for themselves only on crawls of more than a few batches.
-    processes = (scale.processes or os.cpu_count() or 1) if len(running.jobs) > 2 * running.batch_size else 1
+    processes = (scale.processes or os.cpu_count() or 1) if running.total > 2 * running.batch_size else 1
     running.executor = make_executor(processes, scale.dask_scheduler)
     try:
         with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err, transient=False) as progress:
-            task = progress.add_task(f"reading {len(running.jobs)} stores", total=len(running.jobs))
+            task = progress.add_task(f"reading {running.total} stores", total=running.total)
             for outcome in running:
                 if isinstance(outcome, CataloguedStore):
                     running.result.catalogued += 1
