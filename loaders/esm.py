@@ -170,7 +170,8 @@ class Rows:
     def urls(self) -> Iterator[str]:
         for _line, row in self.rows:
             url = row.get(self.asset_column)
-            if isinstance(url, str) and url.strip() and str(self.format_of(row) or "").lower() in ZARR_FORMATS | REFERENCE_FORMATS:
+            form = str(self.format_of(row) or "").lower()
+            if isinstance(url, str) and url.strip() and form in ZARR_FORMATS | REFERENCE_FORMATS:
                 yield strip_url(url.strip())
 
     def __iter__(self) -> Iterator[StoreRef | StoreFailure]:
@@ -195,10 +196,13 @@ class Rows:
             kind = KERCHUNK if url.endswith(".json") else KERCHUNK_PARQUET
         else:
             return StoreFailure(url, NOT_ZARR, f"row {line} of {self.where}: format {form or 'unknown'!r} is not Zarr")
-        properties = {k: v for k, raw in row.items() if k and k not in self.skip_columns and (v := cell_value(raw)) is not None}
+        properties = {
+            k: v for k, raw in row.items() if k and k not in self.skip_columns and (v := cell_value(raw)) is not None
+        }
         hint = None
         if self.groupby:
-            key = tuple(str(cell_value(row.get(column)) if cell_value(row.get(column)) is not None else "none") for column in self.groupby)
+            values = (cell_value(row.get(column)) for column in self.groupby)
+            key = tuple("none" if value is None else str(value) for value in values)
             hint = hints.get(key)
             if hint is None:
                 label = ".".join(key)
@@ -220,8 +224,10 @@ def read_csv(url: str, storage: StorageOptions, config: CatalogueConfig) -> Rows
     columns = table.columns()
     asset_column = config.asset_column or DEFAULT_ASSET_COLUMN
     if asset_column not in columns:
-        hint = "" if config.asset_column else "; name the column of store URLs with --asset-column (catalogue.asset_column)"
-        raise CatalogueError(f"{url}: a CSV input needs a {asset_column!r} column (found: {', '.join(columns) or 'none'}){hint}")
+        hint = "; name the column of store URLs with --asset-column (catalogue.asset_column)"
+        hint = "" if config.asset_column else hint
+        found = ", ".join(columns) or "none"
+        raise CatalogueError(f"{url}: a CSV input needs a {asset_column!r} column (found: {found}){hint}")
     groupby = config.groupby or []
     _check_columns(url, columns, [("catalogue.groupby column", c) for c in groupby])
     return Rows(url, table, asset_column, lambda row: "zarr", set(), groupby, None)
@@ -245,7 +251,8 @@ def read_esm(url: str, storage: StorageOptions, config: CatalogueConfig) -> Rows
     else:
         fixed = assets.format
         format_of = lambda row: fixed  # noqa: E731
-    groupby = config.groupby if config.groupby is not None else (collection.aggregation_control.groupby_attrs if collection.aggregation_control else [])
+    control = collection.aggregation_control
+    groupby = config.groupby if config.groupby is not None else (control.groupby_attrs if control else [])
     skip = {assets.format_column_name} if assets.format_column_name else set()
     describe = collection.description or collection.title
     if collection.catalog_dict is not None:

@@ -140,7 +140,9 @@ def _from_catalogue(url: str, read: Callable[[], Any]) -> Any:
         raise InputError(str(exc)) from None
 
 
-def expand_input(url: str, storage: StorageOptions | None = None, catalogue: CatalogueConfig | None = None) -> ExpandedInput:
+def expand_input(
+    url: str, storage: StorageOptions | None = None, catalogue: CatalogueConfig | None = None
+) -> ExpandedInput:
     """What to catalogue for `url`; raises `InputError` for unusable input files.
 
     The entries of catalogue inputs are streamed (see `iter_entries`): each is a
@@ -178,7 +180,9 @@ def _is_esm(url: str, storage: StorageOptions) -> bool:
         raise InputError(f"{url}: no such file") from None
 
 
-def iter_entries(expanded: ExpandedInput, storage: StorageOptions, workers: int = 16) -> Iterator[StoreRef | StoreFailure]:
+def iter_entries(
+    expanded: ExpandedInput, storage: StorageOptions, workers: int = 16
+) -> Iterator[StoreRef | StoreFailure]:
     """The stores of an input, and a StoreFailure for each catalogue entry that yields none."""
     if expanded.refs is not None:
         yield from expanded.refs

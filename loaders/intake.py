@@ -132,7 +132,10 @@ def parameter_values(entry: dict[str, Any], limit: int) -> tuple[list[dict[str, 
     for values in choices:
         count *= len(values)
     if count > limit:
-        raise TemplateProblem(f"{count} combinations of parameters {', '.join(names)} exceed the limit of {limit} (catalogue.max_expansions)")
+        raise TemplateProblem(
+            f"{count} combinations of parameters {', '.join(names)} exceed the limit of {limit}"
+            " (catalogue.max_expansions)"
+        )
     return [dict(zip(names, combo)) for combo in itertools.product(*choices)], varying
 
 
@@ -145,7 +148,9 @@ class _Walk:
     seen: dict[str, str] = field(default_factory=dict)  # catalogue URL -> where it was first included
 
 
-def read_intake(url: str, text: str, storage: StorageOptions, config: CatalogueConfig | None = None) -> Iterator[StoreRef | StoreFailure]:
+def read_intake(
+    url: str, text: str, storage: StorageOptions, config: CatalogueConfig | None = None
+) -> Iterator[StoreRef | StoreFailure]:
     """Every entry of the intake catalogue at `url` (text already read), as stores or reports.
 
     Raises CatalogueError when the catalogue itself is unusable.
@@ -178,7 +183,9 @@ def _hint(walk: _Walk, path: tuple[str, ...], entry: dict[str, Any], catalog: di
     return CollectionHint(id=".".join(path), title=str(title), description=str(description) if description else None)
 
 
-def _entries(walk: _Walk, url: str, catalog: dict[str, Any], path: tuple[str, ...], hint, depth: int) -> Iterator[StoreRef | StoreFailure]:
+def _entries(
+    walk: _Walk, url: str, catalog: dict[str, Any], path: tuple[str, ...], hint, depth: int
+) -> Iterator[StoreRef | StoreFailure]:
     base = catalogue_dir(url)
     sources = catalog["sources"]
     if not sources:
@@ -191,7 +198,9 @@ def _entries(walk: _Walk, url: str, catalog: dict[str, Any], path: tuple[str, ..
         driver = str(entry.get("driver", ""))
         try:
             combinations, varying = parameter_values(entry, walk.config.max_expansions)
-            expansions = [(values, _render(entry.get("args") or {}, {"CATALOG_DIR": base, **values}, walk.environment)) for values in combinations]
+            args = entry.get("args") or {}
+            render = walk.environment
+            expansions = [(values, _render(args, {"CATALOG_DIR": base, **values}, render)) for values in combinations]
         except TemplateProblem as exc:
             yield StoreFailure(where, TEMPLATE, f"entry {name!r} cannot be expanded: {exc}")
             continue
@@ -204,27 +213,32 @@ def _entries(walk: _Walk, url: str, catalog: dict[str, Any], path: tuple[str, ..
             yield from _source(walk, where, base, f"{name}{suffix}", path, entry, driver, args, values, hint)
 
 
-def _nested(walk: _Walk, where: str, base: str, name: str, entry: dict, args: dict, path: tuple[str, ...], depth: int, hint):
+def _nested(
+    walk: _Walk, where: str, base: str, name: str, entry: dict, args: dict, path: tuple[str, ...], depth: int, hint
+) -> Iterator[StoreRef | StoreFailure]:
     target = args.get("path")
     if not isinstance(target, str) or not target.strip():
         yield StoreFailure(where, INPUT, f"nested catalogue {name!r} has no 'args.path'")
         return
     child_url = resolve(target, base)
     child_path = (*path, name)
+    dotted = ".".join(child_path)
     if child_url in walk.seen:
-        yield StoreFailure(child_url, CATALOGUE_LOOP, f"nested catalogue {'.'.join(child_path)!r} was already included as {walk.seen[child_url]}: followed once")
+        reason = f"nested catalogue {dotted!r} was already included as {walk.seen[child_url]}: followed once"
+        yield StoreFailure(child_url, CATALOGUE_LOOP, reason)
         return
     if depth + 1 > walk.config.max_depth:
-        yield StoreFailure(child_url, INPUT, f"nested catalogue {'.'.join(child_path)!r} is deeper than {walk.config.max_depth} levels (catalogue.max_depth)")
+        reason = f"nested catalogue {dotted!r} is deeper than {walk.config.max_depth} levels (catalogue.max_depth)"
+        yield StoreFailure(child_url, INPUT, reason)
         return
     walk.seen[child_url] = repr(".".join(child_path))
     try:
         text = read_text(child_url, walk.storage)
     except FileNotFoundError:
-        yield StoreFailure(child_url, INPUT, f"nested catalogue {'.'.join(child_path)!r} (from {where}): no such file")
+        yield StoreFailure(child_url, INPUT, f"nested catalogue {dotted!r} (from {where}): no such file")
         return
     except Exception as exc:  # noqa: BLE001 - one unreadable catalogue must not hide the others
-        yield StoreFailure(child_url, INPUT, f"nested catalogue {'.'.join(child_path)!r} (from {where}): {type(exc).__name__}: {exc}")
+        yield StoreFailure(child_url, INPUT, f"nested catalogue {dotted!r} (from {where}): {type(exc).__name__}: {exc}")
         return
     try:
         catalog = _parse(child_url, text)
@@ -243,7 +257,9 @@ def _collection_path(walk: _Walk, path: tuple[str, ...]) -> tuple[str, ...]:
     return {"leaf": path, "top": path[:1], "none": ()}[walk.config.collections]
 
 
-def _source(walk: _Walk, where, base, name, path, entry, driver, args, values, hint) -> Iterator[StoreRef | StoreFailure]:
+def _source(
+    walk: _Walk, where, base, name, path, entry, driver, args, values, hint
+) -> Iterator[StoreRef | StoreFailure]:
     urlpath = args.get("urlpath")
     engine = args.get("engine") or (args.get("xarray_kwargs") or {}).get("engine")
     options = args.get("storage_options") if isinstance(args.get("storage_options"), dict) else {}
@@ -253,7 +269,8 @@ def _source(walk: _Walk, where, base, name, path, entry, driver, args, values, h
         kind = KERCHUNK
     else:
         what = f"driver {driver!r}" + (f" with engine {engine!r}" if engine else "")
-        yield StoreFailure(where, NOT_ZARR, f"entry {name!r}: {what} does not read Zarr or kerchunk references ({urlpath})")
+        reason = f"entry {name!r}: {what} does not read Zarr or kerchunk references ({urlpath})"
+        yield StoreFailure(where, NOT_ZARR, reason)
         return
     if isinstance(urlpath, str) and urlpath.startswith("reference://") and isinstance(options.get("fo"), str):
         urlpath, kind = options["fo"], KERCHUNK  # intake-xarray's way to open a kerchunk reference
@@ -261,7 +278,7 @@ def _source(walk: _Walk, where, base, name, path, entry, driver, args, values, h
     if not urls or not all(isinstance(u, str) and u.strip() for u in urls):
         yield StoreFailure(where, INPUT, f"entry {name!r} has no usable 'urlpath' ({urlpath!r})")
         return
-    properties = {**_scalars(entry.get("metadata")), **{k: v for k, v in values.items() if isinstance(v, (str, int, float, bool))}}
+    properties = {**_scalars(entry.get("metadata")), **_scalars(values)}
     if entry.get("description"):
         properties.setdefault("description", str(entry["description"]))
     consolidated = args.get("consolidated")
