@@ -33,11 +33,12 @@ import os
 import re
 import string
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from .discover import CollectionHint
 from .layout import STORE_SUFFIXES, Placement, default_placement, path_item_id, safe_id
 from .storage import StorageOptions, relative_key, strip_url
 
@@ -112,6 +113,22 @@ class HrefRewrite(BaseModel):
         return self.public + url[len(self.prefix):]
 
 
+class CatalogueConfig(BaseModel):
+    """How catalogue inputs (intake YAML, intake-esm JSON, CSV) become collections and items."""
+
+    model_config = ConfigDict(extra="forbid")
+    # intake: a collection per catalogue that holds the sources (`leaf`), per entry of the
+    # input catalogue (`top`), or the default placement by path (`none`).
+    collections: Literal["leaf", "top", "none"] = "leaf"
+    # ESM/CSV: the columns whose values name a row's collection (default: the ESM's
+    # aggregation_control.groupby_attrs; [] for the default placement by path).
+    groupby: list[str] | None = None
+    # CSV: the column of store URLs (default `zstore`; an ESM JSON names its own).
+    asset_column: str | None = None
+    max_depth: int = Field(16, ge=1, description="Nested catalogues followed this deep at most")
+    max_expansions: int = Field(1000, ge=1, description="Stores one templated entry may expand to at most")
+
+
 class SourceConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     url: str
@@ -126,6 +143,7 @@ class SourceConfig(BaseModel):
     # Each Item's markdown description (stac-browser shows it): true, the lines of Python
     # that open the store; false, none; a string, a template (see docs/mapping-config.md).
     item_description: bool | str = True
+    catalogue: CatalogueConfig = CatalogueConfig()
 
     @field_validator("path_template")
     @classmethod
@@ -152,12 +170,15 @@ class SourceConfig(BaseModel):
     def template(self) -> PathTemplate | None:
         return PathTemplate(self.path_template) if self.path_template else None
 
-    def place(self, root: str, url: str, name: str | None = None) -> tuple[Placement, dict[str, str]]:
+    def place(self, root: str, url: str, name: str | None = None, hint: CollectionHint | None = None) -> tuple[Placement, dict[str, str]]:
         """Collection id, item id and path-template properties of one store.
 
+        `hint` is the collection a catalogue input suggests; `collection.id` overrides it.
         Raises ValueError when the store's path does not fit the template.
         """
         default = default_placement(root, url)
+        if hint is not None:
+            default = Placement(safe_id(hint.id), path_item_id(root, url))
         if name:
             default = Placement(default.collection_id, safe_id(name))
         fields: dict[str, str] = {}
@@ -245,5 +266,6 @@ def validation_problem(exc: ValidationError) -> str:
     return f"{where}: {message}{more}"
 
 
-def default_config(url: str, storage: StorageOptions | None = None) -> MappingConfig:
-    return MappingConfig(sources=[SourceConfig(url=strip_url(url), storage=storage or StorageOptions())])
+def default_config(url: str, storage: StorageOptions | None = None, catalogue: CatalogueConfig | None = None) -> MappingConfig:
+    source = SourceConfig(url=strip_url(url), storage=storage or StorageOptions(), catalogue=catalogue or CatalogueConfig())
+    return MappingConfig(sources=[source])

@@ -9,18 +9,19 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections import defaultdict
-from collections.abc import Callable, Iterator, Mapping, Sequence
+import itertools
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import pystac
 
 from .collections import CollectionSummary
-from .config import MappingConfig, SourceConfig, default_config
-from .discover import DiscoveryError, SourceUnreachable, StoreRef
-from .inputs import InputError, common_root, expand_input, iter_refs, kind_of
-from .failures import DISCOVERY, DUPLICATE_ID, INPUT, LAYOUT, MAPPING_ERROR, NOT_FOUND, StoreFailure
+from .config import CollectionConfig, MappingConfig, SourceConfig, default_config
+from .discover import CollectionHint, DiscoveryError, SourceUnreachable, StoreRef
+from .inputs import InputError, common_root, expand_input, iter_entries, kind_of
+from .failures import DISCOVERY, DUPLICATE_ID, INPUT, KNOWN_NON_STORES, LAYOUT, MAPPING_ERROR, NOT_FOUND, StoreFailure
 from .fetch import NotPrefetchable, Prefetched, prefetch_many
 from .mapping import MappingError, json_safe, store_to_item
 from .read import StoreReadError, classify, one_line, open_prefetched, open_store
@@ -36,6 +37,7 @@ class CataloguedStore:
     source: SourceConfig
     fields: Mapping[str, str]  # path-template fields
     attrs: Mapping[str, Any]  # the dataset's global attributes
+    collection_hint: CollectionHint | None = None  # what a catalogue input says of the collection
 
 
 @dataclass(frozen=True)
@@ -63,11 +65,14 @@ class CrawlResult:
     # cannot be listed): also in `failures`. A command should stop before writing.
     unusable_sources: list[StoreFailure] = field(default_factory=list)
     catalogued: int = 0
+    # Catalogue inputs (lists, CSV, ESM, intake) that yielded no store at all, and why.
+    empty_inputs: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def complete(self) -> bool:
-        """False when some failure could concern any collection (discovery, input)."""
-        return not any(f.collection_id is None and f.kind != LAYOUT for f in self.failures)
+        """False when some failure could concern any collection (discovery, input), or when
+        a catalogue input gave no store (it is then more likely wrong than empty)."""
+        return not self.empty_inputs and not any(f.collection_id is None and f.kind not in (LAYOUT, *KNOWN_NON_STORES) for f in self.failures)
 
     @property
     def incomplete_collections(self) -> set[str]:
@@ -82,7 +87,7 @@ class CrawlResult:
 
 def placement_of(job: Job) -> tuple[Placement, dict[str, str]]:
     try:
-        return job.source.place(job.root, job.ref.url, job.ref.name)
+        return job.source.place(job.root, job.ref.url, job.ref.name, job.ref.collection)
     except ValueError as exc:
         raise MappingError(LAYOUT, str(exc)) from None
 
@@ -109,7 +114,7 @@ def catalogue_store(job: Job, prefetched: Prefetched | BaseException | None = No
             properties={**fields, **job.ref.properties},
         )
         attrs = json_safe(dict(opened.dataset.attrs))
-        return CataloguedStore(item=item, url=job.ref.url, source=job.source, fields=fields, attrs=attrs)
+        return CataloguedStore(item=item, url=job.ref.url, source=job.source, fields=fields, attrs=attrs, collection_hint=job.ref.collection)
     finally:
         opened.dataset.close()
 
@@ -158,17 +163,32 @@ def _bucket_is_missing(url: str, storage: StorageOptions) -> bool:
     return _missing_buckets[key]
 
 
-def plan(config: MappingConfig, result: CrawlResult, workers: int) -> list[Job]:
-    """Every store to catalogue, from every source; unusable inputs become failures."""
+def plan(config: MappingConfig, result: CrawlResult, workers: int, streams: list | None = None) -> list[Job]:
+    """Every store to catalogue, from every source; unusable inputs become failures.
+
+    With `streams`, tables (CSV, ESM) go there as (source, ExpandedInput) instead, to be
+    read row by row when crawled (see `stream_jobs`): memory does not grow with the rows.
+    """
     jobs: list[Job] = []
     for source in config.sources:
+        refs: list[StoreRef] = []
+        expanded = None
+        first_failure = len(result.failures)
         try:
-            expanded = expand_input(source.url, source.storage)
-            refs = list(iter_refs(expanded, source.storage, workers))
+            expanded = expand_input(source.url, source.storage, source.catalogue)
+            if expanded.streamed and streams is not None and expanded.count:
+                streams.append((source, expanded))
+                continue
+            for entry in iter_entries(expanded, source.storage, workers):
+                if isinstance(entry, StoreFailure):
+                    result.failures.append(entry)  # a catalogue entry that yields no store
+                else:
+                    refs.append(entry)
         except InputError as exc:
             failure = StoreFailure(source.url, INPUT, str(exc).removeprefix(f"{source.url}: "))
             result.failures.append(failure)
             result.unusable_sources.append(failure)
+            result.empty_inputs.append((source.url, failure.reason))
             continue
         except DiscoveryError as exc:
             failure = StoreFailure(exc.url, DISCOVERY, exc.reason)
@@ -176,8 +196,17 @@ def plan(config: MappingConfig, result: CrawlResult, workers: int) -> list[Job]:
             if isinstance(exc, SourceUnreachable):
                 result.unusable_sources.append(failure)
             continue
+        if expanded.refs is not None and not refs:
+            result.empty_inputs.append((source.url, _why_empty(source.url, result.failures[first_failure:])))
         jobs.extend(Job(source, expanded.root, ref) for ref in sorted(refs, key=lambda r: r.url))
     return jobs
+
+
+def _why_empty(url: str, failures: list[StoreFailure]) -> str:
+    if not failures:
+        return "it lists no stores"
+    kinds = ", ".join(f"{n} {k}" for k, n in sorted(Counter(f.kind for f in failures).items()))
+    return f"none of its entries is a store ({kinds}; see the skipped entries)"
 
 
 def run_batch(jobs: Sequence[Job], concurrency: int = 64) -> list[CataloguedStore | StoreFailure]:
@@ -201,8 +230,23 @@ def run_batch(jobs: Sequence[Job], concurrency: int = 64) -> list[CataloguedStor
     return [run_job(job, prefetched.get(i)) for i, job in enumerate(jobs)]
 
 
-def _batches(jobs: list[Job], size: int) -> list[list[Job]]:
-    return [jobs[i : i + size] for i in range(0, len(jobs), size)]
+def stream_jobs(streams: list, result: CrawlResult) -> Iterator[Job]:
+    """The jobs of streamed tables, row by row; rows that yield no store become failures."""
+    for source, expanded in streams:
+        try:
+            for entry in expanded.refs:
+                if isinstance(entry, StoreFailure):
+                    result.failures.append(entry)
+                else:
+                    yield Job(source, expanded.root, entry)
+        except Exception as exc:  # noqa: BLE001 - the table went away mid-read: the rest is unknown
+            result.failures.append(StoreFailure(source.url, INPUT, f"reading stopped: {one_line(exc)}"))
+
+
+def _batches(jobs: Iterable[Job], size: int) -> Iterator[list[Job]]:
+    jobs = iter(jobs)
+    while batch := list(itertools.islice(jobs, size)):
+        yield batch
 
 
 class Executor:
@@ -230,10 +274,12 @@ class ProcessExecutor(Executor):
     def map(self, batches, concurrency):
         from concurrent.futures import FIRST_COMPLETED, wait
 
-        pending, queue = set(), list(batches)
-        while queue or pending:
-            while queue and len(pending) < 2 * self.workers:  # bounded: memory stays flat
-                pending.add(self.pool.submit(run_batch, queue.pop(0), concurrency))
+        pending, queue = set(), iter(batches)  # batches may be a stream: never listed whole
+        while True:
+            while len(pending) < 2 * self.workers and (batch := next(queue, None)) is not None:  # bounded: memory stays flat
+                pending.add(self.pool.submit(run_batch, batch, concurrency))
+            if not pending:
+                break
             done, pending = wait(pending, return_when=FIRST_COMPLETED)
             for future in done:
                 yield future.result()
@@ -254,16 +300,15 @@ class DaskExecutor(Executor):
         from distributed import as_completed
 
         in_flight = 2 * max(1, sum(self.client.nthreads().values()))
-        queue = list(batches)
+        queue = iter(batches)  # batches may be a stream: never listed whole
         futures = as_completed()
-        for batch in queue[:in_flight]:
+        for batch in itertools.islice(queue, in_flight):
             futures.add(self.client.submit(run_batch, batch, concurrency, pure=False))
-        queue = queue[in_flight:]
         for future in futures:
             yield future.result()
             future.release()
-            if queue:
-                futures.add(self.client.submit(run_batch, queue.pop(0), concurrency, pure=False))
+            if (batch := next(queue, None)) is not None:
+                futures.add(self.client.submit(run_batch, batch, concurrency, pure=False))
 
     def close(self) -> None:
         self.client.close()
@@ -297,7 +342,10 @@ class Crawl:
     ):
         self.config = target if isinstance(target, MappingConfig) else default_config(target, storage)
         self.result = CrawlResult(config=self.config)
-        self.jobs = plan(self.config, self.result, workers)
+        self.streams: list = []  # tables read row by row as the crawl goes
+        self.jobs = plan(self.config, self.result, workers, self.streams)
+        # Every store to read: the planned jobs and the streamed tables' rows.
+        self.total = len(self.jobs) + sum(expanded.count for _, expanded in self.streams)
         self.concurrency = concurrency
         self.batch_size = batch_size
         self.executor = executor or Executor()
@@ -305,7 +353,8 @@ class Crawl:
         self._seen: dict[tuple[str, str], str] = {}
 
     def __iter__(self) -> Iterator[CataloguedStore | StoreFailure]:
-        for outcomes in self.executor.map(_batches(self.jobs, self.batch_size), self.concurrency):
+        jobs = itertools.chain(self.jobs, stream_jobs(self.streams, self.result))
+        for outcomes in self.executor.map(_batches(jobs, self.batch_size), self.concurrency):
             for outcome in outcomes:
                 yield self._record(outcome)
 
@@ -320,7 +369,8 @@ class Crawl:
                 self._seen[key] = url
                 summary = self.summaries.get(item.collection_id)
                 if summary is None:
-                    summary = self.summaries[item.collection_id] = CollectionSummary(item.collection_id, outcome.source.collection, outcome.fields)
+                    config = _with_hint(outcome.source.collection, outcome.collection_hint)
+                    summary = self.summaries[item.collection_id] = CollectionSummary(item.collection_id, config, outcome.fields)
                 summary.add(item, outcome.attrs)
                 return outcome
         self.result.failures.append(outcome)
@@ -329,6 +379,17 @@ class Crawl:
     def collections(self) -> list[pystac.Collection]:
         """The collections of everything catalogued so far (call after iterating)."""
         return [summary.build() for _, summary in sorted(self.summaries.items())]
+
+
+def _with_hint(config: CollectionConfig, hint: CollectionHint | None) -> CollectionConfig:
+    """The configured collection fields, completed with what a catalogue input says."""
+    if hint is None or config.id:  # a configured collection id groups stores its own way
+        return config
+
+    def literal(text: str | None) -> str | None:  # config fields are templates: keep braces
+        return text.replace("{", "{{").replace("}", "}}") if text else None
+
+    return config.model_copy(update={"title": config.title or literal(hint.title), "description": config.description or literal(hint.description)})
 
 
 def crawl(

@@ -33,6 +33,15 @@ REFERENCE_KINDS = (KERCHUNK, KERCHUNK_PARQUET)
 
 
 @dataclass(frozen=True)
+class CollectionHint:
+    """The collection a catalogue input puts a store in (a nested intake catalogue, an ESM group)."""
+
+    id: str
+    title: str | None = None
+    description: str | None = None
+
+
+@dataclass(frozen=True)
 class StoreRef:
     """A store to catalogue, and what is known about it before opening it."""
 
@@ -43,6 +52,8 @@ class StoreRef:
     # From explicit inputs: a preferred item id and properties (e.g. CSV columns).
     name: str | None = None
     properties: Mapping[str, Any] = field(default_factory=dict, compare=False, hash=False)
+    # From catalogue inputs: the collection the catalogue's structure suggests (see config `catalogue`).
+    collection: CollectionHint | None = field(default=None, compare=False, hash=False)
 
 
 class DiscoveryError(RuntimeError):

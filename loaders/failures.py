@@ -27,6 +27,13 @@ MISSING_COORDINATES = "missing-coordinates"  # an extent coordinate's chunks are
 # Finding the stores
 DISCOVERY = "discovery"  # a prefix could not be listed: its stores are unknown
 INPUT = "input"  # an input file (list, CSV, intake catalogue) is unusable
+# Entries of catalogue inputs (intake sources, ESM/CSV rows, nested catalogues)
+NOT_ZARR = "not-zarr"  # an entry of another format (netcdf, opendap, ...): known, not catalogued
+TEMPLATE = "template"  # a templated entry (intake user parameters, Jinja) that cannot be expanded
+CATALOGUE_LOOP = "catalogue-loop"  # a nested catalogue already included: followed once
+# Entries that are known not to be stores: reported, but they hide no store, so
+# they never keep a crawl from being complete.
+KNOWN_NON_STORES = (NOT_ZARR, CATALOGUE_LOOP)
 
 
 @dataclass(frozen=True)

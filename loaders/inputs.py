@@ -3,38 +3,38 @@
 An input is, by its name:
 
 - `*.txt` / `*.lst`: one store URL per line (blank lines and `#` comments skipped);
-- `*.csv`: a table with a `zstore` column, as Pangeo's
-  `cmip6-zarr-consolidated-stores.csv`; the other columns become item properties;
-- `*.json`: a kerchunk reference file, catalogued as one virtual Zarr store;
-- `*.yaml` / `*.yml`: an intake catalogue whose zarr (or xarray-with-zarr) sources
-  are imported, named after their entries, with their metadata as properties;
+- `*.csv`, `*.csv.gz`: a table with a `zstore` column (or the column the source's
+  `catalogue.asset_column` names), as Pangeo's `cmip6-zarr-consolidated-stores.csv`;
+  the other columns become item properties (see `esm`);
+- `*.json`: an intake-esm collection (told by its content: `esmcat_version`, or
+  `assets` with `catalog_file`/`catalog_dict`; see `esm`), or else a kerchunk
+  reference file, catalogued as one virtual Zarr store;
+- `*.yaml` / `*.yml`: an intake catalogue, nested and templated entries included
+  (see `intake`);
 - anything else: a prefix or folder crawled for Zarr stores (see `discover`).
 
 List entries ending in `.json` are kerchunk references too. Stores from explicit
-inputs are placed relative to the longest path prefix they share.
+inputs are placed relative to the longest path prefix they share. No entry of a
+catalogue is dropped silently: one that yields no store is a StoreFailure.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import posixpath
-import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-import yaml
-
+from .config import CatalogueConfig
 from .discover import KERCHUNK, ZARR, StoreRef, discover_stores, listing_problem
+from .failures import StoreFailure
+from .intake import catalogue_dir
 from .storage import StorageOptions, strip_url
 
 LIST_SUFFIXES = (".txt", ".lst")
-CSV_SUFFIXES = (".csv",)
+CSV_SUFFIXES = (".csv", ".csv.gz")
 KERCHUNK_SUFFIXES = (".json",)
 INTAKE_SUFFIXES = (".yaml", ".yml")
-ZARR_INTAKE_DRIVERS = {"zarr", "intake_xarray.xzarr.ZarrSource", "intake_xarray.ZarrSource", "xarray_zarr"}
-XARRAY_INTAKE_DRIVERS = {"xarray", "intake_xarray.xarray.XArraySource", "intake_xarray.NetCDFSource", "netcdf"}
 
 
 class InputError(ValueError):
@@ -46,7 +46,31 @@ class ExpandedInput:
     """The stores of one input and the root their paths are relative to."""
 
     root: str
-    refs: list[StoreRef] | None  # None: discover below `root`
+    # The input's entries: stores, and failures for entries that yield none (re-iterable;
+    # a CSV or ESM table is read again on each pass). None: discover below `root`.
+    refs: Iterable[StoreRef | StoreFailure] | None
+    # A table streamed row by row (CSV, ESM): `count` stores, read again when iterated.
+    streamed: bool = False
+    count: int | None = None
+
+
+class _Counted:
+    """Counts the items of an iterable as they pass."""
+
+    def __init__(self, items: Iterable[str]):
+        self.items, self.count = items, 0
+
+    def __iter__(self) -> Iterator[str]:
+        for item in self.items:
+            self.count += 1
+            yield item
+
+
+def _streamed(url: str, rows: Any) -> ExpandedInput:
+    """A table's input: one pass over its store URLs for their root (and their count)."""
+    urls = _Counted(rows.urls())
+    root = common_root(urls, default=catalogue_dir(url))
+    return ExpandedInput(root=root, refs=rows, streamed=True, count=urls.count)
 
 
 def kind_of(url: str) -> str:
@@ -55,17 +79,32 @@ def kind_of(url: str) -> str:
     return reference_kind(url) or ZARR
 
 
-def common_root(urls: list[str]) -> str:
-    """The longest run of whole path segments shared by `urls` (never the store itself)."""
-    split = [strip_url(u).split("/") for u in urls]
-    shared: list[str] = []
-    for parts in zip(*split):
-        if len(set(parts)) != 1:
-            break
-        shared.append(parts[0])
-    if len(shared) == min(len(parts) for parts in split):
+def common_root(urls: Iterable[str], default: str = "") -> str:
+    """The longest run of whole path segments shared by `urls` (never the store itself).
+
+    One pass, constant memory: `urls` may be a stream of any length. With no URL
+    at all, `default`.
+    """
+    shared: list[str] | None = None
+    shortest = 0
+    first = ""
+    for url in urls:
+        parts = strip_url(url).split("/")
+        if shared is None:
+            shared, shortest, first = parts, len(parts), url
+            continue
+        shortest = min(shortest, len(parts))
+        common = 0
+        for a, b in zip(shared, parts):
+            if a != b:
+                break
+            common += 1
+        del shared[common:]
+    if shared is None:
+        return default
+    if len(shared) == shortest:
         shared = shared[:-1]  # one URL is the shared prefix itself: use its parent
-    minimum = 3 if "://" in urls[0] else 2  # the bucket, host or first folder
+    minimum = 3 if "://" in first else 2  # the bucket, host or first folder
     if len(shared) < minimum:
         return ""  # nothing in common: paths are placed whole (bucket first)
     return "/".join(shared)
@@ -96,102 +135,69 @@ def _from_list(url: str, text: str) -> list[StoreRef]:
     return refs
 
 
-_INTEGER = re.compile(r"-?(0|[1-9][0-9]*)")
-_FLOAT = re.compile(r"-?[0-9]*\.[0-9]+([eE][-+]?[0-9]+)?|-?[0-9]+[eE][-+]?[0-9]+")
+def _from_catalogue(url: str, read: Callable[[], Any]) -> Any:
+    """Run a catalogue reader, its problems with the catalogue itself as InputError."""
+    from .esm import CatalogueError as TableError
+    from .intake import CatalogueError
 
-
-def _csv_value(text: str) -> Any:
-    """A CSV cell as JSON: integers and decimals as numbers, empty/NaN as missing."""
-    text = text.strip()
-    if text == "" or text.lower() == "nan":
-        return None
-    if _INTEGER.fullmatch(text):
-        return int(text)
-    if _FLOAT.fullmatch(text):
-        return float(text)
-    return text
-
-
-def _from_csv(url: str, text: str) -> list[StoreRef]:
-    reader = csv.DictReader(io.StringIO(text))
-    if not reader.fieldnames or "zstore" not in reader.fieldnames:
-        raise InputError(f"{url}: a CSV input needs a 'zstore' column (found: {', '.join(reader.fieldnames or []) or 'none'})")
-    refs = []
-    for line_number, row in enumerate(reader, start=2):
-        store = (row.pop("zstore") or "").strip()
-        if not store:
-            raise InputError(f"{url}: line {line_number}: empty zstore")
-        properties = {k: v for k, raw in row.items() if k and (v := _csv_value(raw or "")) is not None}
-        refs.append(StoreRef(url=strip_url(store), kind=kind_of(store), properties=properties))
-    if not refs:
-        raise InputError(f"{url}: has a header but no rows")
-    return refs
-
-
-def _scalar_metadata(metadata: Any) -> dict[str, Any]:
-    if not isinstance(metadata, dict):
-        return {}
-    return {str(k): v for k, v in metadata.items() if isinstance(v, (str, int, float, bool))}
-
-
-def _from_intake(url: str, text: str) -> list[StoreRef]:
     try:
-        catalog = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise InputError(f"{url}: not valid YAML: {exc}") from None
-    sources = catalog.get("sources") if isinstance(catalog, dict) else None
-    if not isinstance(sources, dict):
-        raise InputError(f"{url}: not an intake catalogue (no 'sources' mapping)")
-    refs = []
-    for name, entry in sources.items():
-        if not isinstance(entry, dict):
-            continue
-        driver = str(entry.get("driver", ""))
-        args = entry.get("args") or {}
-        urlpath = args.get("urlpath")
-        engine = args.get("engine") or (args.get("xarray_kwargs") or {}).get("engine")
-        is_zarr = driver in ZARR_INTAKE_DRIVERS or (driver in XARRAY_INTAKE_DRIVERS and engine == "zarr")
-        if not is_zarr or not isinstance(urlpath, str):
-            continue
-        if "{{" in urlpath:
-            raise InputError(f"{url}: source {name!r}: templated urlpath {urlpath!r} is not supported")
-        properties = _scalar_metadata(entry.get("metadata"))
-        if entry.get("description"):
-            properties.setdefault("description", str(entry["description"]))
-        consolidated = args.get("consolidated")
-        refs.append(
-            StoreRef(
-                url=strip_url(urlpath),
-                consolidated=consolidated if isinstance(consolidated, bool) else None,
-                name=str(name),
-                properties=properties,
-            )
-        )
-    if not refs:
-        raise InputError(f"{url}: has no zarr sources")
-    return refs
+        return read()
+    except (CatalogueError, TableError) as exc:
+        raise InputError(str(exc)) from None
 
 
-def expand_input(url: str, storage: StorageOptions | None = None) -> ExpandedInput:
-    """What to catalogue for `url`; raises `InputError` for unusable input files."""
+def expand_input(
+    url: str, storage: StorageOptions | None = None, catalogue: CatalogueConfig | None = None
+) -> ExpandedInput:
+    """What to catalogue for `url`; raises `InputError` for unusable input files.
+
+    The entries of catalogue inputs are streamed (see `iter_entries`): each is a
+    StoreRef or, for an entry that yields no store, a StoreFailure saying why.
+    """
+    from . import esm, intake
+
     storage = storage or StorageOptions()
+    catalogue = catalogue or CatalogueConfig()
     url = strip_url(url)
     name = posixpath.basename(url).lower()
     if name.endswith(KERCHUNK_SUFFIXES):
+        if _from_catalogue(url, lambda: _is_esm(url, storage)):
+            return _streamed(url, _from_catalogue(url, lambda: esm.read_esm(url, storage, catalogue)))
         return ExpandedInput(root=posixpath.dirname(url), refs=[StoreRef(url=url, kind=KERCHUNK)])
     if name.endswith(LIST_SUFFIXES):
-        refs = _from_list(url, _read_text(url, storage))
+        refs: Iterable[StoreRef | StoreFailure] = _from_list(url, _read_text(url, storage))
     elif name.endswith(CSV_SUFFIXES):
-        refs = _from_csv(url, _read_text(url, storage))
+        return _streamed(url, _from_catalogue(url, lambda: esm.read_csv(url, storage, catalogue)))
     elif name.endswith(INTAKE_SUFFIXES):
-        refs = _from_intake(url, _read_text(url, storage))
+        text = _read_text(url, storage)
+        refs = list(_from_catalogue(url, lambda: list(intake.read_intake(url, text, storage, catalogue))))
     else:
         return ExpandedInput(root=url, refs=None)
-    return ExpandedInput(root=common_root([r.url for r in refs]), refs=refs)
+    urls = (r.url for r in refs if isinstance(r, StoreRef))
+    return ExpandedInput(root=common_root(urls, default=catalogue_dir(url)), refs=refs)
 
 
-def iter_refs(expanded: ExpandedInput, storage: StorageOptions, workers: int = 16) -> Iterator[StoreRef]:
+def _is_esm(url: str, storage: StorageOptions) -> bool:
+    from .esm import looks_like_esm, read_head
+
+    try:
+        return looks_like_esm(read_head(url, storage))
+    except FileNotFoundError:
+        raise InputError(f"{url}: no such file") from None
+
+
+def iter_entries(
+    expanded: ExpandedInput, storage: StorageOptions, workers: int = 16
+) -> Iterator[StoreRef | StoreFailure]:
+    """The stores of an input, and a StoreFailure for each catalogue entry that yields none."""
     if expanded.refs is not None:
         yield from expanded.refs
     else:
         yield from discover_stores(expanded.root, storage, workers=workers)
+
+
+def iter_refs(expanded: ExpandedInput, storage: StorageOptions, workers: int = 16) -> Iterator[StoreRef]:
+    """The stores of an input (entries that yield none are left out: see `iter_entries`)."""
+    for entry in iter_entries(expanded, storage, workers):
+        if isinstance(entry, StoreRef):
+            yield entry

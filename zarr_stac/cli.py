@@ -47,6 +47,7 @@ Processes = Annotated[Optional[int], typer.Option("--processes", min=1, help="Wo
 DaskScheduler = Annotated[Optional[str], typer.Option("--dask-scheduler", envvar="DASK_SCHEDULER_ADDRESS", help="Run the crawl on this Dask cluster (e.g. tcp://scheduler:8786).")]
 Dsn = Annotated[Optional[str], typer.Option("--dsn", envvar="DATABASE_URL", help="postgresql://USER:PASSWORD@HOST:PORT/DB of a pgstac database (default: the local cluster under --data-dir).", show_default=False)]
 DataDir = Annotated[Path, typer.Option("--data-dir", envvar="ZARR_STAC_DATA_DIR", help="Where the local cluster and demo files live.")]
+AssetColumn = Annotated[Optional[str], typer.Option("--asset-column", help="CSV inputs: the column of store URLs (default zstore; an intake-esm JSON names its own).")]
 Config = Annotated[Optional[Path], typer.Option("--config", "-c", envvar="ZARR_STAC_CONFIG", help="Mapping configuration (YAML): sources, templates, collections. Replaces URL.")]
 DEFAULT_DATA_DIR = Path(".data")
 
@@ -68,20 +69,25 @@ def storage_options(
     return StorageOptions(endpoint_url=endpoint_url, anon=anon, profile=profile, region=region, public_anon=public_anon, **tuning)
 
 
-def mapping_config(url: str | None, config: Path | None, storage: StorageOptions) -> MappingConfig:
+def mapping_config(url: str | None, config: Path | None, storage: StorageOptions, asset_column: str | None = None) -> MappingConfig:
     """The sources to crawl: a configuration file, or one URL with the defaults."""
-    from loaders.config import ConfigError, default_config, load_config
+    from loaders.config import CatalogueConfig, ConfigError, default_config, load_config
 
     if (url is None) == (config is None):
         err.print("[red]give either a URL to crawl or --config FILE (not both)[/]")
         raise typer.Exit(2)
     if config is None:
-        return default_config(url, storage)
+        return default_config(url, storage, CatalogueConfig(asset_column=asset_column))
     try:
-        return load_config(config)
+        mapping = load_config(config)
     except ConfigError as exc:
         err.print(f"[red]invalid configuration: {escape(str(exc))}[/]")
         raise typer.Exit(2) from None
+    if asset_column:  # for the sources whose configuration does not name one
+        for source in mapping.sources:
+            if source.catalogue.asset_column is None:
+                source.catalogue = source.catalogue.model_copy(update={"asset_column": asset_column})
+    return mapping
 
 
 @dataclass
@@ -105,19 +111,26 @@ def run_crawl(config: MappingConfig, scale: Scale, sink: Callable[[pystac.Item],
         running = Crawl(config, workers=scale.workers, concurrency=scale.concurrency)
     # A source that cannot be read at all is a mistake to fix (a wrong path, no
     # credentials), not a partial crawl: stop before anything is written or loaded.
+    unusable = {failure.url for failure in running.result.unusable_sources}
     for failure in running.result.unusable_sources:
         err.print(f"[red]cannot read {escape(failure.url)}: {escape(failure.reason)}[/]", highlight=False)
-    if running.result.unusable_sources:
+    entries = [url for url, _ in running.result.empty_inputs if url not in unusable]
+    if entries and len(running.result.failures) > len(unusable):
+        print_summary(running.result)  # why each entry of such a catalogue is not a store
+    for url, reason in running.result.empty_inputs:  # a catalogue none of whose entries is a store
+        if url not in unusable:
+            err.print(f"[red]{escape(url)} yields no store: {escape(reason)}[/]", highlight=False)
+    if running.result.unusable_sources or running.result.empty_inputs:
         raise typer.Exit(1)
-    if not running.jobs:
+    if not running.total:
         err.print(f"[red]no Zarr stores found in {escape(where)}: nothing catalogued, nothing written[/]", highlight=False)
         raise typer.Exit(1)
     # Worker processes pay for themselves only on crawls of more than a few batches.
-    processes = (scale.processes or os.cpu_count() or 1) if len(running.jobs) > 2 * running.batch_size else 1
+    processes = (scale.processes or os.cpu_count() or 1) if running.total > 2 * running.batch_size else 1
     running.executor = make_executor(processes, scale.dask_scheduler)
     try:
         with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err, transient=False) as progress:
-            task = progress.add_task(f"reading {len(running.jobs)} stores", total=len(running.jobs))
+            task = progress.add_task(f"reading {running.total} stores", total=running.total)
             for outcome in running:
                 if isinstance(outcome, CataloguedStore):
                     running.result.catalogued += 1
@@ -145,6 +158,10 @@ def print_summary(result: CrawlResult) -> None:
 
 
 def finish(result: CrawlResult, strict: bool) -> None:
+    if result.empty_inputs:  # a catalogue that gives nothing is a mistake, not an empty catalogue
+        for url, reason in result.empty_inputs:
+            err.print(f"[red]{escape(url)} yields no store: {escape(reason)}[/]", highlight=False)
+        raise typer.Exit(1)
     if strict and result.failures:
         err.print(f"[red]--strict: {len(result.failures)} store(s) skipped[/]")
         raise typer.Exit(1)
@@ -207,24 +224,32 @@ def crawl_command(
     region: Region = None,
     timeout: Timeout = None,
     retries: Retries = None,
+    asset_column: AssetColumn = None,
 ) -> None:
     """List the stores found under URL or in an input file, one per line (reads no data).
 
     The output is itself a valid list input (`zarr-stac crawl s3://b > stores.txt`).
+    Catalogue entries that are not stores are listed on stderr with the reason.
     """
+    from loaders.config import CatalogueConfig
     from loaders.discover import DiscoveryError
-    from loaders.inputs import InputError, expand_input, iter_refs
+    from loaders.failures import StoreFailure
+    from loaders.inputs import InputError, expand_input, iter_entries
 
     storage = storage_options(endpoint_url, anon, profile, region, timeout=timeout, retries=retries)
-    count = 0
+    count = skipped = 0
     try:
-        for ref in iter_refs(expand_input(url, storage), storage):
-            typer.echo(ref.url)
+        for entry in iter_entries(expand_input(url, storage, CatalogueConfig(asset_column=asset_column)), storage):
+            if isinstance(entry, StoreFailure):
+                err.print(f"[yellow]skipped[/] {escape(entry.url)}: {entry.kind}: {escape(entry.reason)}", highlight=False)
+                skipped += 1
+                continue
+            typer.echo(entry.url)
             count += 1
     except (DiscoveryError, InputError) as exc:
         err.print(f"[red]{escape(str(exc))}[/]")
         raise typer.Exit(1) from None
-    err.print(f"{count} store(s) in {escape(url)}")
+    err.print(f"{count} store(s) in {escape(url)}" + (f", {skipped} entr(ies) skipped" if skipped else ""))
 
 
 @app.command()
@@ -273,6 +298,7 @@ def build(
     dask_scheduler: DaskScheduler = None,
     strict: Annotated[bool, typer.Option("--strict", help="Exit with status 1 when any store was skipped.")] = False,
     config: Config = None,
+    asset_column: AssetColumn = None,
     geoparquet: Annotated[bool, typer.Option("--geoparquet", help="Also write each collection's items as stac-geoparquet, linked as a `stac-items` asset.")] = False,
     delete_grace: Annotated[float, typer.Option("--delete-grace", min=0, help="Seconds an unlinked object stays before it is deleted (readers mid-walk still find it).")] = 600.0,
 ) -> None:
@@ -284,7 +310,7 @@ def build(
     from static_catalog.write import StaticCatalog
 
     storage = storage_options(endpoint_url, anon, profile, region, public_anon, timeout, retries)
-    mapping = mapping_config(url, config, storage)
+    mapping = mapping_config(url, config, storage, asset_column)
     if problem := local_destination_problem(output):
         err.print(f"[red]cannot write the catalogue to {escape(output)}: {escape(problem)}[/]", highlight=False)
         raise typer.Exit(1)
@@ -351,6 +377,7 @@ def load(
     dask_scheduler: DaskScheduler = None,
     strict: Annotated[bool, typer.Option("--strict", help="Exit with status 1 when any store was skipped.")] = False,
     config: Config = None,
+    asset_column: AssetColumn = None,
     sync: Annotated[bool, typer.Option("--sync", help="Also delete the items of stores that are gone, from collections whose stores were all read without error.")] = False,
 ) -> None:
     """Load Collections and Items into pgstac (upsert: safe to rerun)."""
@@ -376,7 +403,7 @@ def load(
             report = load_into_pgstac(target, collections, items)
         result = None
     else:
-        mapping = mapping_config(source, config, storage_options(endpoint_url, anon, profile, region, public_anon, timeout, retries))
+        mapping = mapping_config(source, config, storage_options(endpoint_url, anon, profile, region, public_anon, timeout, retries), asset_column)
         # Items go to pgstac in batches as the crawl makes them.
         with database_errors(target, "loading"), Ingest(target) as ingest:
             result = run_crawl(mapping, Scale(workers, concurrency, processes, dask_scheduler), sink=ingest.add)

@@ -170,7 +170,7 @@ class Demo:
                 f"  STAC API:          {escape(api_url)}\n"
                 f"  static catalogue:  {escape(static_url)}\n"
                 "  try:\n" + "".join(f"    {escape(c.format(bucket=BUCKET, s3_url=self.s3_url, api_url=api_url))}\n" for c in TRY_COMMANDS) +
-                f"  Ctrl-C stops everything.\n",
+                "  Ctrl-C stops everything.\n",
                 highlight=False,
                 soft_wrap=True,
             )
