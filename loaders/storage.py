@@ -43,12 +43,8 @@ def _gcs_json_api_only() -> None:
     buckets alike; whoever sets the variable themselves keeps gcsfs's choice."""
     if "GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT" in os.environ:
         return
-    try:
-        from gcsfs.core import GCSFileSystem
-    except ImportError:
-        return
-    fsspec.register_implementation("gs", GCSFileSystem, clobber=True)
-    fsspec.register_implementation("gcs", GCSFileSystem, clobber=True)
+    for protocol in ("gs", "gcs"):  # by name: gcsfs is imported only when gs:// is used
+        fsspec.register_implementation(protocol, "gcsfs.core.GCSFileSystem", clobber=True, errtxt="pip install gcsfs")
 
 
 _gcs_json_api_only()
