@@ -7,7 +7,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: demo test install postgis bench clean
+.PHONY: demo test install postgis swift bench clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -22,10 +22,15 @@ install: $(STAMP)
 postgis: install
 	$(BIN)/zarr-stac db ensure-postgis
 
+# OpenStack Swift (with its S3 API) and memcached for the Swift tests: installed
+# with apt when root, otherwise the exact command to run is printed.
+swift: install
+	$(BIN)/python -m zarr_stac.services.swift
+
 demo: postgis
 	$(BIN)/zarr-stac demo
 
-test: postgis
+test: postgis swift
 	$(BIN)/pytest
 
 bench: postgis

