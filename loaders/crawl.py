@@ -25,6 +25,7 @@ from .mapping import MappingError, store_to_item
 from .read import StoreReadError, classify, one_line, open_prefetched, open_store
 from .layout import Placement
 from .storage import StorageOptions, protocol_of
+from .xpublish import XPUBLISH, expand_server
 
 @dataclass
 class CataloguedStore:
@@ -130,7 +131,10 @@ def plan(config: MappingConfig, result: CrawlResult, workers: int) -> list[Job]:
     jobs: list[Job] = []
     for source in config.sources:
         try:
-            expanded = expand_input(source.url, source.storage)
+            if source.server == XPUBLISH:
+                expanded = expand_server(source.url, source.storage, workers=workers)
+            else:
+                expanded = expand_input(source.url, source.storage)
             refs = list(iter_refs(expanded, source.storage, workers))
         except InputError as exc:
             result.failures.append(StoreFailure(source.url, INPUT, str(exc)))

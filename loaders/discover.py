@@ -75,12 +75,19 @@ def discover_stores(
     protocol = protocol_of(root)
 
     if protocol in ("http", "https"):
-        # HTTP servers cannot list: the URL itself must be a store.
+        # HTTP servers cannot list: the URL itself must be a store...
         names = {m for m in (*ZARR_V2_MARKERS, ZARR_V3_MARKER) if fs.exists(f"{root}/{m}")}
         ref = store_from_listing(root, names)
-        if ref is None:
-            raise DiscoveryError(root, "no Zarr metadata (.zgroup, .zmetadata, zarr.json) at this URL")
-        yield ref
+        if ref is not None:
+            yield ref
+            return
+        # Except xpublish servers, which list their datasets at /datasets.
+        from .xpublish import server_stores
+
+        served = server_stores(root, storage, workers=workers)
+        if served is None:
+            raise DiscoveryError(root, "no Zarr metadata (.zgroup, .zmetadata, zarr.json) at this URL, nor an xpublish /datasets list")
+        yield from served
         return
 
     def to_url(path: str) -> str:
