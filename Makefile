@@ -13,6 +13,9 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -c constraints.txt -e '.[test]'
+	# xpublish 0.4's Zarr v2 endpoints, for tests/loaders/test_xpublish.py: beside (not in)
+	# the venv, which holds xpublish 0.5; its dependencies are the venv's.
+	$(BIN)/pip install --quiet --no-deps --target $(VENV)/xpublish-0.4 xpublish==0.4.2
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -132,6 +132,9 @@ class CatalogueConfig(BaseModel):
 class SourceConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     url: str
+    # What serves `url` when it is not a plain store or prefix: `xpublish` lists the
+    # server's /datasets (detected without this, when the URL is no Zarr store).
+    server: Literal["xpublish"] | None = None
     storage: StorageOptions = StorageOptions()
     # Published as the asset's xarray:storage_options instead of the derived ones.
     public_storage_options: dict[str, Any] | None = None

@@ -117,7 +117,7 @@ def discover_stores(
     protocol = protocol_of(root)
 
     if protocol in ("http", "https"):
-        # HTTP servers cannot list: the URL itself must be a store.
+        # HTTP servers cannot list: the URL itself must be a store...
         if references.reference_kind(root) == KERCHUNK_PARQUET:
             yield StoreRef(url=root, kind=KERCHUNK_PARQUET)
             return
@@ -126,9 +126,16 @@ def discover_stores(
         except Exception as exc:  # noqa: BLE001 - unreachable host, TLS, ...: one line
             raise SourceUnreachable(root, listing_problem(exc)) from None
         ref = store_from_listing(root, names)
-        if ref is None:
-            raise SourceUnreachable(root, "no Zarr metadata (.zgroup, .zmetadata, zarr.json) at this URL")
-        yield ref
+        if ref is not None:
+            yield ref
+            return
+        # ...except xpublish servers, which list their datasets at /datasets.
+        from .xpublish import server_stores
+
+        served = server_stores(root, storage, workers=workers)
+        if served is None:
+            raise SourceUnreachable(root, "no Zarr metadata (.zgroup, .zmetadata, zarr.json) at this URL, nor an xpublish /datasets list")
+        yield from served
         return
 
     def to_url(path: str) -> str:

@@ -45,6 +45,9 @@ Workers = Annotated[int, typer.Option("--workers", min=1, help="Prefixes listed 
 Concurrency = Annotated[int, typer.Option("--concurrency", min=1, help="Stores read at once per process (their requests are issued together).")]
 Processes = Annotated[Optional[int], typer.Option("--processes", min=1, help="Worker processes for the mapping, which is CPU-bound (default: one per CPU on large crawls).")]
 DaskScheduler = Annotated[Optional[str], typer.Option("--dask-scheduler", envvar="DASK_SCHEDULER_ADDRESS", help="Run the crawl on this Dask cluster (e.g. tcp://scheduler:8786).")]
+DaskGateway = Annotated[Optional[str], typer.Option("--dask-gateway", help="Run the crawl on a cluster created on this Dask Gateway (its URL, or 'config' for dask's gateway.address, e.g. DASK_GATEWAY__ADDRESS); auth from dask config (DASK_GATEWAY__AUTH__TYPE, JUPYTERHUB_API_TOKEN).", show_default=False)]
+# Not --workers, which is discovery's listing threads: these are Dask worker processes.
+GatewayWorkers = Annotated[int, typer.Option("--gateway-workers", min=1, help="Workers of the --dask-gateway cluster.")]
 Dsn = Annotated[Optional[str], typer.Option("--dsn", envvar="DATABASE_URL", help="postgresql://USER:PASSWORD@HOST:PORT/DB of a pgstac database (default: the local cluster under --data-dir).", show_default=False)]
 DataDir = Annotated[Path, typer.Option("--data-dir", envvar="ZARR_STAC_DATA_DIR", help="Where the local cluster and demo files live.")]
 AssetColumn = Annotated[Optional[str], typer.Option("--asset-column", help="CSV inputs: the column of store URLs (default zstore; an intake-esm JSON names its own).")]
@@ -98,13 +101,15 @@ class Scale:
     concurrency: int = 64
     processes: int | None = None
     dask_scheduler: str | None = None
+    dask_gateway: str | None = None
+    gateway_workers: int = 2
 
 
 def run_crawl(config: MappingConfig, scale: Scale, sink: Callable[[pystac.Item], None] | None = None) -> CrawlResult:
     """Crawl with a progress bar, handing each Item to `sink` as soon as it is made."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from loaders.crawl import Crawl, CataloguedStore, make_executor
+    from loaders.crawl import Crawl, CataloguedStore, ClusterError, make_executor
 
     where = ", ".join(source.url for source in config.sources)
     with err.status(f"discovering stores in {escape(where)}"):
@@ -127,7 +132,7 @@ def run_crawl(config: MappingConfig, scale: Scale, sink: Callable[[pystac.Item],
         raise typer.Exit(1)
     # Worker processes pay for themselves only on crawls of more than a few batches.
     processes = (scale.processes or os.cpu_count() or 1) if running.total > 2 * running.batch_size else 1
-    running.executor = make_executor(processes, scale.dask_scheduler)
+    running.executor = make_executor(processes, scale.dask_scheduler, scale.dask_gateway, scale.gateway_workers)
     try:
         with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err, transient=False) as progress:
             task = progress.add_task(f"reading {running.total} stores", total=running.total)
@@ -137,8 +142,11 @@ def run_crawl(config: MappingConfig, scale: Scale, sink: Callable[[pystac.Item],
                     if sink is not None:
                         sink(outcome.item)
                 progress.advance(task)
+    except ClusterError as exc:
+        err.print(f"[red]{escape(str(exc))}[/]")
+        raise typer.Exit(1) from None
     finally:
-        running.executor.close()
+        running.executor.close()  # a gateway's cluster is shut down, on Ctrl-C too
     running.result.collections = running.collections()
     return running.result
 
@@ -296,6 +304,8 @@ def build(
     concurrency: Concurrency = 64,
     processes: Processes = None,
     dask_scheduler: DaskScheduler = None,
+    dask_gateway: DaskGateway = None,
+    gateway_workers: GatewayWorkers = 2,
     strict: Annotated[bool, typer.Option("--strict", help="Exit with status 1 when any store was skipped.")] = False,
     config: Config = None,
     asset_column: AssetColumn = None,
@@ -332,7 +342,8 @@ def build(
     # Items are written as the crawl makes them: memory does not grow with the stores.
     try:
         with catalog.publication() as publication:
-            result = run_crawl(mapping, Scale(workers, concurrency, processes, dask_scheduler), sink=publication.add)
+            scale = Scale(workers, concurrency, processes, dask_scheduler, dask_gateway, gateway_workers)
+            result = run_crawl(mapping, scale, sink=publication.add)
             print_summary(result)
             report = publication.finish(result.collections, may_delete=result.may_delete_from)
     except OSError as exc:  # a full disk, a read-only mount, a refused PUT: one line
@@ -380,6 +391,8 @@ def load(
     concurrency: Concurrency = 64,
     processes: Processes = None,
     dask_scheduler: DaskScheduler = None,
+    dask_gateway: DaskGateway = None,
+    gateway_workers: GatewayWorkers = 2,
     strict: Annotated[bool, typer.Option("--strict", help="Exit with status 1 when any store was skipped.")] = False,
     config: Config = None,
     asset_column: AssetColumn = None,
@@ -411,7 +424,7 @@ def load(
         mapping = mapping_config(source, config, storage_options(endpoint_url, anon, profile, region, public_anon, timeout, retries), asset_column)
         # Items go to pgstac in batches as the crawl makes them.
         with database_errors(target, "loading"), Ingest(target) as ingest:
-            result = run_crawl(mapping, Scale(workers, concurrency, processes, dask_scheduler), sink=ingest.add)
+            result = run_crawl(mapping, Scale(workers, concurrency, processes, dask_scheduler, dask_gateway, gateway_workers), sink=ingest.add)
             print_summary(result)
             report = ingest.finish(result.collections, sync=result.may_delete_from if sync else never)
     deleted = f", deleted {report.deleted} item(s) of stores that are gone" if sync else ""
