@@ -167,7 +167,8 @@ def describe_healpix(ds: xr.Dataset) -> HealpixGrid | None:
     # The cell ids: the dimension's own coordinate, or one named a healpix_index; never
     # the lat/lon centres that easy.gems' attach_coords puts over the same dimension.
     candidates = [dim] if dim in ds.coords else []
-    candidates += [str(n) for n, v in ds.coords.items() if v.dims == (dim,) and v.attrs.get("standard_name") == "healpix_index"]
+    candidates += [str(n) for n, v in ds.coords.items()
+                   if v.dims == (dim,) and v.attrs.get("standard_name") == "healpix_index"]
     coordinate = next((name for name in candidates if ds[name].dtype.kind in "iuf"), None)
     if coordinate is None:
         size = int(ds.sizes[dim])
