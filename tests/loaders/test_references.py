@@ -300,6 +300,7 @@ def test_json_references_are_told_from_other_json_by_their_first_bytes():
     assert looks_like_json_reference(real)
     # Version 0 (kerchunk README's example layout): Zarr keys at the top level.
     assert looks_like_json_reference(b'{".zgroup": "{\\"zarr_format\\": 2}", "x/.zarray": "{}"}')
+    assert looks_like_json_reference(b'{"refs": {".zgroup": "{}"}, "version": 1}')  # version after the refs
     assert not looks_like_json_reference(json.dumps(STAC_CATALOG).encode())
     assert not looks_like_json_reference(b'{"esmcat_version": "0.1.0", "id": "cmip6", "attributes": []}')
     assert not looks_like_json_reference(b'[{"version": 1, "refs": {}}]')  # a list of references is not one store
