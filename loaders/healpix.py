@@ -164,7 +164,12 @@ def describe_healpix(ds: xr.Dataset) -> HealpixGrid | None:
     nside, level, scheme = _parameters(mapping, attrs)
     dim = _cell_dimension(ds, mapping)
     npix = 12 * nside**2
-    coordinate = next((str(n) for n, v in ds.coords.items() if v.dims == (dim,) and v.dtype.kind in "iuf"), None)
+    # The cell ids: the dimension's own coordinate, or one named a healpix_index; never
+    # the lat/lon centres that easy.gems' attach_coords puts over the same dimension.
+    candidates = [dim] if dim in ds.coords else []
+    candidates += [str(n) for n, v in ds.coords.items()
+                   if v.dims == (dim,) and v.attrs.get("standard_name") == "healpix_index"]
+    coordinate = next((name for name in candidates if ds[name].dtype.kind in "iuf"), None)
     if coordinate is None:
         size = int(ds.sizes[dim])
         if size != npix:
@@ -180,6 +185,8 @@ def describe_healpix(ds: xr.Dataset) -> HealpixGrid | None:
             values = values[values != fill]
         if values.size == 0:
             raise HealpixError(f"cell coordinate {coordinate!r} holds no cell ids")
+        if values.dtype.kind == "f" and not np.all(values == np.round(values)):
+            raise HealpixError(f"cell coordinate {coordinate!r} holds non-integer cell ids")
         if values.min() < 0 or values.max() >= npix:
             raise HealpixError(f"cell coordinate {coordinate!r} has ids outside 0..{npix - 1} (nside {nside})")
         cells = values.astype("u8")

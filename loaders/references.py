@@ -31,6 +31,7 @@ HEAD_BYTES = 64 * 1024  # of a JSON file, enough to tell a reference from other 
 # top; version 0 starts with Zarr keys (".zgroup", ".zattrs", "<var>/.zarray").
 _V1_VERSION = re.compile(r'"version"\s*:\s*1\b')
 _V1_KEYS = re.compile(r'"(refs|templates|gen)"\s*:\s*[\[{]')
+_V1_FIRST = re.compile(r'^\{\s*"(refs|templates|gen)"\s*:\s*[\[{]')  # "version" written last
 _V0_KEYS = re.compile(r'^\s*\{\s*"(\.zgroup|\.zattrs|\.zmetadata|[^"/]+/\.z(array|attrs|group))"\s*:')
 
 
@@ -49,7 +50,7 @@ def looks_like_json_reference(head: bytes) -> bool:
     text = head.decode("utf-8", errors="replace").lstrip("\ufeff \t\r\n")
     if not text.startswith("{"):
         return False  # a list (of references, say) is not one store
-    if _V1_VERSION.search(text) and _V1_KEYS.search(text):
+    if (_V1_VERSION.search(text) and _V1_KEYS.search(text)) or _V1_FIRST.match(text):
         return True
     return bool(_V0_KEYS.match(text))
 

@@ -55,6 +55,13 @@ def easygems_global() -> xr.Dataset:
     return _dataset(found("easygems-crs.json")["crs"], None, 12)
 
 
+def easygems_global_with_centres() -> xr.Dataset:
+    """nside 1 with lat/lon centres over `cell` (as attach_coords adds them) but no cell coordinate."""
+    lon = np.array([45.0, 135.0, 225.0, 315.0, 0.0, 90.0, 180.0, 270.0, 45.0, 135.0, 225.0, 315.0])
+    lat = np.repeat([41.8, 0.0, -41.8], 4)
+    return _dataset(found("easygems-crs.json")["crs"], None, 12, lonlat=(lon, lat))
+
+
 def easygems_face4() -> xr.Dataset:
     """easy.gems attach_coords layout (cell, lat, lon coordinates), nside 8: the 64 cells of
     equatorial base cell 4 (nested ids 256..319), centred on 0°E."""
@@ -85,6 +92,7 @@ def healpix_folder(tmp_path_factory) -> Path:
         warnings.simplefilter("ignore")
         easygems_global().to_zarr(root / "ngc" / "zoom0.zarr", zarr_format=2, consolidated=True)
         easygems_face4().to_zarr(root / "ngc" / "zoom3.zarr", zarr_format=2, consolidated=True)
+        easygems_global_with_centres().to_zarr(root / "ngc" / "centres.zarr", zarr_format=2, consolidated=True)
         cf113_polar_cap().to_zarr(root / "cf" / "cap.zarr", zarr_format=3, consolidated=True)
         broken = easygems_global().isel(cell=slice(0, 10))  # 10 of 12 cells, no cell coordinate
         broken.to_zarr(root / "bad" / "partial.zarr", zarr_format=2, consolidated=True)
@@ -109,6 +117,13 @@ def test_global_store_without_cell_coordinate(items):
     cell = props["cube:dimensions"]["cell"]
     assert (cell["type"], cell["extent"], cell["step"]) == ("healpix", [0, 11], 1)
     assert props["start_datetime"] == "2020-01-20T00:00:00Z"
+
+
+def test_cell_centres_are_not_cell_ids(items):
+    by_id, _ = items
+    item = by_id["centres"]
+    assert item.bbox == [-180.0, -90.0, 180.0, 90.0]
+    assert item.properties["cube:dimensions"]["cell"]["extent"] == [0, 11]
 
 
 def test_regional_store_covers_its_cells_not_their_centres(items):

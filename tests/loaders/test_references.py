@@ -52,12 +52,14 @@ def smn_coordinates() -> dict[str, np.ndarray]:
     shape = METADATA["lat/.zarray"]["shape"]  # time, y, x
     x = ((np.arange(shape[2]) - shape[2] // 2) * 4000.0).astype("f4")
     y = ((np.arange(shape[1]) - shape[1] // 2) * 4000.0).astype("f4")
-    lon, lat = Transformer.from_crs(CRS.from_cf(attrs), CRS.from_epsg(4326), always_xy=True).transform(*np.meshgrid(x, y))
+    to_wgs84 = Transformer.from_crs(CRS.from_cf(attrs), CRS.from_epsg(4326), always_xy=True)
+    lon, lat = to_wgs84.transform(*np.meshgrid(x, y))
     return {"x": x, "y": y, "lon": lon.astype("f4"), "lat": lat.astype("f4")}
 
 
 COORDS = smn_coordinates()
-EXPECTED_BBOX = [float(COORDS["lon"].min()), float(COORDS["lat"].min()), float(COORDS["lon"].max()), float(COORDS["lat"].max())]
+EXPECTED_BBOX = [float(COORDS["lon"].min()), float(COORDS["lat"].min()),
+                 float(COORDS["lon"].max()), float(COORDS["lat"].max())]
 
 
 def encode(name: str, chunk: np.ndarray) -> bytes:
@@ -153,7 +155,8 @@ def json_reference(tables: dict[str, pd.DataFrame], target: Callable[[str], str]
     return {"version": 1, "templates": templates, "gen": gen, "refs": refs}
 
 
-STAC_CATALOG = {"type": "Catalog", "stac_version": "1.1.0", "id": "not-a-store", "description": "unrelated JSON", "links": []}
+STAC_CATALOG = {"type": "Catalog", "stac_version": "1.1.0", "id": "not-a-store", "description": "unrelated JSON",
+                "links": []}
 
 
 def populate(put: Callable[[str, bytes], None], target: Callable[[str], str]) -> None:
@@ -199,7 +202,7 @@ def references_bucket(s3_server, storage) -> str:
 
 def by_href(result) -> dict[str, object]:
     assert result.failures == [], result.failures
-    return {item.assets["zarr"].href.rsplit("/", 2)[-2] + "/" + item.assets["zarr"].href.rsplit("/", 1)[-1]: item for item in result.items}
+    return {"/".join(item.assets["zarr"].href.rsplit("/", 2)[-2:]): item for item in result.items}
 
 
 REFERENCE_STORES = ("refs/smn-parquet.parq", "agg/smn-aggregation", "refs/smn-templates.json")
@@ -236,7 +239,7 @@ def test_folder_crawl_finds_zarr_json_and_parquet_references(local_folder, valid
         "agg/smn-aggregation": KERCHUNK_PARQUET,
     }  # other/catalog.json is no reference: not a store, no failure
     items = by_href(crawl(str(local_folder)))
-    assert sorted(items) == ["agg/smn-aggregation", "refs/smn-parquet.parq", "refs/smn-templates.json", "zarr/east.zarr"]
+    assert sorted(items) == sorted([*REFERENCE_STORES, "zarr/east.zarr"])
     for key in REFERENCE_STORES:
         check_reference_item(items[key], None)
         data = json.loads(json.dumps(items[key].to_dict(include_self_link=False, transform_hrefs=False)))
@@ -245,12 +248,13 @@ def test_folder_crawl_finds_zarr_json_and_parquet_references(local_folder, valid
     assert items["refs/smn-parquet.parq"].assets["zarr"].media_type == "application/vnd.apache.parquet"
     assert items["refs/smn-templates.json"].assets["zarr"].media_type == "application/json"
     # spec v1 gen is expanded only by fsspec's jinja2 templates: the asset asks for them.
-    assert items["refs/smn-templates.json"].assets["zarr"].extra_fields["xarray:storage_options"] == {"simple_templates": False}
+    templates = items["refs/smn-templates.json"].assets["zarr"]
+    assert templates.extra_fields["xarray:storage_options"] == {"simple_templates": False}
 
 
 def test_bucket_crawl_finds_all_three_kinds(references_bucket, storage):
     items = by_href(crawl(references_bucket, storage))
-    assert sorted(items) == ["agg/smn-aggregation", "refs/smn-parquet.parq", "refs/smn-templates.json", "zarr/east.zarr"]
+    assert sorted(items) == sorted([*REFERENCE_STORES, "zarr/east.zarr"])
     public = {"remote_protocol": "s3", "remote_options": storage.public(references_bucket)}
     for key in REFERENCE_STORES:
         check_reference_item(items[key], public)
@@ -296,6 +300,7 @@ def test_json_references_are_told_from_other_json_by_their_first_bytes():
     assert looks_like_json_reference(real)
     # Version 0 (kerchunk README's example layout): Zarr keys at the top level.
     assert looks_like_json_reference(b'{".zgroup": "{\\"zarr_format\\": 2}", "x/.zarray": "{}"}')
+    assert looks_like_json_reference(b'{"refs": {".zgroup": "{}"}, "version": 1}')  # version after the refs
     assert not looks_like_json_reference(json.dumps(STAC_CATALOG).encode())
     assert not looks_like_json_reference(b'{"esmcat_version": "0.1.0", "id": "cmip6", "attributes": []}')
     assert not looks_like_json_reference(b'[{"version": 1, "refs": {}}]')  # a list of references is not one store
