@@ -217,6 +217,38 @@ def test_list_urls_chains_and_kerchunk_sources(tmp_path, one_store, reference, e
         assert ds.sizes["lon"] == 21
 
 
+def test_hytest_catalogue_with_kerchunk_references_and_a_relative_nested_catalogue(tmp_path, one_store, reference):
+    """USGS HyTEST's catalogue: zarr stores on disk and S3, `reference://` sources with
+    `storage_options.fo`, a csv source, and a nested catalogue by a relative path."""
+    text = (DATA / "hytest" / "hytest_intake_catalog.yml").read_text()
+    for old, new in (("/caldera/", f"{tmp_path}/caldera/"), ("s3://nhgf-development/", f"{tmp_path}/nhgf/"),
+                     ("s3://noaa-nwm-retrospective-2-1-zarr-pds/", f"{tmp_path}/noaa/")):  # fmt: skip
+        text = text.replace(old, new)
+    catalogue = tmp_path / "dataset_catalog" / "hytest_intake_catalog.yml"
+    catalogue.parent.mkdir()
+    catalogue.write_text(text)
+    sources = yaml.safe_load(text)["sources"]
+    stores = [e["args"]["urlpath"] for e in sources.values() if e["driver"] == "zarr"]
+    references = [e["args"]["storage_options"]["fo"] for e in sources.values() if e["args"].get("urlpath") == "reference://"]
+    link_stores(one_store, stores)
+    for path in references:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(reference, path)
+    result = crawl(str(catalogue))
+    assert (len(stores), len(references)) == (14, 9)
+    kinds = {item.id: item.assets["zarr"].extra_fields["xarray:open_kwargs"]["engine"] for item in result.items}
+    assert kinds == {name: "kerchunk" if e["args"]["urlpath"] == "reference://" else "zarr" for name, e in sources.items() if e["driver"] != "csv" and "path" not in e["args"]}
+    lcmap = next(item for item in result.items if item.id == "lcmap-cloud")
+    assert (lcmap.assets["zarr"].href, lcmap.properties["description"]) == (f"{tmp_path}/nhgf/lcmap/lcmap.json", "LCMAP, all 36 years")
+    assert lcmap.bbox == BBOX
+    hourly = next(item for item in result.items if item.id == "conus404-hourly-onprem")
+    assert hourly.assets["zarr"].href == f"{tmp_path}/caldera/hytest_scratch/scratch/conus404/conus404_hourly.zarr"
+    assert sorted((f.url, f.kind) for f in result.failures) == [
+        (f"{catalogue}#nwm21-scores", "not-zarr"),
+        (f"{tmp_path}/dataset_preprocessing/tutorials/CONUS404/tutorial_data.yml", "input"),
+    ]
+
+
 # -- 4, 5: intake-esm collections ---------------------------------------------------------
 def test_esm_collection_with_mixed_formats_over_s3(empty_bucket, storage):
     """intake-esm's mixed-format sample: zarr rows are Items, netcdf rows are reported."""
