@@ -184,7 +184,8 @@ class Destination:
                 self._write_file(path, data, replace=path in existing)
         else:
             # The media type has each filesystem's own name: s3fs passes botocore's, gcsfs its own.
-            media_type = {"content_type": content_type} if protocol_of(self.url) in ("gs", "gcs") else {"ContentType": content_type}
+            gcs = protocol_of(self.url) in ("gs", "gcs")
+            media_type = {"content_type": content_type} if gcs else {"ContentType": content_type}
             self.fs.pipe({self.full(p): data for p, data in objects.items()}, **media_type)
 
     def _write_file(self, path: str, data: bytes, replace: bool) -> None:
@@ -226,7 +227,10 @@ class Destination:
             # header for this request: Content-MD5". Single deletes need no checksum and every
             # S3 implementation has them; they are issued DELETE_CONCURRENCY at a time.
             coroutines = [self.fs._rm_file(path) for path in paths]
-            for outcome in sync(self.fs.loop, _run_coros_in_chunks, coroutines, batch_size=DELETE_CONCURRENCY, return_exceptions=True):
+            outcomes = sync(
+                self.fs.loop, _run_coros_in_chunks, coroutines, batch_size=DELETE_CONCURRENCY, return_exceptions=True
+            )
+            for outcome in outcomes:
                 if isinstance(outcome, Exception) and not isinstance(outcome, FileNotFoundError):
                     raise outcome
             self.fs.invalidate_cache(self.root)

@@ -36,7 +36,8 @@ def gcs_cli(monkeypatch, gcs_server):
     runner = CliRunner()
 
     def run(*args: str, expect: int = 0):
-        result = runner.invoke(app, [*args, "--endpoint-url", gcs_server.endpoint_url, "--anon"], catch_exceptions=False)
+        args = [*args, "--endpoint-url", gcs_server.endpoint_url, "--anon"]
+        result = runner.invoke(app, args, catch_exceptions=False)
         assert result.exit_code == expect, result.output
         return result
 
@@ -68,7 +69,8 @@ def test_crawl_with_a_token_publishes_no_token(gcs_server, gcs_samples):
     assert len(result.items) == STORES
     published = str([item.to_dict() for item in result.items]) + str([c.to_dict() for c in result.collections])
     assert TOKEN not in published
-    assert result.items[0].assets["zarr"].extra_fields["xarray:storage_options"] == {"endpoint_url": gcs_server.endpoint_url}
+    published_options = result.items[0].assets["zarr"].extra_fields["xarray:storage_options"]
+    assert published_options == {"endpoint_url": gcs_server.endpoint_url}
     assert TOKEN not in repr(storage)
 
 

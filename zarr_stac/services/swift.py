@@ -52,7 +52,8 @@ def ensure_swift(*, install: bool = True) -> None:
         return
     command = f"apt-get update && apt-get install -y {' '.join(SWIFT_PACKAGES)}"
     if not install or os.geteuid() != 0:
-        raise SwiftError(f"OpenStack Swift is not installed ({', '.join(missing_programs())} missing). Run as root:\n  {command}")
+        missing = ", ".join(missing_programs())
+        raise SwiftError(f"OpenStack Swift is not installed ({missing} missing). Run as root:\n  {command}")
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)
     subprocess.run(["apt-get", "install", "-y", "-qq", *SWIFT_PACKAGES], check=True, env=env)
@@ -128,7 +129,9 @@ class SwiftServer:
         egg = {"cache": "memcache", "proxy-logging": "proxy_logging"}
         # proxy-logging twice, as Swift's sample pipeline has it: client requests and subrequests.
         pipeline = " ".join([*filters, "proxy-logging", "proxy-server"])
-        sections = "".join(f"[filter:{name}]\nuse = egg:swift#{egg.get(name, name)}\n{extra}" for name, extra in filters.items())
+        sections = "".join(
+            f"[filter:{name}]\nuse = egg:swift#{egg.get(name, name)}\n{extra}" for name, extra in filters.items()
+        )
         (self.root / "proxy-server.conf").write_text(
             self._common(self.port)
             + f"[pipeline:main]\npipeline = {pipeline}\n"
@@ -143,13 +146,15 @@ class SwiftServer:
             "import sys\nfrom swift.common.ring import RingBuilder\n"
             "for name, port in zip(sys.argv[2::2], sys.argv[3::2]):\n"
             "    builder = RingBuilder(4, 1, 1)\n"
-            "    builder.add_dev({'region': 1, 'zone': 1, 'ip': sys.argv[1], 'port': int(port), 'device': 'd1', 'weight': 1})\n"
+            "    builder.add_dev({'region': 1, 'zone': 1, 'ip': sys.argv[1], 'port': int(port),\n"
+            "                     'device': 'd1', 'weight': 1})\n"
             "    builder.rebalance()\n"
             "    builder.save(f'{name}.builder')\n"
             "    builder.get_ring().save(f'{name}.ring.gz')\n"
         )
         args = [item for server in SERVERS for item in (str(self.root / server), str(ports[server]))]
-        result = subprocess.run([_swift_python(), "-c", script, self.host, *args], capture_output=True, text=True, env=_server_env())
+        command = [_swift_python(), "-c", script, self.host, *args]
+        result = subprocess.run(command, capture_output=True, text=True, env=_server_env())
         if result.returncode != 0:
             raise SwiftError(f"building the Swift rings failed: {result.stderr.strip().splitlines()[-1:]}")
 
@@ -192,7 +197,8 @@ class SwiftServer:
                 if process.poll() is not None:
                     raise SwiftError(f"{process.args[0]} exited with status {process.returncode} (logs in {self.root})")
             if time.monotonic() > deadline:
-                raise SwiftError(f"Swift did not answer on {self.endpoint_url} within {timeout:.0f} s (logs in {self.root})")
+                waited = f"{timeout:.0f} s"
+                raise SwiftError(f"Swift did not answer on {self.endpoint_url} within {waited} (logs: {self.root})")
             time.sleep(0.1)
 
     def stop(self) -> None:
