@@ -86,7 +86,8 @@ def discover_stores(
 
         served = server_stores(root, storage, workers=workers)
         if served is None:
-            raise DiscoveryError(root, "no Zarr metadata (.zgroup, .zmetadata, zarr.json) at this URL, nor an xpublish /datasets list")
+            reason = "no Zarr metadata (.zgroup, .zmetadata, zarr.json) at this URL, nor an xpublish /datasets list"
+            raise DiscoveryError(root, reason)
         yield from served
         return
 
