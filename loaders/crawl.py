@@ -360,7 +360,9 @@ def withhold_secrets(batches: list[list[Job]]) -> tuple[list[SlottedBatch], dict
     return stripped, environment
 
 
-def run_batch_with_secrets(jobs: list[Job], slots: list[str | None], concurrency: int) -> list[CataloguedStore | StoreFailure]:
+def run_batch_with_secrets(
+    jobs: list[Job], slots: list[str | None], concurrency: int
+) -> list[CataloguedStore | StoreFailure]:
     """`run_batch` on a gateway worker, the storage secrets taken from its environment."""
     from pydantic import SecretStr
 
@@ -409,7 +411,9 @@ class GatewayExecutor(DaskExecutor):
         except Exception as exc:  # noqa: BLE001 - refused, unauthorised, timed out: one line, not a traceback
             self.close()
             where = self.address or "dask config gateway.address"
-            hint = " (the gateway must offer an 'environment' cluster option for the storage credentials)" if environment and "environment" in str(exc) else ""
+            hint = ""
+            if environment and "environment" in str(exc):
+                hint = " (the gateway must offer an 'environment' cluster option for the storage credentials)"
             raise ClusterError(f"Dask Gateway at {where}: {one_line(exc)}{hint}") from None
 
     def _submit(self, batch: SlottedBatch, concurrency: int):

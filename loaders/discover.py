@@ -134,7 +134,8 @@ def discover_stores(
 
         served = server_stores(root, storage, workers=workers)
         if served is None:
-            raise SourceUnreachable(root, "no Zarr metadata (.zgroup, .zmetadata, zarr.json) at this URL, nor an xpublish /datasets list")
+            reason = "no Zarr metadata (.zgroup, .zmetadata, zarr.json) at this URL, nor an xpublish /datasets list"
+            raise SourceUnreachable(root, reason)
         yield from served
         return
 

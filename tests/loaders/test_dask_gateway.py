@@ -60,13 +60,15 @@ def gateway_url(tmp_path_factory) -> Iterator[str]:
     folder = tmp_path_factory.mktemp("gateway")
     proxy_port = free_port()
     config = folder / "config.py"
-    config.write_text(GATEWAY_CONFIG.format(api_port=free_port(), proxy_port=proxy_port, password=PASSWORD, clusters=str(folder / "clusters"), dask=str(VENV_BIN / "dask")))
+    settings = dict(api_port=free_port(), proxy_port=proxy_port, password=PASSWORD, dask=str(VENV_BIN / "dask"))
+    config.write_text(GATEWAY_CONFIG.format(clusters=str(folder / "clusters"), **settings))
     log = (folder / "gateway.log").open("w")
     # Workers inherit PYTHONPATH (LocalBackend.inherited_environment): they import this checkout.
     env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}
     for name in LOCAL_CREDENTIALS:
         env.pop(name, None)  # workers get credentials only through the cluster's environment
-    process = subprocess.Popen([str(VENV_BIN / "dask-gateway-server"), "-f", str(config)], cwd=folder, env=env, stdout=log, stderr=log)
+    command = [str(VENV_BIN / "dask-gateway-server"), "-f", str(config)]
+    process = subprocess.Popen(command, cwd=folder, env=env, stdout=log, stderr=log)
     url = f"http://127.0.0.1:{proxy_port}"
     try:
         wait_until_answering(f"{url}/api/health", process)
@@ -147,7 +149,9 @@ def private_store(s3_server, storage) -> str:
     return url
 
 
-def test_configured_keys_reach_the_workers_through_their_environment(gateway_url, gateway_auth, private_store, storage, s3_server):
+def test_configured_keys_reach_the_workers_through_their_environment(
+    gateway_url, gateway_auth, private_store, storage, s3_server
+):
     # Keys as a mapping configuration gives them: in StorageOptions, never in a task.
     source = SourceConfig(url=f"s3://{PRIVATE_BUCKET}/region", storage=storage)
     result = crawl(MappingConfig(sources=[source]), dask_gateway=gateway_url, gateway_workers=1)
@@ -160,12 +164,17 @@ def test_configured_keys_reach_the_workers_through_their_environment(gateway_url
     assert [f.kind for f in refused.failures] == ["access-denied"]
 
 
-def test_cli_passes_environment_keys_to_the_workers(gateway_url, gateway_auth, private_store, s3_server, monkeypatch, tmp_path):
+def test_cli_passes_environment_keys_to_the_workers(
+    gateway_url, gateway_auth, private_store, s3_server, monkeypatch, tmp_path
+):
     for name, value in LOCAL_CREDENTIALS.items():
         monkeypatch.setenv(name, value)  # how the CLI takes keys (botocore reads them)
+    monkeypatch.setenv("DASK_GATEWAY__ADDRESS", gateway_url)  # as a hub sets it
+    dask.config.refresh()
     out = tmp_path / "stac"
     args = ["build", f"s3://{PRIVATE_BUCKET}/region", "-o", str(out), "--endpoint-url", s3_server.endpoint_url]
-    result = CliRunner().invoke(app, [*args, "--dask-gateway", gateway_url, "--gateway-workers", "1"], catch_exceptions=False)
+    args += ["--dask-gateway", "config", "--gateway-workers", "1"]
+    result = CliRunner().invoke(app, args, catch_exceptions=False)
     assert result.exit_code == 0, result.output
     published = "".join(path.read_text() for path in out.rglob("*.json"))
     assert '"antimeridian"' in published

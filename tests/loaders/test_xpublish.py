@@ -59,7 +59,8 @@ def serving(generation: str, log_file: Path) -> Iterator[str]:
     port = free_port()
     log = log_file.open("w")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(path)}
-    process = subprocess.Popen([sys.executable, str(SERVER_SCRIPT), str(port), generation], env=env, stdout=log, stderr=log)
+    command = [sys.executable, str(SERVER_SCRIPT), str(port), generation]
+    process = subprocess.Popen(command, env=env, stdout=log, stderr=log)
     url = f"http://127.0.0.1:{port}"
     try:
         wait_until_answering(f"{url}/datasets", process)
@@ -88,7 +89,9 @@ def expected_interval(ds: xr.Dataset) -> tuple[str, str]:
     bounds = ds["time"].attrs.get("bounds")
     values = ds[bounds].values if bounds else ds["time"].values
     def as_text(t) -> str:  # numpy datetime64, or cftime for a non-standard calendar
-        return (np.datetime_as_string(t, unit="s") if isinstance(t, np.datetime64) else t.isoformat(timespec="seconds")) + "Z"
+        if isinstance(t, np.datetime64):
+            return np.datetime_as_string(t, unit="s") + "Z"
+        return t.isoformat(timespec="seconds") + "Z"
 
     return as_text(values.min()), as_text(values.max())
 
@@ -133,10 +136,12 @@ def test_zarr_format_follows_the_generation(xpublish_server):
 
 def test_configured_server_with_collection(xpublish_server):
     url, _ = xpublish_server
-    config = MappingConfig(sources=[SourceConfig(url=url + "/", server="xpublish", collection=CollectionConfig(id="eerie"))])
+    source = SourceConfig(url=url + "/", server="xpublish", collection=CollectionConfig(id="served"))
+    config = MappingConfig(sources=[source])
     result = crawl(config)
     assert result.failures == []
-    assert sorted((item.collection_id, item.id) for item in result.items) == [("eerie", name) for name in sorted(served_datasets())]
+    placed = sorted((item.collection_id, item.id) for item in result.items)
+    assert placed == [("served", name) for name in sorted(served_datasets())]
 
 
 def test_build_from_the_command_line(xpublish_server, tmp_path):
@@ -156,7 +161,8 @@ class NotXpublish:
             return
         found = scope["path"] == "/datasets"
         body = b'{"datasets": []}' if found else b"not here"  # JSON, but no list of ids
-        await send({"type": "http.response.start", "status": 200 if found else 404, "headers": [(b"content-type", b"application/json")]})
+        headers = [(b"content-type", b"application/json")]
+        await send({"type": "http.response.start", "status": 200 if found else 404, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 
 
