@@ -18,7 +18,6 @@ Follows the STAC Zarr best practices (radiantearth/stac-best-practices,
 
 from __future__ import annotations
 
-import string
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
@@ -56,7 +55,6 @@ AWS_S3_PLATFORM = "https://{bucket}.s3.{region}.amazonaws.com"
 GCS_PLATFORM = "https://storage.googleapis.com"
 
 
-
 def is_reference(kind: str) -> bool:
     return kind in REFERENCE_KINDS
 
@@ -83,7 +81,7 @@ def storage_scheme(href: str, options: Mapping[str, Any]) -> tuple[str, dict[str
     if protocol in ("s3", "s3a") and bucket:
         client_kwargs = options.get("client_kwargs") or {}
         endpoint = options.get("endpoint_url") or client_kwargs.get("endpoint_url")
-        region = client_kwargs.get("region_name") or options.get("region_name")
+        region = client_kwargs.get("region_name")
         if endpoint:
             # Swift's S3 API, MinIO, Ceph...: the endpoint is the platform.
             scheme: dict[str, Any] = {"type": "custom-s3", "platform": str(endpoint).rstrip("/"), "bucket": bucket}
@@ -175,13 +173,9 @@ def default_description(title: str, kind: str, python: str, existing: str | None
     )
 
 
-class _Fields(dict):
-    def __missing__(self, key: str) -> str:
-        raise KeyError(key)
-
-
-def item_description(source: SourceConfig, *, title: str, item_id: str, href: str, kind: str, python: str,
-                     fields: Mapping[str, Any]) -> str | None:
+def item_description(
+    source: SourceConfig, *, title: str, item_id: str, href: str, kind: str, python: str, fields: Mapping[str, Any]
+) -> str | None:
     """The Item's markdown description: the default, none, or the source's template."""
     setting = source.item_description
     existing = str(fields["description"]) if fields.get("description") else None
@@ -189,9 +183,16 @@ def item_description(source: SourceConfig, *, title: str, item_id: str, href: st
         return existing
     if setting is True:
         return default_description(title, kind, python, existing)
-    values = _Fields({**{k: str(v) for k, v in fields.items()}, "title": title, "id": item_id, "href": href,
-                      "kind": kind, "python": f"```python\n{python}\n```"})
-    return string.Formatter().vformat(setting, (), values)
+    values = {
+        **{k: str(v) for k, v in fields.items()},
+        "title": title,
+        "id": item_id,
+        "href": href,
+        "kind": kind,
+        "python": f"```python\n{python}\n```",
+    }
+    # Its fields were checked against these when the configuration was read.
+    return setting.format_map(values)
 
 
 def build_asset(opened: OpenedStore, source: SourceConfig, title: str) -> pystac.Asset:
@@ -210,8 +211,13 @@ def build_asset(opened: OpenedStore, source: SourceConfig, title: str) -> pystac
     if not is_reference(kind):
         # Not on references: the href is not a Zarr store, and kerchunk's engine sets
         # zarr_format and consolidated itself (a client passing them again fails).
-        asset.extra_fields.update({"zarr:zarr_format": opened.zarr_format, "zarr:consolidated": opened.consolidated,
-                                   "zarr:node_type": "group"})
+        asset.extra_fields.update(
+            {
+                "zarr:zarr_format": opened.zarr_format,
+                "zarr:consolidated": opened.consolidated,
+                "zarr:node_type": "group",
+            }
+        )
     asset.extra_fields["xarray:open_kwargs"] = open_kwargs_of(opened)
     if options := xarray_storage_options(opened, href, public_options(source, href)):
         asset.extra_fields["xarray:storage_options"] = options
@@ -236,8 +242,9 @@ def storage_schemes_of(source: SourceConfig, hrefs: list[str]) -> dict[str, dict
     return schemes
 
 
-def add_access(item: pystac.Item, opened: OpenedStore, source: SourceConfig, *, title: str,
-               fields: Mapping[str, Any] | None = None) -> pystac.Asset:
+def add_access(
+    item: pystac.Item, opened: OpenedStore, source: SourceConfig, *, title: str, fields: Mapping[str, Any] | None = None
+) -> pystac.Asset:
     """Add the store's asset, its source files, the `store` link, storage schemes and
     the markdown description to `item`; declares the extensions they use."""
     asset = build_asset(opened, source, title)
@@ -253,7 +260,10 @@ def add_access(item: pystac.Item, opened: OpenedStore, source: SourceConfig, *, 
             for number, target in enumerate(sources, start=1):
                 key = f"source-{number}"
                 target = _absolute_source(target, opened.ref.url)
-                source_asset = pystac.Asset(href=target, roles=list(SOURCE_ROLES), title=f"Referenced file {target.rsplit('/', 1)[-1]}")
+                target = (source.public_href.apply(target) if source.public_href else None) or target
+                source_asset = pystac.Asset(
+                    href=target, roles=list(SOURCE_ROLES), title=f"Referenced file {target.rsplit('/', 1)[-1]}"
+                )
                 if scheme := storage_scheme(target, public_options(source, target)):
                     source_asset.extra_fields["storage:refs"] = [scheme[0]]
                     hrefs.append(target)
@@ -264,8 +274,12 @@ def add_access(item: pystac.Item, opened: OpenedStore, source: SourceConfig, *, 
             asset.extra_fields["vrt:hrefs"] = refs
             extensions.append(VIRTUAL_ASSETS_SCHEMA)
 
-    store = pystac.Link(rel="store", target=asset.href, media_type=asset.media_type,
-                        title="Virtual Zarr store (kerchunk references)" if is_reference(opened.ref.kind) else "Zarr store")
+    store = pystac.Link(
+        rel="store",
+        target=asset.href,
+        media_type=asset.media_type,
+        title="Virtual Zarr store (kerchunk references)" if is_reference(opened.ref.kind) else "Zarr store",
+    )
     if "storage:refs" in asset.extra_fields:
         store.extra_fields["storage:refs"] = list(asset.extra_fields["storage:refs"])
     item.add_link(store)
@@ -277,9 +291,12 @@ def add_access(item: pystac.Item, opened: OpenedStore, source: SourceConfig, *, 
         extensions.append(ALTERNATE_ASSETS_SCHEMA)
     item.stac_extensions.extend(e for e in extensions if e not in item.stac_extensions)
 
-    python = python_recipe(asset.href, asset.extra_fields["xarray:open_kwargs"], asset.extra_fields.get("xarray:storage_options"))
-    description = item_description(source, title=title, item_id=item.id, href=asset.href, kind=opened.ref.kind,
-                                   python=python, fields=fields or {})
+    python = python_recipe(
+        asset.href, asset.extra_fields["xarray:open_kwargs"], asset.extra_fields.get("xarray:storage_options")
+    )
+    description = item_description(
+        source, title=title, item_id=item.id, href=asset.href, kind=opened.ref.kind, python=python, fields=fields or {}
+    )
     if description:
         item.properties["description"] = description
     return asset

@@ -115,7 +115,8 @@ class CollectionSummary:
         if not self._asset_fields:
             return {}
         definition = {k: v for k, v in self._asset_fields.items() if v is not None}
-        kind = {assets.KERCHUNK_MEDIA_TYPE: "Virtual Zarr store (kerchunk references)"}.get(definition.get("type"), "Zarr store")
+        virtual = definition.get("type") == assets.KERCHUNK_MEDIA_TYPE
+        kind = "Virtual Zarr store (kerchunk references)" if virtual else "Zarr store"
         return {assets.ASSET_KEY: {"title": kind, **definition}}
 
     def shared(self, name: str) -> str | None:

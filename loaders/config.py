@@ -159,13 +159,20 @@ class SourceConfig(BaseModel):
     def _templates_use_known_fields(self) -> SourceConfig:
         known = set(PathTemplate(self.path_template).fields) if self.path_template else set()
         description = self.item_description if isinstance(self.item_description, str) else None
-        for where, template in (("item_id", self.item_id), ("collection.id", self.collection.id), ("collection.title", self.collection.title), ("collection.description", self.collection.description), ("item_description", description)):
+        templates = (
+            ("item_id", self.item_id),
+            ("collection.id", self.collection.id),
+            ("collection.title", self.collection.title),
+            ("collection.description", self.collection.description),
+            ("item_description", description),
+        )
+        for where, template in templates:
             if template is None:
                 continue
             allowed = known | set(ITEM_DESCRIPTION_FIELDS) if where == "item_description" else known
             unknown = [f for f in template_fields(template) if f not in allowed]
             if unknown:
-                defined = ", ".join(sorted(known)) or "none: set path_template"
+                defined = ", ".join(sorted(allowed)) or "none: set path_template"
                 raise ValueError(f"{where} uses {{{unknown[0]}}}, which path_template does not define (defined: {defined})")
         return self
 

@@ -6,7 +6,7 @@ import warnings
 
 import pytest
 
-from loaders.config import ConfigError, load_config
+from loaders.config import CollectionConfig, ConfigError, load_config
 from loaders.crawl import crawl
 from zarr_stac.samples import write_dataset
 
@@ -108,8 +108,11 @@ def test_public_href_with_the_crawled_form_as_alternate(cmip6_config, s3_server)
             "href": "s3://cmip6/CMIP6/ModelX/ssp585/r1i1p1f1/Omon/tos/gr/v20200101",
             "alternate:name": "S3",
             "xarray:storage_options": {"anon": True, "endpoint_url": s3_server.endpoint_url},
+            # storage v2.0.0 (issue 17): the crawled form's scheme, the public endpoint
+            "storage:refs": [f"custom-s3-{s3_server.endpoint_url.removeprefix('http://')}-cmip6"],
         }
     }
+    assert "storage:refs" not in asset  # plain HTTPS: no object-store scheme
     assert "https://stac-extensions.github.io/alternate-assets/v1.2.0/schema.json" in item.stac_extensions
 
 
@@ -151,4 +154,6 @@ def test_collection_description_defaults_to_the_shared_acdd_summary(sample_crawl
     from loaders.collections import build_collection
 
     items = [item.clone() for item in sample_crawl.items[:2]]
-    assert build_collection("x", items, attrs=attrs).description == expected
+    # (without the lines of Python that open a store, which follow by default)
+    assert build_collection("x", items, config=CollectionConfig(open_instructions=False), attrs=attrs).description == expected
+    assert build_collection("x", items, attrs=attrs).description.startswith(f"{expected}\n\nEach item is one store")

@@ -68,7 +68,9 @@ def test_kerchunk_reference_is_a_virtual_store(inputs_bucket, storage):
     assert (item.properties["start_datetime"], item.properties["end_datetime"]) == ("2000-01-01T00:00:00Z", "2000-02-27T00:00:00Z")
     assert item.properties["cube:dimensions"]["time"]["step"] == "P1D"
     asset = item.assets["zarr"]
-    assert (asset.href, asset.media_type, asset.roles) == (f"{inputs_bucket}/netcdf/pr_2000.json", "application/vnd.zarr+kerchunk", ["data", "virtual", "references"])
+    assert (asset.href, asset.media_type, asset.roles) == (
+        f"{inputs_bucket}/netcdf/pr_2000.json", "application/vnd.zarr+kerchunk", ["data", "virtual", "references"]
+    )
     assert asset.extra_fields["xarray:open_kwargs"] == {"engine": "kerchunk", "chunks": {}}
     # What a user does with the published asset, anonymously:
     ds = xr.open_dataset(asset.href, **asset.extra_fields["xarray:open_kwargs"], storage_options=asset.extra_fields["xarray:storage_options"])
@@ -134,7 +136,8 @@ def test_intake_catalogue_imports_zarr_sources(inputs_bucket, storage):
     result.failures = []
     east = only(result, "east_ssp126")
     assert (east.properties["realm"], east.properties["frequency"]) == ("atmos", "day")
-    assert east.properties["description"] == "Model X, SSP1-2.6, east Pacific"
+    # the intake description, then the lines of Python that open the store (issue 17)
+    assert east.properties["description"].startswith("Model X, SSP1-2.6, east Pacific\n\nOpen it with xarray")
     assert "nested" not in east.properties
     assert sorted(i.id for i in result.items) == ["east_ssp126", "north_ssp245"]
 
