@@ -33,9 +33,8 @@ from .storage import is_remote, protocol_of
 
 ASSET_KEY = "zarr"
 KERCHUNK = discover.KERCHUNK
-# Added beside KERCHUNK by the parquet-reference work; the kind string is the contract.
-KERCHUNK_PARQUET = getattr(discover, "KERCHUNK_PARQUET", "kerchunk-parquet")
-REFERENCE_KINDS = frozenset({KERCHUNK, KERCHUNK_PARQUET})
+KERCHUNK_PARQUET = discover.KERCHUNK_PARQUET
+REFERENCE_KINDS = frozenset(discover.REFERENCE_KINDS)
 
 ZARR_MEDIA_TYPES = {2: "application/vnd.zarr; version=2", 3: "application/vnd.zarr; version=3"}
 # The best practices' type for a kerchunk virtual store (its example Item), as ESGF publishes it.

@@ -73,6 +73,7 @@ class CollectionSummary:
         self._asset_fields: dict[str, Any] | None = None
         self._schemes: dict[str, dict[str, Any]] = {}
         self._recipe: str | None = None
+        self._recipe_of = ""
 
     def add(self, item: pystac.Item, attrs: Mapping[str, Any] = {}) -> None:
         if item.bbox:
@@ -107,7 +108,10 @@ class CollectionSummary:
             self._asset_fields = {k: v for k, v in self._asset_fields.items() if fields.get(k) == v}
         for key, scheme in (item.properties.get("storage:schemes") or {}).items():
             self._schemes.setdefault(key, scheme)
-        if self._recipe is None:
+        # The recipe of the first store by id, not by arrival: the same collection document
+        # whatever the order stores were read in (processes, Dask, retries).
+        if self._recipe is None or item.id < self._recipe_of:
+            self._recipe_of = item.id
             self._recipe = assets.python_recipe(asset.href, asset.extra_fields.get("xarray:open_kwargs") or {},
                                                 asset.extra_fields.get("xarray:storage_options"))
 
@@ -158,7 +162,7 @@ class CollectionSummary:
             collection.extra_fields["item_assets"] = item_assets
         if self._schemes:
             # Storage v2.0.0: the schemes once per collection, for its item_assets' refs.
-            collection.extra_fields["storage:schemes"] = dict(self._schemes)
+            collection.extra_fields["storage:schemes"] = dict(sorted(self._schemes.items()))
             collection.stac_extensions.append(assets.STORAGE_SCHEMA)
         return collection
 

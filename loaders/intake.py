@@ -26,7 +26,7 @@ from typing import Any
 import yaml
 
 from .config import CatalogueConfig
-from .discover import KERCHUNK, ZARR, CollectionHint, StoreRef
+from .discover import KERCHUNK, KERCHUNK_PARQUET, ZARR, CollectionHint, StoreRef
 from .failures import CATALOGUE_LOOP, INPUT, NOT_ZARR, TEMPLATE, StoreFailure
 from .storage import StorageOptions, protocol_of, strip_url
 
@@ -39,7 +39,6 @@ KERCHUNK_DRIVERS = {"kerchunk", "reference", "intake.source.reference.ReferenceS
 CATALOGUE_DRIVERS = {"yaml_file_cat", "intake.catalog.local.YAMLFileCatalog", "intake.catalog.local.YAMLFilesCatalog"}
 # fsspec layers that cache on the reader's disk: the data is the URL beneath them.
 CACHE_PROTOCOLS = {"simplecache", "filecache", "blockcache", "cached"}
-KERCHUNK_PARQUET = "kerchunk-parquet"  # = discover.KERCHUNK_PARQUET (parquet references, issue 15)
 
 
 class CatalogueError(ValueError):

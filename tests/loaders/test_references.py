@@ -213,7 +213,8 @@ def check_reference_item(item, storage_options: dict | None) -> None:
     assert (item.properties["start_datetime"], item.properties["end_datetime"]) == (START, END)
     assert {"HR2", "PP", "T2", "dirViento10", "magViento10"} <= set(item.properties["variables"])
     asset = item.assets["zarr"]
-    assert asset.roles == ["data", "references"]
+    assert asset.media_type == "application/vnd.zarr+kerchunk"  # a virtual Zarr store (issue 17)
+    assert asset.roles == ["data", "virtual", "references"]
     assert asset.extra_fields["xarray:open_kwargs"] == {"engine": "kerchunk", "chunks": {}}
     # What a user does with the published asset:
     options = asset.extra_fields.get("xarray:storage_options")
@@ -245,8 +246,6 @@ def test_folder_crawl_finds_zarr_json_and_parquet_references(local_folder, valid
         data = json.loads(json.dumps(items[key].to_dict(include_self_link=False, transform_hrefs=False)))
         data.pop("collection")  # published with its collection link; alone, without
         assert validate_object(data, validator) is None, key
-    assert items["refs/smn-parquet.parq"].assets["zarr"].media_type == "application/vnd.apache.parquet"
-    assert items["refs/smn-templates.json"].assets["zarr"].media_type == "application/json"
     # spec v1 gen is expanded only by fsspec's jinja2 templates: the asset asks for them.
     templates = items["refs/smn-templates.json"].assets["zarr"]
     assert templates.extra_fields["xarray:storage_options"] == {"simple_templates": False}
@@ -272,7 +271,7 @@ def test_explicit_inputs_and_inspect(references_bucket, storage, tmp_path):
     aggregation = f"{references_bucket}/agg/smn-aggregation"
     outcome = inspect_store(aggregation, storage)
     assert not isinstance(outcome, StoreFailure), outcome
-    assert outcome.item.assets["zarr"].media_type == "application/vnd.apache.parquet"
+    assert outcome.item.assets["zarr"].media_type == "application/vnd.zarr+kerchunk"
     entries = f"{parquet}\n{references_bucket}/refs/smn-templates.json\n{aggregation}\n"
     fs.pipe(f"{references_bucket}/lists/refs.txt", entries.encode())
     listed = crawl(f"{references_bucket}/lists/refs.txt", storage)
