@@ -392,7 +392,7 @@ def inputs(nextgems, cmip6_table, tmp_path, one_store) -> dict:
 def test_build_accepts_every_kind(cli, inputs, kind, tmp_path):
     args, items, skipped = inputs[kind]
     result = cli("build", *args, "-o", str(tmp_path / "stac"))
-    assert f"catalogued" in result.output
+    assert "catalogued" in result.output
     written = list((tmp_path / "stac").rglob("*.json"))
     collections = [p for p in written if p.name == "collection.json"]
     assert len(written) - 1 - 2 * len(collections) == items  # catalog.json, collection.json + snapshot each
@@ -405,7 +405,7 @@ def test_load_accepts_every_kind(cli, inputs, kind, pgstac_dsn):
 
     args, items, _skipped = inputs[kind]
     result = cli("load", *args, "--dsn", pgstac_dsn)
-    assert f"item(s) into pgstac" in result.output
+    assert "item(s) into pgstac" in result.output
     with psycopg.connect(pgstac_dsn) as conn:
         assert conn.execute("SELECT count(*) FROM pgstac.items").fetchone()[0] == items
 

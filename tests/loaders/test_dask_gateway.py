@@ -17,7 +17,6 @@ from pathlib import Path
 
 import dask.config
 import pytest
-from pydantic import SecretStr
 from typer.testing import CliRunner
 
 from loaders.config import MappingConfig, SourceConfig
