@@ -246,7 +246,10 @@ def test_hytest_catalogue_with_kerchunk_references_and_a_relative_nested_catalog
     kinds = {item.id: item.assets["zarr"].extra_fields["xarray:open_kwargs"]["engine"] for item in result.items}
     assert kinds == {name: "kerchunk" if e["args"]["urlpath"] == "reference://" else "zarr" for name, e in sources.items() if e["driver"] != "csv" and "path" not in e["args"]}
     lcmap = next(item for item in result.items if item.id == "lcmap-cloud")
-    assert (lcmap.assets["zarr"].href, lcmap.properties["description"]) == (f"{tmp_path}/nhgf/lcmap/lcmap.json", "LCMAP, all 36 years")
+    assert lcmap.assets["zarr"].href == f"{tmp_path}/nhgf/lcmap/lcmap.json"
+    # The entry's description, then the lines that open it (issue 17).
+    description, recipe = lcmap.properties["description"].split("\n\nOpen it with xarray", 1)
+    assert description == "LCMAP, all 36 years" and f"'{tmp_path}/nhgf/lcmap/lcmap.json',\n    engine='kerchunk'" in recipe
     assert lcmap.bbox == BBOX
     hourly = next(item for item in result.items if item.id == "conus404-hourly-onprem")
     assert hourly.assets["zarr"].href == f"{tmp_path}/caldera/hytest_scratch/scratch/conus404/conus404_hourly.zarr"

@@ -31,8 +31,14 @@ def through(proxy: FaultProxy, config: MappingConfig) -> MappingConfig:
 
 
 def as_published(objects, proxy_url: str, server_url: str) -> list[dict]:
-    """Documents as JSON, the proxy's address (published as the endpoint) put back."""
-    return [json.loads(json.dumps(o.to_dict(transform_hrefs=False)).replace(proxy_url, server_url)) for o in objects]
+    """Documents as JSON, the proxy's address (published as the endpoint, and as host:port
+    in the keys of storage:schemes) put back."""
+    def restore(text: str) -> str:
+        if not proxy_url:
+            return text
+        return text.replace(proxy_url, server_url).replace(proxy_url.split("://", 1)[1], server_url.split("://", 1)[1])
+
+    return [json.loads(restore(json.dumps(o.to_dict(transform_hrefs=False)))) for o in objects]
 
 
 @pytest.fixture(scope="module")
