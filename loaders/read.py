@@ -32,7 +32,7 @@ from zarr.storage import MemoryStore
 from .discover import KERCHUNK_PARQUET, REFERENCE_KINDS, StoreRef
 from .failures import ACCESS_DENIED, CORRUPT_METADATA, NOT_FOUND, READ_ERROR, TIMEOUT, UNAVAILABLE, UNDECODABLE_TIME, UNKNOWN_CODEC
 from .fetch import Prefetched
-from .storage import CREDENTIALS_HINT, StorageOptions, is_missing_credentials, is_remote
+from .storage import CREDENTIALS_HINT, StorageOptions, is_missing_credentials, is_remote, protocol_of
 
 
 
@@ -125,6 +125,11 @@ def _zarr_store_for(ref: StoreRef, storage: StorageOptions):
 
         options = storage.for_fsspec(ref.url) if is_remote(ref.url) else {}
         refs, extra = load_references(ref, options)
+        if ref.kind == KERCHUNK_PARQUET and "remote_protocol" not in extra:
+            # fsspec 2026.9 guesses the protocol of a parquet reference set from its first
+            # reference, and fails (split_protocol(nan)) when that one holds inline data:
+            # name it. Published with the asset, so readers avoid the same failure.
+            extra = {**extra, "remote_protocol": protocol_of(ref.url)}
         # The referenced files are assumed to live in the same object store.
         store = refs_as_store(refs, remote_options=dict(options), target_options=dict(options), **extra)
         return store, None, extra

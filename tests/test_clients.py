@@ -183,9 +183,9 @@ def test_fields_of_each_kind(stores, crawled, s3_server):
     scheme_key = f"custom-s3-{endpoint.removeprefix('http://')}-{BUCKET}"
     scheme = {"type": "custom-s3", "platform": endpoint, "bucket": BUCKET}
     public = {"anon": True, "endpoint_url": endpoint}
-    by_id = {item.id: item for item in crawled.items}
+    by_id = {(item.collection_id, item.id): item for item in crawled.items}
     for kind, version in (("zarr-v2", 2), ("zarr-v3", 3)):
-        item = by_id[stores[kind].item_id].to_dict()
+        item = by_id[stores[kind].collection_id, stores[kind].item_id].to_dict()
         asset = item["assets"]["zarr"]
         assert asset["type"] == f"application/vnd.zarr; version={version}"
         assert asset["roles"] == ["data", "zarr"]
@@ -210,7 +210,7 @@ def test_fields_of_each_kind(stores, crawled, s3_server):
         assert {ZARR_SCHEMA, STORAGE_SCHEMA, DATACUBE_SCHEMA, XARRAY_SCHEMA} <= set(item["stac_extensions"])
         assert VIRTUAL_SCHEMA not in item["stac_extensions"]
 
-    item = by_id[stores["kerchunk-json"].item_id].to_dict()
+    item = by_id[stores["kerchunk-json"].collection_id, stores["kerchunk-json"].item_id].to_dict()
     asset = item["assets"]["zarr"]
     assert asset["type"] == "application/vnd.zarr+kerchunk"
     assert asset["roles"] == ["data", "virtual", "references"]
@@ -241,7 +241,7 @@ def test_fields_of_each_kind(stores, crawled, s3_server):
 
     if PARQUET_READ:
         # A parquet reference: the same virtual store; its files are read lazily, so none are listed.
-        item = by_id[stores["kerchunk-parquet"].item_id].to_dict()
+        item = by_id[stores["kerchunk-parquet"].collection_id, stores["kerchunk-parquet"].item_id].to_dict()
         asset = item["assets"]["zarr"]
         assert (asset["type"], asset["roles"]) == ("application/vnd.zarr+kerchunk", ["data", "virtual", "references"])
         assert asset["xarray:open_kwargs"] == {"engine": "kerchunk", "chunks": {}}
@@ -286,7 +286,7 @@ def test_every_object_validates(validator, crawled, static_root, live_api):
 def test_found_items_keep_every_access_field(stores, crawled, kind, origin, request):
     """pgstac and the static writer pass the new fields through untouched."""
     store = stores[kind]
-    made = next(i for i in crawled.items if i.id == store.item_id).to_dict()
+    made = next(i for i in crawled.items if (i.collection_id, i.id) == (store.collection_id, store.item_id)).to_dict()
     found = found_item(store, origin, request).to_dict()
     assert found["assets"] == made["assets"]
     assert [link for link in found["links"] if link["rel"] == "store"] == [
