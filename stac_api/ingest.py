@@ -129,7 +129,6 @@ class Ingest:
         self.batch_size = batch_size
         self.memory_items = memory_items
         self.report = LoadReport()
-        self._ensure_search_order()
         self.loaded_ids: dict[str, set[str]] = defaultdict(set)
         self._waiting: dict[str, list[bytes]] = defaultdict(list)
         self._waiting_count = 0
@@ -138,6 +137,11 @@ class Ingest:
         self._known: set[str] = set()  # collections that have a row
         self.facets: dict[str, dict[str, queryables.FacetStats]] = defaultdict(dict)
         self._count_lock = threading.Lock()
+        try:
+            self._ensure_search_order()
+        except BaseException:
+            self.__exit__()  # the pools opened above: a database without pgstac must not keep them
+            raise
 
     def _ensure_search_order(self) -> None:
         """A database migrated by pypgstac alone lacks the index of the search order:

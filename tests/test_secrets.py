@@ -281,7 +281,7 @@ sources:
     bad_configs = {
         "YAML syntax error on the secret's line": f'sources:\n  - url: {bucket}\n    storage:\n      secret: "{secret_in_file}\n      key: x\n',
         "YAML tab after the secret": f"sources:\n  - url: {bucket}\n    storage:\n      secret: {secret_in_file}\n\tkey: x\n",
-        "unknown storage option holding a secret": f"sources:\n  - url: {bucket}\n    storage:\n      token: {secret_in_file}\n",
+        "unknown storage option holding a secret": f"sources:\n  - url: {bucket}\n    storage:\n      password: {secret_in_file}\n",
         "secret of the wrong type": f"sources:\n  - url: {bucket}\n    storage:\n      secret: ['{secret_in_file}']\n      key: {{nested: '${{CFG_KEY}}'}}\n",
         "secret in a number field": f"sources:\n  - url: {bucket}\n    storage: {{endpoint_url: {endpoint}, timeout: '{secret_in_file}'}}\n",
         "secret as the sources": f"sources: {secret_in_file}\n",
@@ -490,8 +490,10 @@ def test_every_command_ran_and_produced_something(outputs):
     for label, run in runs.items():
         assert run.stdout.strip() or run.stderr.strip(), f"{label} said nothing"
     # the error paths failed for the reason they were meant to
-    assert "password authentication failed" in runs["load --config with a wrong password (DATABASE_URL)"].stderr
-    assert "password authentication failed" in runs["serve with a wrong password"].stderr
+    for label in ("load --config with a wrong password (DATABASE_URL)", "serve with a wrong password", "serve with a wrong password (key=value DSN)"):
+        assert "failed while connecting: authentication failed" in runs[label].stderr, label
+    assert "has no pgstac: run `zarr-stac db migrate`" in runs["load into a database without pgstac"].stderr
+    assert "does not exist" in runs["inspect in a missing bucket"].stderr
     assert "SignatureDoesNotMatch" in runs["inspect, signature refused"].stderr or "signature" in runs["inspect, signature refused"].stderr.lower()
     assert "not valid YAML: while scanning a quoted scalar (line 4, column" in runs["build with a bad config: YAML syntax error on the secret's line"].stderr
     assert "valid string" in "".join(run.stderr for label, run in runs.items() if label.endswith("bad config: secret of the wrong type"))

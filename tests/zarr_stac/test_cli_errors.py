@@ -178,9 +178,9 @@ def test_inspect_tells_a_missing_bucket_from_a_missing_store(sample_bucket, s3_s
 def database_without_pgstac(pg_cluster) -> str:
     dsn = pg_cluster._dsn_for("postgres")
     with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute("DROP DATABASE IF EXISTS plain")
-        conn.execute("CREATE DATABASE plain")
-    return pg_cluster._dsn_for("plain")
+        conn.execute("DROP DATABASE IF EXISTS cli_without_pgstac")
+        conn.execute("CREATE DATABASE cli_without_pgstac")
+    return pg_cluster._dsn_for("cli_without_pgstac")
 
 
 def dsn_cases(pg_cluster, plain: str) -> dict[str, tuple[str, str]]:
@@ -193,7 +193,7 @@ def dsn_cases(pg_cluster, plain: str) -> dict[str, tuple[str, str]]:
             f"{host}/{pg_cluster.database} failed while connecting: authentication failed",
         ),
         "no such database": (good.rsplit("/", 1)[0] + "/nosuchdb", f"{host}/nosuchdb failed while connecting: no such database"),
-        "no pgstac": (plain, f"{host}/plain has no pgstac: run `zarr-stac db migrate`"),
+        "no pgstac": (plain, f"{host}/cli_without_pgstac has no pgstac: run `zarr-stac db migrate`"),
         "unreachable": (f"postgresql://u:WRONG-planted-pw@127.0.0.1:{free_port()}/db", "unreachable"),
     }
 
