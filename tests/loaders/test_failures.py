@@ -76,7 +76,7 @@ def broken_crawl(broken_bucket, s3_server):
     # Read anonymously, through a proxy on which every request for slow.zarr hangs.
     rules = FaultRules(hang=re.compile(r"^/broken/slow\.zarr/"))
     with FaultProxy(s3_server.endpoint_url, rules) as proxy:
-        storage = StorageOptions(endpoint_url=proxy.url, anon=True, timeout=0.2, retries=0)
+        storage = StorageOptions(endpoint_url=proxy.url, anon=True, timeout=2.0, retries=0)  # the hang never answers; 2 s leaves the others room on a busy machine
         # The private store comes from an explicit list: listing its bucket is refused too.
         sources = [SourceConfig(url=broken_bucket, storage=storage), SourceConfig(url=f"{broken_bucket}/lists/private.txt", storage=storage)]
         return crawl(MappingConfig(sources=sources))
