@@ -33,7 +33,7 @@ def template_store() -> Path:
 
 
 def trial(engine: str, endpoint: str, stores: int, sample: int, processes: int) -> dict:
-    from loaders.storage import StorageOptions
+    from common.storage import StorageOptions
 
     storage = StorageOptions(endpoint_url=endpoint, anon=True)
     start = time.perf_counter()

@@ -29,7 +29,7 @@ from pystac.extensions.xarray_assets import XarrayAssetsExtension
 from . import discover
 from .config import SourceConfig
 from .read import OpenedStore
-from .storage import is_remote, protocol_of
+from common.storage import is_remote, protocol_of
 
 ASSET_KEY = "zarr"
 KERCHUNK = discover.KERCHUNK

@@ -17,7 +17,9 @@ from typing import Any
 
 import pystac
 
-from . import assets, facets, spatial
+from common import facets, spatial
+
+from . import assets
 from .config import CollectionConfig
 
 DEFAULT_LICENSE = "other"

@@ -39,8 +39,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .discover import CollectionHint
-from .layout import STORE_SUFFIXES, Placement, default_placement, path_item_id, safe_id
-from .storage import StorageOptions, relative_key, strip_url
+from common.layout import STORE_SUFFIXES, Placement, default_placement, path_item_id, safe_id
+from common.storage import StorageOptions, relative_key, strip_url
 
 # What an `item_description` template may use besides the path-template fields.
 ITEM_DESCRIPTION_FIELDS = ("title", "id", "href", "kind", "python")

@@ -26,8 +26,8 @@ from .failures import DISCOVERY, DUPLICATE_ID, INPUT, KNOWN_NON_STORES, LAYOUT, 
 from .fetch import NotPrefetchable, Prefetched, prefetch_many
 from .mapping import MappingError, json_safe, store_to_item
 from .read import StoreReadError, classify, one_line, open_prefetched, open_store
-from .layout import Placement
-from .storage import StorageOptions, bucket_is_missing, bucket_of, protocol_of
+from common.layout import Placement
+from common.storage import StorageOptions, bucket_is_missing, bucket_of, protocol_of
 from .xpublish import XPUBLISH, expand_server
 
 @dataclass

@@ -20,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from .storage import CREDENTIALS_HINT, StorageOptions, is_missing_credentials, protocol_of, strip_url
+from common.storage import CREDENTIALS_HINT, StorageOptions, is_missing_credentials, protocol_of, strip_url
 
 ZARR_V2_MARKERS = (".zgroup", ".zmetadata")
 ZARR_V3_MARKER = "zarr.json"

@@ -28,7 +28,7 @@ import fsspec
 from fsspec.asyn import AsyncFileSystem
 
 from .discover import REFERENCE_KINDS, StoreRef
-from .storage import StorageOptions, protocol_of
+from common.storage import StorageOptions, protocol_of
 
 MAX_COORDINATE_CHUNKS = 256  # per store; beyond this, the lazy path
 

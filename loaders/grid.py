@@ -25,7 +25,7 @@ import numpy as np
 import xarray as xr
 from pyproj import CRS, Transformer
 
-from . import spatial
+from common import spatial
 from .healpix import HealpixError, HealpixGrid, describe_healpix
 
 WGS84 = CRS.from_epsg(4326)

@@ -65,7 +65,7 @@ class HealpixGrid:
         else:
             lon, lat = ring.vertices(ids, self.level, "sphere")
         lon, lat = np.asarray(lon, dtype="f8").ravel(), np.asarray(lat, dtype="f8").ravel()
-        from . import spatial
+        from common import spatial
 
         # A pole is a vertex of every cell around it, at no particular longitude.
         off_pole = np.abs(lat) < 90.0 - 1e-9

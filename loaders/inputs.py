@@ -29,7 +29,7 @@ from .config import CatalogueConfig
 from .discover import KERCHUNK, ZARR, StoreRef, discover_stores, listing_problem
 from .failures import StoreFailure
 from .intake import catalogue_dir
-from .storage import StorageOptions, strip_url
+from common.storage import StorageOptions, strip_url
 
 LIST_SUFFIXES = (".txt", ".lst")
 CSV_SUFFIXES = (".csv", ".csv.gz")

@@ -28,7 +28,7 @@ import yaml
 from .config import CatalogueConfig
 from .discover import KERCHUNK, KERCHUNK_PARQUET, ZARR, CollectionHint, StoreRef
 from .failures import CATALOGUE_LOOP, INPUT, NOT_ZARR, TEMPLATE, StoreFailure
-from .storage import StorageOptions, protocol_of, strip_url
+from common.storage import StorageOptions, protocol_of, strip_url
 
 ZARR_DRIVERS = {"zarr", "intake_xarray.xzarr.ZarrSource", "intake_xarray.ZarrSource", "xarray_zarr", "ndzarr"}
 XARRAY_DRIVERS = {

@@ -21,7 +21,9 @@ import xstac
 from pystac.extensions.datacube import DatacubeExtension
 from pystac.extensions.projection import ProjectionExtension
 
-from . import forecast, spatial, temporal
+from common import spatial
+
+from . import forecast, temporal
 from .assets import ASSET_KEY, add_access, build_asset  # noqa: F401 - build_asset: the asset alone
 from .config import SourceConfig
 from .failures import MISSING_COORDINATES, NO_COORDINATES, NO_TIME, UNDECODABLE_TIME

@@ -32,7 +32,7 @@ from zarr.storage import MemoryStore
 from .discover import KERCHUNK_PARQUET, REFERENCE_KINDS, StoreRef
 from .failures import ACCESS_DENIED, CORRUPT_METADATA, NOT_FOUND, READ_ERROR, TIMEOUT, UNAVAILABLE, UNDECODABLE_TIME, UNKNOWN_CODEC
 from .fetch import Prefetched
-from .storage import CREDENTIALS_HINT, StorageOptions, is_missing_credentials, is_remote, protocol_of
+from common.storage import CREDENTIALS_HINT, StorageOptions, is_missing_credentials, is_remote, protocol_of
 
 
 

@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from .discover import DiscoveryError, StoreRef
 from .inputs import ExpandedInput
-from .storage import StorageOptions, strip_url
+from common.storage import StorageOptions, strip_url
 
 XPUBLISH = "xpublish"
 # (file that marks the Zarr endpoint, its Zarr format); v3 first: the newer plugin.

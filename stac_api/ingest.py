@@ -33,7 +33,7 @@ import pystac
 from pypgstac.load import Loader, Methods
 from pystac.link import HIERARCHICAL_LINKS
 
-from loaders.spatial import union_bboxes
+from common.spatial import union_bboxes
 
 from . import queryables, search_order
 from .db import pgstac_database

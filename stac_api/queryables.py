@@ -29,7 +29,7 @@ import orjson
 from psycopg import Connection
 from psycopg.types.json import Jsonb
 
-from loaders.facets import MAX_ENUM, FacetStats, is_facet, observe, summary  # noqa: F401 - one copy, shared
+from common.facets import MAX_ENUM, FacetStats, is_facet, observe, summary  # noqa: F401 - one copy, shared
 
 log = logging.getLogger(__name__)
 

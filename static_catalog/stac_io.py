@@ -7,7 +7,7 @@ from typing import Any
 import pystac
 from pystac.stac_io import DefaultStacIO
 
-from loaders.storage import StorageOptions, protocol_of
+from common.storage import StorageOptions, protocol_of
 
 
 class FsspecStacIO(DefaultStacIO):

@@ -49,9 +49,9 @@ import pystac
 from fsspec.asyn import _run_coros_in_chunks, sync
 from pystac.link import HIERARCHICAL_LINKS
 
-from loaders.layout import safe_id
-from loaders.spatial import union_bboxes
-from loaders.storage import StorageOptions, protocol_of, strip_url
+from common.layout import safe_id
+from common.spatial import union_bboxes
+from common.storage import StorageOptions, protocol_of, strip_url
 
 CATALOG_FILE = "catalog.json"
 COLLECTION_FILE = "collection.json"

@@ -29,7 +29,7 @@ from pydantic import SecretStr
 
 from loaders.config import CollectionConfig, MappingConfig, SourceConfig
 from loaders.crawl import CrawlResult, crawl
-from loaders.storage import StorageOptions
+from common.storage import StorageOptions
 from stac_api.app import create_app
 from stac_api.ingest import load
 from stac_api.settings import Settings

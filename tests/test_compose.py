@@ -486,7 +486,7 @@ def test_loader_reads_its_settings_from_the_environment():
 
 def test_example_mapping_places_every_sample_store(monkeypatch):
     from loaders.config import load_config
-    from loaders.storage import strip_url
+    from common.storage import strip_url
     from zarr_stac.samples import samples
 
     loader = environment(interpolate_all(RAW, ENV_EXAMPLE_VALUES)["services"]["loader"])

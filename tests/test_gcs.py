@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from loaders.config import default_config
 from loaders.crawl import crawl
-from loaders.storage import StorageOptions
+from common.storage import StorageOptions
 from zarr_stac.cli import app
 from zarr_stac.samples import samples, write_samples
 

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
     from loaders.config import MappingConfig
     from loaders.crawl import CrawlResult
-    from loaders.storage import StorageOptions
+    from common.storage import StorageOptions
 
 # An unexpected error prints a traceback, never its frames' local variables: they hold
 # DSNs with passwords and keys (older Typer releases show them by default).
@@ -66,7 +66,7 @@ def storage_options(
 ) -> StorageOptions:
     # Keys are never flags (they would show in `ps`): botocore reads AWS_ACCESS_KEY_ID,
     # AWS_SECRET_ACCESS_KEY and profiles itself.
-    from loaders.storage import StorageOptions
+    from common.storage import StorageOptions
 
     tuning = {name: value for name, value in (("timeout", timeout), ("retries", retries)) if value is not None}
     return StorageOptions(endpoint_url=endpoint_url, anon=anon, profile=profile, region=region, public_anon=public_anon, **tuning)
@@ -360,7 +360,7 @@ def build(
 def local_destination_problem(output: str) -> str | None:
     """Why a local catalogue folder could not be written, checked before the crawl
     (nothing is created yet: a run that stops early leaves no empty folder behind)."""
-    from loaders.storage import protocol_of
+    from common.storage import protocol_of
 
     if protocol_of(output) != "file":
         return None

@@ -19,7 +19,7 @@ from rich.markup import escape
 
 from loaders.config import MappingConfig, load_config
 from loaders.crawl import crawl
-from loaders.storage import StorageOptions
+from common.storage import StorageOptions
 
 from .samples import write_samples
 from .services import LOCAL_CREDENTIALS, PostgresCluster, S3Server, ensure_postgis

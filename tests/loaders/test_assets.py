@@ -18,7 +18,7 @@ from loaders.config import ConfigError, HrefRewrite, SourceConfig, load_config
 from loaders.mapping import store_to_item
 from loaders.read import open_store
 from loaders.discover import StoreRef
-from loaders.storage import StorageOptions
+from common.storage import StorageOptions
 from zarr_stac.samples import era_like_daily, write_dataset
 
 

@@ -21,7 +21,7 @@ from typer.testing import CliRunner
 
 from loaders.config import MappingConfig, SourceConfig
 from loaders.crawl import CataloguedStore, ClusterError, Crawl, GatewayExecutor, crawl
-from loaders.storage import StorageOptions
+from common.storage import StorageOptions
 from zarr_stac.cli import app
 from zarr_stac.samples import write_dataset
 from zarr_stac.services import LOCAL_CREDENTIALS, free_port

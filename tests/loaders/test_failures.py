@@ -11,7 +11,7 @@ import xarray as xr
 
 from loaders.config import MappingConfig, SourceConfig
 from loaders.crawl import crawl
-from loaders.storage import StorageOptions
+from common.storage import StorageOptions
 from zarr_stac.samples import write_dataset
 from zarr_stac.services.proxy import FaultProxy, FaultRules
 

@@ -13,7 +13,7 @@ import pytest
 import xarray as xr
 
 from loaders.crawl import crawl
-from loaders.storage import StorageOptions
+from common.storage import StorageOptions
 from zarr_stac.samples import write_dataset
 from zarr_stac.services.proxy import FaultProxy
 

@@ -19,7 +19,7 @@ from pyproj import CRS, Transformer
 
 from loaders.crawl import crawl, inspect_store
 from loaders.failures import StoreFailure
-from loaders.storage import StorageOptions
+from common.storage import StorageOptions
 from static_catalog.validate import validate_object
 from static_catalog.write import write_catalog
 from zarr_stac.samples import write_dataset

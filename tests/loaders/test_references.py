@@ -32,7 +32,7 @@ from pyproj import CRS, Transformer
 from loaders.crawl import crawl, inspect_store
 from loaders.discover import KERCHUNK, KERCHUNK_PARQUET, discover_stores
 from loaders.failures import StoreFailure
-from loaders.storage import StorageOptions
+from common.storage import StorageOptions
 from static_catalog.validate import validate_object
 from zarr_stac.samples import write_dataset
 from zarr_stac.services.proxy import FaultProxy

@@ -56,7 +56,7 @@ MEASURE = """
 import json, resource, sys, tempfile
 from loaders.config import MappingConfig, SourceConfig
 from loaders.crawl import Crawl, CataloguedStore
-from loaders.storage import StorageOptions
+from common.storage import StorageOptions
 from static_catalog.write import StaticCatalog
 def rss_mb():
     return next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmRSS:")) / 1024

@@ -12,7 +12,7 @@ import pystac
 import pytest
 
 from loaders.crawl import crawl
-from loaders.storage import StorageOptions
+from common.storage import StorageOptions
 from static_catalog.write import write_catalog
 from zarr_stac.services.proxy import FaultProxy, FaultRules
 
