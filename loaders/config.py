@@ -39,6 +39,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .discover import CollectionHint
+from common.stac import DEFAULT_CATALOG_DESCRIPTION, DEFAULT_CATALOG_ID, DEFAULT_CATALOG_TITLE
 from common.layout import STORE_SUFFIXES, Placement, default_placement, path_item_id, safe_id
 from common.storage import StorageOptions, relative_key, strip_url
 
@@ -209,9 +210,9 @@ class SourceConfig(BaseModel):
 
 class CatalogConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    id: str = "zarr-stac"
-    title: str = "zarr-stac catalogue"
-    description: str = "Zarr datasets in object storage, catalogued with STAC."
+    id: str = DEFAULT_CATALOG_ID
+    title: str = DEFAULT_CATALOG_TITLE
+    description: str = DEFAULT_CATALOG_DESCRIPTION
 
 
 class MappingConfig(BaseModel):

@@ -53,12 +53,8 @@ def async_filesystem(url: str, storage: StorageOptions) -> AsyncFileSystem:
         from fsspec.implementations.asyn_wrapper import AsyncFileSystemWrapper
 
         return AsyncFileSystemWrapper(fsspec.filesystem("file"), asynchronous=True)
-    fs = fsspec.filesystem(protocol, asynchronous=True, skip_instance_cache=True, **storage.for_fsspec(url))
-    if storage.retries is not None and hasattr(fs, "retries"):
-        # botocore already retries (with backoff and jitter); s3fs's own loop of 5 on
-        # top would multiply every timeout. s3fs only has it as a class attribute.
-        fs.retries = 1
-    return fs
+    # s3fs's own retry loop is limited once for every filesystem, in common.storage.
+    return fsspec.filesystem(protocol, asynchronous=True, skip_instance_cache=True, **storage.for_fsspec(url))
 
 
 def _array_dims(name: str, meta: dict[str, Any], attrs: dict[str, Any], zarr_format: int) -> list[str]:
