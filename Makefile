@@ -7,7 +7,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: demo test install postgis swift bench clean
+.PHONY: demo test lint install postgis swift bench clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -33,7 +33,12 @@ swift: install
 demo: postgis
 	$(BIN)/zarr-stac demo
 
-test: postgis swift
+# Lint and format are checked before the tests (ruff, configured in pyproject.toml).
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+test: lint postgis swift
 	$(BIN)/pytest
 
 bench: postgis
