@@ -23,6 +23,7 @@ from pystac.extensions.projection import ProjectionExtension
 
 from common import spatial
 
+from . import axes as axes_module
 from . import forecast, temporal
 from .assets import ASSET_KEY, add_access, build_asset  # noqa: F401 - build_asset: the asset alone
 from .config import SourceConfig
@@ -65,14 +66,34 @@ def _first(names: list[str] | None, ds: xr.Dataset, *, dimension: bool = False) 
     return None
 
 
+# False: every CF look-up through cf_xarray itself (the reference the fast paths are tested against).
+FAST_AXES = True
+
+
+def cf_axes(ds: xr.Dataset) -> tuple[dict, dict]:
+    """`ds.cf.axes` and `ds.cf.coordinates` (loaders.axes computes them in one pass when it can)."""
+    found = axes_module.classify(ds) if FAST_AXES else None
+    if found is not None:
+        return found.axes, found.coordinates
+    return ds.cf.axes, ds.cf.coordinates
+
+
+def guessed_axes(ds: xr.Dataset) -> tuple[dict, dict]:
+    """`.cf.axes` and `.cf.coordinates` of `ds.cf.guess_coord_axis()`."""
+    found = axes_module.guess(ds) if FAST_AXES else None
+    if found is not None:
+        return found.axes, found.coordinates
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        guessed = ds.cf.guess_coord_axis()
+    return guessed.cf.axes, guessed.cf.coordinates
+
+
 def find_axes(ds: xr.Dataset) -> Axes:
     """Axes from CF attributes (axis, standard_name, units); names alone only as a fallback."""
-    axes, coords = ds.cf.axes, ds.cf.coordinates
+    axes, coords = cf_axes(ds)
     if not (coords.get("longitude") or axes.get("X")) or not (coords.get("time") or axes.get("T")):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            guessed = ds.cf.guess_coord_axis()
-        axes, coords = guessed.cf.axes, guessed.cf.coordinates
+        axes, coords = guessed_axes(ds)
     time = _first(axes.get("T"), ds, dimension=True) or _first(coords.get("time"), ds, dimension=True)
     longitude = _first(coords.get("longitude"), ds)
     latitude = _first(coords.get("latitude"), ds)
@@ -92,7 +113,9 @@ def horizontal_hints(axis: str, coord: xr.DataArray) -> dict[str, Any]:
     """
     values = np.asarray(coord.values)
     finite = values[np.isfinite(values)] if values.dtype.kind == "f" else values
-    hints: dict[str, Any] = {f"{axis}_extent": [json_value(finite.min()), json_value(finite.max())] if finite.size else None}
+    hints: dict[str, Any] = {
+        f"{axis}_extent": [json_value(finite.min()), json_value(finite.max())] if finite.size else None
+    }
     deltas = np.diff(values)
     hints[f"{axis}_step"] = json_value(deltas[0]) if deltas.size > 1 and np.all(deltas[0] == deltas[1:]) else False
     return hints
@@ -212,7 +235,7 @@ def extra_dimensions(ds: xr.Dataset, axes: Axes, skip: set[str] = frozenset()) -
     """`cube:dimensions` entries for dimensions other than time/x/y (levels, members, ...)
     and those in `skip` (already described, e.g. a forecast's reference and lead times)."""
     dims: dict[str, dict] = {}
-    vertical = set(ds.cf.axes.get("Z", []))
+    vertical = set(cf_axes(ds)[0].get("Z", []))
     bounds = bounds_variables(ds)
     non_bounds_dims = {d for name, v in ds.variables.items() if name not in bounds for d in v.dims}
     for dim in ds.dims:

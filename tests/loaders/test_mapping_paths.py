@@ -1,0 +1,258 @@
+"""The fast mapping paths give exactly what the reference paths give.
+
+Every store the loader tests use (tests/loaders/cases.py, the real-metadata stores of
+test_real_stores.py, the samples) plus stores as plain xarray writes them (no CF
+attributes, time from a pandas index) is catalogued twice through the crawl's own
+per-store path, `run_job` on prefetched bytes and `inspect_store` by URL: once with
+the fast paths (loaders.axes, ...) and once with every switch off (cf_xarray and
+xarray's whole decode pipeline). The Items (and the attributes collections use)
+must be equal byte for byte.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import warnings
+from contextlib import contextmanager
+from pathlib import Path
+
+import cftime
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+
+from common.storage import StorageOptions
+from loaders import axes, mapping
+from loaders.config import SourceConfig
+from loaders.crawl import CataloguedStore, Job, inspect_store, run_job
+from loaders.discover import StoreRef
+from loaders.fetch import prefetch_many
+from loaders.inputs import common_root, kind_of
+from zarr_stac.samples import samples
+
+from .cases import CASES
+from .real_stores import write_store
+from .test_real_stores import (
+    cordex_like,
+    hrrr_coordinates,
+    ifs_coordinates,
+    netcdf_born,
+    smap_coordinates,
+    with_level_zero,
+)
+
+# (module, attribute): every fast-path switch, all turned off for the reference.
+SWITCHES = [(mapping, "FAST_AXES")]
+
+
+@contextmanager
+def reference_paths():
+    saved = [(module, name, getattr(module, name)) for module, name in SWITCHES]
+    try:
+        for module, name, _ in saved:
+            setattr(module, name, False)
+        yield
+    finally:
+        for module, name, value in saved:
+            setattr(module, name, value)
+
+
+def _plain(**overrides) -> xr.Dataset:
+    """A dataset as xarray writes it from numpy/pandas: no CF attributes at all."""
+    coords = {
+        "time": pd.date_range("2000-01-01", periods=24, freq="MS"),
+        "lat": np.linspace(-88, 88, 45),
+        "lon": np.linspace(0, 356, 90),
+    }
+    coords.update(overrides)
+    names = list(coords)
+    shape = tuple(np.size(coords[n]) for n in names)
+    return xr.Dataset({"tas": (names, np.zeros(shape, "f4"))}, coords=coords)
+
+
+def _renamed(ds: xr.Dataset, **names) -> xr.Dataset:
+    return ds.rename(names)
+
+
+PLAIN = {
+    "plain-xarray": _plain,
+    "plain-latitude-longitude": lambda: _renamed(_plain(), lat="latitude", lon="longitude"),
+    "plain-t-y-x": lambda: _renamed(_plain(), time="t", lat="y", lon="x"),
+    "plain-cftime-noleap": lambda: _plain(
+        time=xr.date_range("2001-01-01", periods=12, freq="MS", calendar="noleap", use_cftime=True)
+    ),
+    "plain-with-level": lambda: _plain(lev=np.array([1000.0, 850.0, 500.0])),
+    "plain-valid-time-and-step": lambda: _renamed(_plain(), time="valid_time"),
+    "plain-no-time": lambda: _plain().isel(time=0, drop=True),
+    "plain-nav-lat-lon": lambda: _renamed(_plain(), lat="nav_lat", lon="nav_lon"),
+}
+
+
+def _write(ds: xr.Dataset, path: Path, *, zarr_format: int = 2, consolidated: bool = True) -> str:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ds.to_zarr(str(path), mode="w", zarr_format=zarr_format, consolidated=consolidated)
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def stores(tmp_path_factory) -> dict[str, str]:
+    folder = tmp_path_factory.mktemp("mapping-paths")
+    urls = {}
+    for case in CASES:
+        urls[case.name] = _write(
+            case.build(), folder / f"{case.name}.zarr", zarr_format=case.zarr_format, consolidated=case.consolidated
+        )
+    for sample in samples():
+        name = "sample-" + sample.path.replace("/", "-")
+        urls[name] = _write(sample.dataset, folder / name, zarr_format=sample.zarr_format)
+    real = {
+        "ifs-blosc2": ("ifs-blosc2", ifs_coordinates()),
+        "hrrr-forecast": ("hrrr-forecast", hrrr_coordinates()),
+        "smap-ease": ("smap-ease", smap_coordinates()),
+        "hrrr-no-coordinates": ("hrrr-forecast", {}),
+        "hrrr-no-valid-time": ("hrrr-forecast", {k: v for k, v in hrrr_coordinates().items() if k != "valid_time"}),
+    }
+    for name, (case, coordinates) in real.items():
+        urls[name] = str(write_store(case, folder / f"{name}.zarr", coordinates))
+    urls["netcdf-born"] = _write(netcdf_born(), folder / "netcdf-born.zarr")
+    urls["level-zero"] = _write(with_level_zero(), folder / "level-zero.zarr", zarr_format=3)
+    urls["cordex-like"] = _write(cordex_like(), folder / "cordex-like.zarr")
+    for name, build in PLAIN.items():
+        urls[name] = _write(build(), folder / f"{name}.zarr")
+        urls[name + "-v3"] = _write(build(), folder / f"{name}-v3.zarr", zarr_format=3)
+    return urls
+
+
+def _json(outcome) -> str:
+    if isinstance(outcome, CataloguedStore):
+        item = outcome.item.to_dict(include_self_link=False, transform_hrefs=False)
+        return json.dumps({"item": item, "attrs": outcome.attrs}, sort_keys=True)
+    return json.dumps({"failure": [outcome.kind, outcome.reason]}, sort_keys=True)
+
+
+def _crawl_path(urls: list[str]) -> list[str]:
+    """`run_job` on prefetched bytes, as a crawl's batch does."""
+    root = common_root(urls)
+    source = SourceConfig(url=root, storage=StorageOptions())
+    jobs = [Job(source, root, StoreRef(url=url, kind=kind_of(url))) for url in urls]
+    prefetched = asyncio.run(prefetch_many([job.ref for job in jobs], StorageOptions()))
+    return [_json(run_job(job, fetched)) for job, fetched in zip(jobs, prefetched)]
+
+
+@pytest.fixture(scope="module")
+def both_paths(stores) -> dict[str, tuple[str, str, str, str]]:
+    """{store: (crawl fast, crawl reference, inspect fast, inspect reference)}."""
+    names, urls = list(stores), list(stores.values())
+    fast = _crawl_path(urls)
+    fast_inspect = [_json(inspect_store(url)) for url in urls]
+    with reference_paths():
+        reference = _crawl_path(urls)
+        reference_inspect = [_json(inspect_store(url)) for url in urls]
+    return dict(zip(names, zip(fast, reference, fast_inspect, reference_inspect)))
+
+
+STORE_NAMES = (
+    [case.name for case in CASES]
+    + ["sample-" + s.path.replace("/", "-") for s in samples()]
+    + ["ifs-blosc2", "hrrr-forecast", "smap-ease", "hrrr-no-coordinates", "hrrr-no-valid-time"]
+    + ["netcdf-born", "level-zero", "cordex-like"]
+    + [name + suffix for name in PLAIN for suffix in ("", "-v3")]
+)
+
+
+@pytest.mark.parametrize("name", STORE_NAMES)
+def test_fast_and_reference_paths_give_the_same_item(both_paths, name):
+    fast, reference, fast_inspect, reference_inspect = both_paths[name]
+    assert fast == reference
+    assert fast_inspect == reference_inspect
+
+
+def test_the_plain_xarray_store_is_catalogued(both_paths):
+    fast = json.loads(both_paths["plain-xarray"][0])
+    assert fast["item"]["properties"]["start_datetime"] == "2000-01-01T00:00:00Z"
+    assert fast["item"]["properties"]["cube:dimensions"]["time"]["step"] == "P1M"
+    assert fast["item"]["bbox"] == [-180.0, -88.0, 180.0, 88.0]  # 0..356 every 4 degrees: all round
+
+
+# -- loaders.axes against cf_xarray itself, over many attribute combinations ---------------
+
+NAMES = ["time", "t", "lat", "lon", "latitude", "x", "y", "lev", "member", "rlat", "step", "valid_time", "nav_lon"]
+ATTRIBUTES = [
+    {},
+    {"standard_name": "time"},
+    {"standard_name": "latitude"},
+    {"standard_name": "longitude"},
+    {"units": "degrees_east"},
+    {"units": "degrees_north"},
+    {"axis": "X"},
+    {"axis": "Y"},
+    {"axis": "T"},
+    {"axis": "Z"},
+    {"positive": "down"},
+    {"standard_name": "projection_x_coordinate"},
+    {"long_name": "latitude"},
+    {"_CoordinateAxisType": "Time"},
+    {"standard_name": "air_pressure", "units": "hPa"},
+]
+VALUES = {
+    "datetime": pd.date_range("2000-01-01", periods=3, freq="D").values,
+    "timedelta": np.array([0, 3, 6], dtype="timedelta64[h]"),
+    "cftime": np.array([cftime.DatetimeNoLeap(2000, 1, d) for d in (1, 2, 3)]),
+    "float": np.array([1.0, 2.0, 3.0]),
+}
+
+
+def _datasets():
+    combos = itertools.product(NAMES, range(len(ATTRIBUTES)), VALUES)
+    for i, (name, attrs, kind) in enumerate(combos):
+        other = NAMES[(i * 7 + 3) % len(NAMES)]
+        if other == name:
+            continue
+        coords = {
+            name: (name, VALUES[kind], dict(ATTRIBUTES[attrs])),
+            other: (other, VALUES["float"], dict(ATTRIBUTES[(i * 5) % len(ATTRIBUTES)])),
+        }
+        yield f"{name}-{attrs}-{kind}-{other}", xr.Dataset({"v": ((name, other), np.zeros((3, 3)))}, coords=coords)
+
+
+def test_axes_classify_and_guess_as_cf_xarray_does():
+    checked = 0
+    for label, ds in _datasets():
+        found = axes.classify(ds)
+        assert found is not None, label
+        assert (found.axes, found.coordinates) == (ds.cf.axes, ds.cf.coordinates), label
+        guessed = axes.guess(ds)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            reference = ds.cf.guess_coord_axis()
+        assert (guessed.axes, guessed.coordinates) == (reference.cf.axes, reference.cf.coordinates), label
+        checked += 1
+    assert checked > 500
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda ds: ds.assign_attrs(coordinates="lat lon"),
+        lambda ds: ds.assign({"mesh": ((), 0, {"cf_role": "grid_topology"})}),
+        lambda ds: ds.assign({"crs": ((), 0, {"grid_mapping_name": "latitude"})}),
+        lambda ds: ds.assign({"v2": (("lat",), np.zeros(45), {"cell_measures": "X: lat"})}),
+        lambda ds: ds.assign({"v3": (("lat",), np.zeros(45), {"standard_name": "X"})}),
+        lambda ds: ds.assign_coords(lat=ds["lat"].assign_attrs(units=np.array(["degrees_north"]))),
+    ],
+    ids=[
+        "dataset-coordinates",
+        "sgrid",
+        "grid-mapping-named-latitude",
+        "cell-measure-named-X",
+        "standard-name-X",
+        "array-units",
+    ],
+)
+def test_axes_leave_unusual_datasets_to_cf_xarray(change):
+    assert axes.classify(change(_plain())) is None
+    assert axes.guess(change(_plain())) is None
