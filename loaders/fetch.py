@@ -41,6 +41,8 @@ class Prefetched:
     ref: StoreRef
     zarr_format: int
     files: dict[str, bytes]
+    # The arrays whose every chunk was fetched (or is absent from the store): the coordinates.
+    coordinates: frozenset[str] = frozenset()
 
 
 class NotPrefetchable(Exception):
@@ -164,14 +166,11 @@ async def prefetch(fs: AsyncFileSystem, ref: StoreRef) -> Prefetched:
         files[".zgroup"] = json.dumps(root_group).encode()
         files[".zattrs"] = json.dumps(metadata["metadata"].get(".zattrs", {})).encode()
     arrays = arrays_of(metadata, zarr_format)
-    keys = [
-        key
-        for name in sorted(coordinate_arrays(arrays, zarr_format))
-        for key in chunk_keys(name, arrays[name][0], zarr_format)
-    ]
+    coordinates = sorted(coordinate_arrays(arrays, zarr_format))
+    keys = [key for name in coordinates for key in chunk_keys(name, arrays[name][0], zarr_format)]
     contents = await asyncio.gather(*(_cat(fs, f"{root}/{key}") for key in keys))
     files.update({key: data for key, data in zip(keys, contents) if data is not None})
-    return Prefetched(ref=ref, zarr_format=zarr_format, files=files)
+    return Prefetched(ref=ref, zarr_format=zarr_format, files=files, coordinates=frozenset(coordinates))
 
 
 async def prefetch_many(

@@ -156,14 +156,16 @@ def json_safe(value: Any) -> Any:
     return str(value)
 
 
-def is_all_fill(group, name: str) -> tuple[bool, Any]:
-    """Whether array `name` holds nothing but its fill value (absent chunks read as fill), and that fill."""
-    if group is None or name not in group:
+def is_all_fill(group, name: str, cached=None) -> tuple[bool, Any]:
+    """Whether array `name` holds nothing but its fill value (absent chunks read as fill), and that fill.
+
+    `cached`: the array's `read.CachedCoordinate`, when it was read already."""
+    if cached is None and (group is None or name not in group):
         return False, None
-    array = group[name]
+    array = group[name] if cached is None else cached.array
     if array.dtype.kind not in "iufcMm":
         return False, None
-    raw = np.asarray(array[...])
+    raw = np.asarray(array[...] if cached is None else cached.values())
     if raw.size == 0:
         return False, None
     if raw.dtype.kind in "fc" and np.isnan(raw).all():
@@ -186,7 +188,7 @@ def check_extent_coordinates(opened: OpenedStore, names: list[str | None]) -> No
             if bounds and bounds in ds.variables:
                 checked.append(str(bounds))
     for name in checked:
-        empty, fill = is_all_fill(opened.group, name)
+        empty, fill = is_all_fill(opened.group, name, opened.cached.get(name))
         if empty:
             reason = f"coordinate {name!r} has no values: its chunks are absent or all fill ({fill!r})"
             raise MappingError(MISSING_COORDINATES, reason)

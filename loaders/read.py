@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import itertools
 import json
+import math
 import re
 import threading
 import warnings
@@ -23,8 +25,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+import numpy as np
 import xarray as xr
-from xarray.backends.zarr import ZarrStore
+from numcodecs.compat import ensure_ndarray_like
+from xarray.backends.zarr import ZarrArrayWrapper, ZarrStore
+from xarray.core import indexing
 from zarr.core.buffer import default_buffer_prototype
 from zarr.storage import MemoryStore
 
@@ -67,6 +72,8 @@ class OpenedStore:
     unavailable_codecs: dict[str, list[str]] = field(default_factory=dict)
     # The zarr group itself, to read a coordinate's raw (undecoded) values.
     group: Any = None
+    # Coordinate arrays read once, by name (prefetched stores; see `CachedCoordinate`).
+    cached: dict[str, Any] = field(default_factory=dict)
     # Reference filesystem options a reader needs besides the storage ones (e.g.
     # simple_templates=False for spec v1 `gen`).
     reference_options: dict = field(default_factory=dict)
@@ -167,13 +174,103 @@ def _zarr_store_for(ref: StoreRef, storage: StorageOptions):
     return ref.url, (storage.for_fsspec(ref.url) if is_remote(ref.url) else None), {}
 
 
+# False: a prefetched store is read exactly as a lazy one, every read of a coordinate going
+# through zarr again (the reference the fast path is tested against, tests/loaders/test_mapping_paths.py).
+FAST_OPEN = True
+
+
+class CachedCoordinate(ZarrArrayWrapper):
+    """A coordinate array that is in memory already: read whole once (`decode_v2`, else zarr), then indexed in numpy.
+
+    xarray reads a time coordinate up to three times (its first and last values to
+    check it decodes, then all of it for the index), and the mapping once more raw
+    (`mapping.is_all_fill`); each zarr read costs a round trip to zarr's event-loop
+    thread (~0.3 ms of CPU), far more than decoding the chunk.
+    """
+
+    __slots__ = ("_files", "_name", "_values")
+
+    def __init__(self, zarr_array, name: str, files: dict[str, bytes]):
+        super().__init__(zarr_array)
+        self._name, self._files = name, files
+        self._values = None
+
+    @property
+    def array(self):
+        """The zarr array itself."""
+        return self._array
+
+    def values(self):
+        """The raw (undecoded) values, as `zarr_array[...]` gives them."""
+        if self._values is None:
+            decoded = decode_v2(self._array, self._name, self._files) if FAST_DECODE else None
+            self._values = self._array[...] if decoded is None else decoded
+        return self._values
+
+    def _getitem(self, key):
+        return self.values()[key]
+
+
+FAST_DECODE = True  # False: CachedCoordinate reads through zarr (the reference for `decode_v2`)
+
+
+def decode_v2(array, name: str, files: dict[str, bytes]):
+    """`array[...]` of a Zarr v2 array of numbers or dates whose chunks are all in `files`,
+    decoded as zarr's V2Codec does (compressor, then filters in reverse, viewed as the dtype,
+    reshaped in the array's order) without a trip through zarr's event loop; None when
+    anything is unusual (a chunk absent, i.e. fill; object or string data; a decoding error):
+    zarr then reads it itself."""
+    meta = array.metadata
+    if meta.zarr_format != 2 or meta.order not in ("C", "F"):
+        return None
+    dtype = array.dtype
+    if not isinstance(dtype, np.dtype) or dtype.kind not in "biufcmM" or dtype.hasobject:
+        return None
+    shape, chunks = tuple(meta.shape), tuple(meta.chunks)
+    if 0 in shape or 0 in chunks or len(chunks) != len(shape):
+        return None
+    separator = meta.dimension_separator or "."
+    out = np.empty(shape, dtype=dtype)
+    counts = [math.ceil(size / chunk) for size, chunk in zip(shape, chunks)]
+    try:
+        for index in itertools.product(*(range(n) for n in counts)):
+            data = files.get(f"{name}/" + (separator.join(map(str, index)) if shape else "0"))
+            if data is None:
+                return None
+            chunk = np.frombuffer(data, dtype="u1")
+            if meta.compressor:
+                chunk = meta.compressor.decode(chunk)
+            for codec in reversed(meta.filters or ()):
+                chunk = codec.decode(chunk)
+            chunk = ensure_ndarray_like(chunk).view(dtype).reshape(-1, order="A").reshape(chunks, order=meta.order)
+            region = tuple(slice(i * c, min((i + 1) * c, n)) for i, c, n in zip(index, chunks, shape))
+            out[region] = chunk[tuple(slice(0, r.stop - r.start) for r in region)]
+    except Exception:  # noqa: BLE001 - zarr reads it, and reports what is wrong
+        return None
+    return out if shape else out[()]
+
+
+class _PrefetchedZarrStore(ZarrStore):
+    """xarray's ZarrStore, whose coordinate arrays are read once (`CachedCoordinate`)."""
+
+    __slots__ = ("cached",)
+
+    def open_store_variable(self, name):
+        variable = super().open_store_variable(name)
+        if name in self.cached:
+            data = indexing.LazilyIndexedArray(self.cached[name])
+            variable = xr.Variable(variable.dims, data, variable.attrs, variable.encoding)
+        return variable
+
+
 def open_prefetched(prefetched: Prefetched) -> OpenedStore:
     """Open a store from its prefetched metadata and coordinate chunks (no I/O)."""
     prototype = default_buffer_prototype()
     memory = MemoryStore(
         {key: prototype.buffer.from_bytes(data) for key, data in prefetched.files.items()}, read_only=True
     )
-    return _open(prefetched.ref, memory, None, consolidated=True, zarr_format=prefetched.zarr_format)
+    cached = (prefetched.coordinates, prefetched.files) if FAST_OPEN else None
+    return _open(prefetched.ref, memory, None, consolidated=True, zarr_format=prefetched.zarr_format, cached=cached)
 
 
 def open_store(ref: StoreRef, storage: StorageOptions | None = None) -> OpenedStore:
@@ -344,12 +441,16 @@ def _coordinates(layout: dict[str, tuple[list[str], dict]], group_attrs: dict) -
     return wanted & set(layout)
 
 
-def _open(ref: StoreRef, store, storage_options, *, consolidated: bool | None, zarr_format: int | None) -> OpenedStore:
+def _open(
+    ref: StoreRef, store, storage_options, *, consolidated: bool | None, zarr_format: int | None, cached=None
+) -> OpenedStore:
+    """`cached`: (names of arrays whose chunks are all in memory, those chunks), to read each once
+    (see `CachedCoordinate`)."""
     stand_ins: list[str] = []
     while True:
         try:
             with _stand_ins(stand_ins):
-                return _open_once(ref, store, storage_options, consolidated, zarr_format, stand_ins)
+                return _open_once(ref, store, storage_options, consolidated, zarr_format, stand_ins, cached)
         except StoreReadError as exc:
             missing = _missing_codec(exc.__cause__)
             if missing is None or missing in stand_ins or len(stand_ins) >= MAX_STAND_INS:
@@ -357,7 +458,9 @@ def _open(ref: StoreRef, store, storage_options, *, consolidated: bool | None, z
             stand_ins.append(missing)
 
 
-def _open_once(ref: StoreRef, store, storage_options, consolidated, zarr_format, stand_ins: list[str]) -> OpenedStore:
+def _open_once(
+    ref: StoreRef, store, storage_options, consolidated, zarr_format, stand_ins: list[str], cached=None
+) -> OpenedStore:
     try:
         with warnings.catch_warnings():
             # Non-standard calendars fall back to cftime by design, and stores of
@@ -366,13 +469,18 @@ def _open_once(ref: StoreRef, store, storage_options, consolidated, zarr_format,
             warnings.simplefilter("ignore", category=xr.SerializationWarning)
             warnings.simplefilter("ignore", category=RuntimeWarning)
             warnings.simplefilter("ignore", category=UserWarning)
-            zarr_store = ZarrStore.open_group(
+            zarr_store = (ZarrStore if cached is None else _PrefetchedZarrStore).open_group(
                 store,
                 mode="r",
                 consolidated=consolidated,
                 zarr_format=zarr_format,
                 storage_options=storage_options,
             )
+            if cached is not None:
+                arrays, (names, files) = dict(zarr_store.arrays()), cached
+                zarr_store.cached = {
+                    name: CachedCoordinate(arrays[name], name, files) for name in names if name in arrays
+                }
             unavailable: dict[str, list[str]] = {}
             if stand_ins:
                 unavailable, layout = _arrays_needing(zarr_store.zarr_group, stand_ins)
@@ -400,4 +508,5 @@ def _open_once(ref: StoreRef, store, storage_options, consolidated, zarr_format,
         consolidated=consolidated,
         unavailable_codecs=unavailable,
         group=zarr_store.zarr_group,
+        cached=getattr(zarr_store, "cached", {}),
     )

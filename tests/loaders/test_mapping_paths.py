@@ -19,13 +19,14 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import cftime
+import numcodecs
 import numpy as np
 import pandas as pd
 import pytest
 import xarray as xr
 
 from common.storage import StorageOptions
-from loaders import axes, mapping
+from loaders import axes, mapping, read
 from loaders.config import SourceConfig
 from loaders.crawl import CataloguedStore, Job, inspect_store, run_job
 from loaders.discover import StoreRef
@@ -45,7 +46,7 @@ from .test_real_stores import (
 )
 
 # (module, attribute): every fast-path switch, all turned off for the reference.
-SWITCHES = [(mapping, "FAST_AXES")]
+SWITCHES = [(mapping, "FAST_AXES"), (read, "FAST_OPEN"), (read, "FAST_DECODE")]
 
 
 @contextmanager
@@ -256,3 +257,56 @@ def test_axes_classify_and_guess_as_cf_xarray_does():
 def test_axes_leave_unusual_datasets_to_cf_xarray(change):
     assert axes.classify(change(_plain())) is None
     assert axes.guess(change(_plain())) is None
+
+
+# -- read.decode_v2 against zarr itself ----------------------------------------------------
+
+
+def _v2_array(values: np.ndarray, **kwargs):
+    import zarr
+    from zarr.storage import MemoryStore
+
+    store = MemoryStore()
+    group = zarr.open_group(store, mode="w", zarr_format=2)
+    array = group.create_array("a", shape=values.shape, dtype=values.dtype, **kwargs)
+    array[...] = values
+    files = {key: buffer.to_bytes() for key, buffer in store._store_dict.items()}
+    return array, files
+
+
+V2_ARRAYS = {
+    "f8-one-chunk": (np.linspace(-88, 88, 45), {}),
+    "f4-edge-chunks": (np.arange(10, dtype="f4"), {"chunks": (3,)}),
+    "big-endian": (np.arange(7, dtype=">f8"), {"chunks": (4,)}),
+    "fortran-2d": (np.arange(35, dtype="i4").reshape(5, 7), {"chunks": (2, 3), "order": "F"}),
+    "slash-separator": (
+        np.arange(12, dtype="u2").reshape(3, 4),
+        {"chunks": (2, 2), "chunk_key_encoding": {"name": "v2", "separator": "/"}},
+    ),
+    "delta-filter": (np.arange(20, dtype="i8"), {"filters": [numcodecs.Delta(dtype="<i8")], "chunks": (6,)}),
+    "uncompressed": (np.arange(5, dtype="f8"), {"compressors": None}),
+    "datetime64": (pd.date_range("2000-01-01", periods=5, freq="D").values.astype("M8[ns]"), {}),
+    "scalar": (np.array(3.5), {}),
+    "nan": (np.array([np.nan, 1.0, np.inf]), {}),
+}
+
+
+@pytest.mark.parametrize("label", V2_ARRAYS)
+def test_decode_v2_reads_what_zarr_reads(label):
+    values, kwargs = V2_ARRAYS[label]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        array, files = _v2_array(values, **kwargs)
+    decoded, expected = read.decode_v2(array, "a", files), array[...]
+    assert decoded is not None
+    assert type(decoded) is type(expected) and decoded.dtype == expected.dtype
+    assert np.asarray(decoded).tobytes() == np.asarray(expected).tobytes()
+
+
+def test_decode_v2_leaves_absent_chunks_and_strings_to_zarr():
+    array, files = _v2_array(np.arange(10, dtype="f8"), chunks=(5,))
+    assert read.decode_v2(array, "a", {k: v for k, v in files.items() if k != "a/1"}) is None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        strings, files = _v2_array(np.array(["a", "b"], dtype="U1"))
+    assert read.decode_v2(strings, "a", files) is None
