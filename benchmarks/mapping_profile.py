@@ -9,6 +9,8 @@ Each store is prefetched (`loaders.fetch.prefetch`, outside the measurement, as 
 crawl's I/O phase) and then catalogued with `loaders.crawl.run_job` (the CPU phase:
 opening from memory, decoding, mapping, JSON check). `--lazy` measures
 `loaders.crawl.inspect_store(url)` instead (opened through its URL, I/O included).
+`--reference` turns every fast path off (loaders.mapping.FAST_AXES, loaders.read.FAST_OPEN
+and FAST_DECODE): the per-store CPU as it was before them, in the same conditions.
 
 CPU time (time.process_time) is reported, not wall time: the machine may be shared.
 """
@@ -124,7 +126,12 @@ def main() -> None:
     parser.add_argument("--top", type=int, default=30)
     parser.add_argument("--kind", choices=["cf", "plain", "both"], default="both")
     parser.add_argument("--lazy", action="store_true", help="inspect_store(url) instead of run_job(prefetched)")
+    parser.add_argument("--reference", action="store_true", help="every fast path off (as before they existed)")
     args = parser.parse_args()
+    if args.reference:
+        from loaders import mapping, read
+
+        mapping.FAST_AXES = read.FAST_OPEN = read.FAST_DECODE = False
     kinds = ["cf", "plain"] if args.kind == "both" else [args.kind]
     with tempfile.TemporaryDirectory(prefix="mapping-profile-") as tmp:
         results = {kind: measure(kind, args.stores, args.top, args.lazy, Path(tmp)) for kind in kinds}

@@ -494,7 +494,14 @@ def _open_once(
                 store=zarr_store,
                 chunks=None,
                 decode_times=xr.coders.CFDatetimeCoder(use_cftime=None),
+                # Indexes (pandas) serve selections, which the mapping makes none of.
+                create_default_indexes=cached is None,
             )
+            if cached is not None:
+                # Decoded once (times above all), not at every `.values` the mapping asks for.
+                for name in zarr_store.cached:
+                    if name in dataset.variables:
+                        dataset.variables[name].load()
     except StoreReadError:
         raise
     except Exception as exc:  # noqa: BLE001 - every failure becomes a one-line report

@@ -89,6 +89,15 @@ PLAIN = {
     "plain-valid-time-and-step": lambda: _renamed(_plain(), time="valid_time"),
     "plain-no-time": lambda: _plain().isel(time=0, drop=True),
     "plain-nav-lat-lon": lambda: _renamed(_plain(), lat="nav_lat", lon="nav_lon"),
+    # Coordinate types a pandas index holds differently (or not at all): the Items must not change.
+    "plain-float32-float16": lambda: _plain(
+        lat=np.linspace(-88, 88, 45, dtype="f4"), lon=np.linspace(0, 356, 90, dtype="f4"), lev=np.array([1, 2], "f2")
+    ),
+    "plain-int-levels-string-members": lambda: _plain(
+        lev=np.array([1000, 850], "i2"), member=np.array(["r1i1p1", "r2i1p1"]), cell=np.array([2**63, 2**63 + 1], "u8")
+    ),
+    "plain-seconds-time": lambda: _plain(time=np.arange(4).astype("datetime64[D]").astype("datetime64[s]")),
+    "plain-timedelta-step": lambda: _plain(step=np.array([0, 6, 12], "timedelta64[h]").astype("timedelta64[ns]")),
 }
 
 
