@@ -26,7 +26,7 @@ import pytest
 import xarray as xr
 
 from common.storage import StorageOptions
-from loaders import axes, mapping, read
+from loaders import axes, mapping, read, temporal
 from loaders.config import SourceConfig
 from loaders.crawl import CataloguedStore, Job, inspect_store, run_job
 from loaders.discover import StoreRef
@@ -46,7 +46,7 @@ from .test_real_stores import (
 )
 
 # (module, attribute): every fast-path switch, all turned off for the reference.
-SWITCHES = [(mapping, "FAST_AXES"), (read, "FAST_OPEN"), (read, "FAST_DECODE")]
+SWITCHES = [(mapping, "FAST_AXES"), (read, "FAST_OPEN"), (read, "FAST_DECODE"), (temporal, "FAST_STEP")]
 
 
 @contextmanager
@@ -319,3 +319,28 @@ def test_decode_v2_leaves_absent_chunks_and_strings_to_zarr():
         warnings.simplefilter("ignore")
         strings, files = _v2_array(np.array(["a", "b"], dtype="U1"))
     assert read.decode_v2(strings, "a", files) is None
+
+
+# -- temporal.time_step: numpy month arithmetic against one pandas Timestamp per value ---------
+
+TIMES = {
+    "monthly-1850": pd.date_range("1850-01-01", periods=1980, freq="MS").values,
+    "mid-month": (pd.date_range("1849-12-01", periods=25, freq="MS") + pd.Timedelta("15D")).values,
+    "yearly-pre-1970": pd.date_range("1700-07-01", periods=5, freq="YS-JUL").values,
+    "quarterly": pd.date_range("2000-01-01", periods=9, freq="QS").values,
+    "six-hourly": pd.date_range("1969-12-31", periods=9, freq="6h").values,
+    "irregular": pd.to_datetime(["1969-12-31T23:00", "1970-01-01T01:00", "1970-02-01T00:00"]).values,
+    "seconds-unit": pd.date_range("2000-01-01", periods=4, freq="MS").values.astype("M8[s]"),
+    "days-unit": np.arange(3).astype("M8[D]"),
+    "descending": pd.date_range("2000-01-01", periods=4, freq="MS").values[::-1],
+    "with-nat": np.array(["2000-01-01", "NaT", "2000-03-01"], dtype="M8[ns]"),
+}
+
+
+@pytest.mark.parametrize("label", TIMES)
+def test_time_step_is_the_same_on_both_paths(label):
+    ds = xr.Dataset(coords={"time": ("time", TIMES[label])})
+    fast = temporal.time_step(ds, "time")
+    with reference_paths():
+        reference = temporal.time_step(ds, "time")
+    assert fast == reference
