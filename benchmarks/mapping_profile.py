@@ -10,7 +10,8 @@ crawl's I/O phase) and then catalogued with `loaders.crawl.run_job` (the CPU pha
 opening from memory, decoding, mapping, JSON check). `--lazy` measures
 `loaders.crawl.inspect_store(url)` instead (opened through its URL, I/O included).
 `--reference` turns every fast path off (loaders.mapping.FAST_AXES, loaders.read.FAST_OPEN
-and FAST_DECODE): the per-store CPU as it was before them, in the same conditions.
+and FAST_DECODE, loaders.temporal.FAST_STEP): the per-store CPU as it was before them, in
+the same conditions.
 
 CPU time (time.process_time) is reported, not wall time: the machine may be shared.
 """
@@ -129,9 +130,9 @@ def main() -> None:
     parser.add_argument("--reference", action="store_true", help="every fast path off (as before they existed)")
     args = parser.parse_args()
     if args.reference:
-        from loaders import mapping, read
+        from loaders import mapping, read, temporal
 
-        mapping.FAST_AXES = read.FAST_OPEN = read.FAST_DECODE = False
+        mapping.FAST_AXES = read.FAST_OPEN = read.FAST_DECODE = temporal.FAST_STEP = False
     kinds = ["cf", "plain"] if args.kind == "both" else [args.kind]
     with tempfile.TemporaryDirectory(prefix="mapping-profile-") as tmp:
         results = {kind: measure(kind, args.stores, args.top, args.lazy, Path(tmp)) for kind in kinds}
