@@ -156,6 +156,23 @@ def test_partial_crawl_deletes_nothing_and_keeps_earlier_items_linked(tmp_path):
     assert sorted(walk_json(lambda p: json.loads((tmp_path / p).read_text()))) == sorted(i.id for i in items)
 
 
+def test_a_collection_extent_widens_to_cover_the_items_kept_from_before(tmp_path):
+    cols, items = synthetic(10)
+    write_catalog(cols, items, str(tmp_path))
+    # The crawl now sees alpha's stores but one, and says alpha spans less than before.
+    narrow = cols[0].clone()
+    narrow.extent = pystac.Extent(
+        pystac.SpatialExtent([[0.0, 0.0, 1.0, 1.0]]),
+        pystac.TemporalExtent([[dt.datetime(2001, 1, 1, tzinfo=UTC), dt.datetime(2001, 6, 1, tzinfo=UTC)]]),
+    )
+    alpha = [i for i in items[2:] if i.collection_id == "alpha"]
+    report = write_catalog([narrow], alpha, str(tmp_path), may_delete=lambda cid: False)
+    assert report.kept == 6  # item-00000 of alpha, and beta's five
+    extent = json.loads((tmp_path / "alpha" / "collection.json").read_text())["extent"]
+    assert extent["spatial"]["bbox"] == [[-170.0, 0.0, 1.0, 1.0]]  # the kept item-00000 sits at -170..-169
+    assert extent["temporal"]["interval"] == [["2000-01-01T00:00:00Z", "2001-06-01T00:00:00Z"]]
+
+
 def test_failed_stores_are_kept_in_a_real_partial_crawl(s3_server, storage, sample_bucket, tmp_path):
     write_catalog(*_crawl_parts(crawl(sample_bucket, storage)), str(tmp_path))
     # The era store hangs now: its earlier item must survive the republish.
