@@ -33,7 +33,8 @@ from loaders import discover
 from loaders.config import MappingConfig, SourceConfig
 from loaders.crawl import crawl
 from static_catalog.validate import validate_any, validate_catalog
-from static_catalog.write import item_path, write_catalog
+from static_catalog.paths import item_path
+from static_catalog.write import write_catalog
 from stac_api.ingest import load
 from zarr_stac.samples import era_like_daily, write_dataset
 

@@ -317,7 +317,8 @@ def build(
     Incremental: only changed objects are written. Items of stores that are gone are
     deleted only from collections whose stores were all read without error.
     """
-    from static_catalog.write import DestinationError, StaticCatalog
+    from static_catalog.catalog import StaticCatalog
+    from static_catalog.destination import DestinationError
 
     storage = storage_options(endpoint_url, anon, profile, region, public_anon, timeout, retries)
     mapping = mapping_config(url, config, storage, asset_column)

@@ -57,7 +57,7 @@ import json, resource, sys, tempfile
 from loaders.config import MappingConfig, SourceConfig
 from loaders.crawl import Crawl, CataloguedStore
 from common.storage import StorageOptions
-from static_catalog.write import StaticCatalog
+from static_catalog.catalog import StaticCatalog
 def rss_mb():
     return next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmRSS:")) / 1024
 storage = StorageOptions(endpoint_url=sys.argv[1], anon=True)
