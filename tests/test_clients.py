@@ -34,7 +34,7 @@ from loaders.config import MappingConfig, SourceConfig
 from loaders.crawl import crawl
 from static_catalog.validate import validate_any, validate_catalog
 from static_catalog.write import item_path, write_catalog
-from stac_api.ingest import load
+from stac_api.loading.ingest import load
 from zarr_stac.samples import era_like_daily, write_dataset
 
 from .conftest import serve_api

@@ -7,8 +7,8 @@ import pystac
 import pytest
 from pystac_client import Client
 
-from stac_api.ingest import load
-from stac_api.settings import Settings
+from stac_api.loading.ingest import load
+from stac_api.serving.settings import Settings
 
 from ..conftest import serve_api
 

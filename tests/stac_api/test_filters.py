@@ -6,7 +6,7 @@ from fastapi import HTTPException
 from stac_fastapi.pgstac.core import clean_search_args
 from stac_fastapi.types.errors import InvalidQueryParameter
 
-from stac_api import filters
+from stac_api.serving import filters
 
 FILTERS = [
     pytest.param("variable_id = 'tas' AND experiment_id = 'ssp585'", "cql2-text", id="two facets"),

@@ -1,11 +1,11 @@
-"""Loading into pgstac: idempotent, and `sync` deletes only what a complete crawl says is gone."""
+"""Loading into pgstac: idempotent, and `may_delete` lets it delete only what a complete crawl says is gone."""
 
 import copy
 
 import psycopg
 import pytest
 
-from stac_api.ingest import load
+from stac_api.loading.ingest import load
 
 
 def state(dsn: str) -> dict:
@@ -27,7 +27,7 @@ def test_loading_twice_changes_nothing(pgstac_dsn, sample_crawl):
 def test_sync_deletes_stores_that_are_gone_after_a_complete_crawl(pgstac_dsn, sample_crawl):
     load(pgstac_dsn, sample_crawl.collections, sample_crawl.items)
     remaining = [i for i in sample_crawl.items if i.id != "ModelA.historical.r1i1p1f1.pr.gn"]
-    report = load(pgstac_dsn, sample_crawl.collections, remaining, sync=lambda collection_id: True)
+    report = load(pgstac_dsn, sample_crawl.collections, remaining, may_delete=lambda collection_id: True)
     assert report.deleted == 1
     assert [row[1] for row in state(pgstac_dsn)["items"] if row[1].startswith("ModelA.historical")] == ["ModelA.historical.r1i1p1f1.tas.gn"]
 
@@ -35,7 +35,7 @@ def test_sync_deletes_stores_that_are_gone_after_a_complete_crawl(pgstac_dsn, sa
 def test_sync_deletes_nothing_from_a_collection_the_crawl_did_not_fully_see(pgstac_dsn, sample_crawl):
     load(pgstac_dsn, sample_crawl.collections, sample_crawl.items)
     remaining = [i for i in sample_crawl.items if i.collection_id != "cmip6" or i.id.startswith("ModelB")]
-    report = load(pgstac_dsn, sample_crawl.collections, remaining, sync=lambda collection_id: collection_id != "cmip6")
+    report = load(pgstac_dsn, sample_crawl.collections, remaining, may_delete=lambda collection_id: collection_id != "cmip6")
     assert report.deleted == 0
     assert len(state(pgstac_dsn)["items"]) == 10
 

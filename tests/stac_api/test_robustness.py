@@ -25,8 +25,8 @@ import schemathesis
 from schemathesis.checks import not_a_server_error
 
 from stac_api.app import create_app
-from stac_api.ingest import load
-from stac_api.settings import Settings
+from stac_api.loading.ingest import load
+from stac_api.serving.settings import Settings
 from zarr_stac.services import PostgresCluster, free_port
 
 from ..conftest import own_pgstac_cluster, serve_api, wait_until_answering

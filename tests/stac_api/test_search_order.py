@@ -11,7 +11,7 @@ import pystac
 import pytest
 
 from stac_api import search_order
-from stac_api.ingest import Ingest, load
+from stac_api.loading.ingest import Ingest, load
 
 
 def partitions_without_the_index(dsn: str) -> list[str]:

@@ -17,13 +17,17 @@ from pydantic_settings import SettingsConfigDict
 from stac_fastapi.pgstac.config import PostgresSettings
 from stac_fastapi.pgstac.config import Settings as PgstacApiSettings
 
-from .db import parse_dsn
+from common.stac import DEFAULT_CATALOG_DESCRIPTION, DEFAULT_CATALOG_ID
+
+from ..db import parse_dsn
 
 
 class Settings(PgstacApiSettings):
-    stac_fastapi_title: str = "zarr-stac"
-    stac_fastapi_description: str = "Zarr datasets in object storage, catalogued with STAC."
-    stac_fastapi_landing_id: str = "zarr-stac"
+    # The landing page's title has always been the bare id, not the static catalogue's
+    # DEFAULT_CATALOG_TITLE ("zarr-stac catalogue"): clients and tests/stac_api/test_api.py see it.
+    stac_fastapi_title: str = DEFAULT_CATALOG_ID
+    stac_fastapi_description: str = DEFAULT_CATALOG_DESCRIPTION
+    stac_fastapi_landing_id: str = DEFAULT_CATALOG_ID
     stac_fastapi_version: str = version("zarr-stac")
 
     database_url: SecretStr | None = None
