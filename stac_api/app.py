@@ -50,7 +50,9 @@ def create_api(settings: Settings | None = None) -> StacApi:
         yield
         await close_db_connection(app)
 
-    api = instantiate_api(client=ZarrStacClient, settings=settings, extensions=Extensions(settings=settings), lifespan=lifespan)
+    api = instantiate_api(
+        client=ZarrStacClient, settings=settings, extensions=Extensions(settings=settings), lifespan=lifespan
+    )
     # stac-fastapi injects title and description into the client but not the landing
     # page id, which it reads from the environment at import time.
     api.client.landing_page_id = settings.stac_fastapi_landing_id

@@ -41,7 +41,10 @@ def parse_dsn(dsn: str) -> dict[str, Any]:
     try:
         return conninfo_to_dict(dsn)
     except psycopg.ProgrammingError:
-        raise DsnError("the database DSN cannot be parsed: use postgresql://USER:PASSWORD@HOST:PORT/DB or host=... dbname=... user=...") from None
+        raise DsnError(
+            "the database DSN cannot be parsed: use postgresql://USER:PASSWORD@HOST:PORT/DB "
+            "or host=... dbname=... user=..."
+        ) from None
 
 
 def public_dsn(dsn: str) -> str:

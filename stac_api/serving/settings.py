@@ -43,8 +43,13 @@ class Settings(PgstacApiSettings):
 
     @model_validator(mode="after")
     def _transactions_need_a_token(self) -> Settings:
-        if self.enable_transactions_extensions and not (self.transactions_token and self.transactions_token.get_secret_value()):
-            raise ValueError("ENABLE_TRANSACTIONS_EXTENSIONS is on but TRANSACTIONS_TOKEN is not set: write endpoints would be open to anyone")
+        if self.enable_transactions_extensions and not (
+            self.transactions_token and self.transactions_token.get_secret_value()
+        ):
+            raise ValueError(
+                "ENABLE_TRANSACTIONS_EXTENSIONS is on but TRANSACTIONS_TOKEN is not set: "
+                "write endpoints would be open to anyone"
+            )
         return self
 
     def postgres_settings(self) -> PostgresSettings:

@@ -29,13 +29,17 @@ def test_sync_deletes_stores_that_are_gone_after_a_complete_crawl(pgstac_dsn, sa
     remaining = [i for i in sample_crawl.items if i.id != "ModelA.historical.r1i1p1f1.pr.gn"]
     report = load(pgstac_dsn, sample_crawl.collections, remaining, may_delete=lambda collection_id: True)
     assert report.deleted == 1
-    assert [row[1] for row in state(pgstac_dsn)["items"] if row[1].startswith("ModelA.historical")] == ["ModelA.historical.r1i1p1f1.tas.gn"]
+    assert [row[1] for row in state(pgstac_dsn)["items"] if row[1].startswith("ModelA.historical")] == [
+        "ModelA.historical.r1i1p1f1.tas.gn"
+    ]
 
 
 def test_sync_deletes_nothing_from_a_collection_the_crawl_did_not_fully_see(pgstac_dsn, sample_crawl):
     load(pgstac_dsn, sample_crawl.collections, sample_crawl.items)
     remaining = [i for i in sample_crawl.items if i.collection_id != "cmip6" or i.id.startswith("ModelB")]
-    report = load(pgstac_dsn, sample_crawl.collections, remaining, may_delete=lambda collection_id: collection_id != "cmip6")
+    report = load(
+        pgstac_dsn, sample_crawl.collections, remaining, may_delete=lambda collection_id: collection_id != "cmip6"
+    )
     assert report.deleted == 0
     assert len(state(pgstac_dsn)["items"]) == 10
 

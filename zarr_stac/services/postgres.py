@@ -118,7 +118,8 @@ class PostgresCluster:
     def _dsn_for(self, database: str) -> str:
         """The DSN of another database of this cluster: made from its parts, never by
         cutting up a DSN (`stac_api.db.parse_dsn` is the one parser of DSNs)."""
-        return f"postgresql://{self.user}:{quote(self.password, safe='')}@{self.host}:{self.port}/{quote(database, safe='')}"
+        password, database = quote(self.password, safe=""), quote(database, safe="")
+        return f"postgresql://{self.user}:{password}@{self.host}:{self.port}/{database}"
 
     # -- running server binaries as the right user ------------------------------------
     def _as_server_user(self, args: list[str], **kwargs) -> subprocess.CompletedProcess:
