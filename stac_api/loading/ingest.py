@@ -19,7 +19,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Self
 
 import orjson
 import psycopg
@@ -76,7 +76,7 @@ class Ingest:
         self._loader: Loader | None = None
 
     # -- lifecycle ------------------------------------------------------------------
-    def open(self) -> Ingest:
+    def open(self) -> Self:
         """Connect (one connection for collections and queryables, `connections` for items)
         and make sure of the search-order index. Whatever opened is closed again if this fails."""
         with ExitStack() as stack:
@@ -93,7 +93,7 @@ class Ingest:
         """Stop the workers, remove spilled items and close every pool, whatever raises."""
         self._resources.close()
 
-    def __enter__(self) -> Ingest:
+    def __enter__(self) -> Self:
         return self.open()
 
     def __exit__(self, *exc: object) -> None:
