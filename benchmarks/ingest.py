@@ -5,7 +5,7 @@
 Both load the same items, in the same arrival order (item i belongs to collection
 i mod C, as a crawl interleaves them), in upsert mode, into a fresh pgstac
 database cloned from a migrated one; collections are loaded first for pypgstac.
-zarr-stac: `stac_api.ingest.Ingest` (what `zarr-stac load` runs), timed with and
+zarr-stac: `stac_api.loading.ingest.Ingest` (what `zarr-stac load` runs), timed with and
 without its final queryables/summaries step. Peer: pypgstac's `Loader.load_items`
 on the ndjson file, in its default chunks of 10,000 (what `pypgstac load items
 --method upsert` runs). Each trial in a fresh interpreter.
@@ -30,7 +30,7 @@ def write_inputs(n_items: int, n_collections: int) -> tuple[Path, Path]:
     """ndjson of collections and of items (in arrival order), built once."""
     import orjson
 
-    from stac_api.ingest import for_pgstac
+    from stac_api.loading.documents import for_pgstac
 
     from .common import synthetic_stac
 
@@ -59,7 +59,7 @@ def trial(engine: str, dsn: str, collections_file: str, items_file: str) -> dict
     if engine == "zarr-stac":
         import pystac
 
-        from stac_api import ingest as zingest
+        from stac_api.loading import ingest as zingest
 
         collections = [pystac.Collection.from_dict(orjson.loads(line)) for line in open(collections_file, "rb")]
         with zingest.Ingest(dsn) as run, open(items_file, "rb") as handle:

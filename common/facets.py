@@ -3,7 +3,7 @@
 Path-template fields such as `variable_id` or `experiment_id`, CSV and intake
 metadata, `variables`: each collection's values (or range) become its `summaries`
 in the static catalogue and, in pgstac, its queryables and summaries
-(`stac_api.queryables`). Extension fields (`cube:*`, `proj:*`, ...) and the free-text
+(`stac_api.loading.queryables`). Extension fields (`cube:*`, `proj:*`, ...) and the free-text
 and time fields are left out.
 """
 

@@ -31,8 +31,8 @@ from loaders.config import CollectionConfig, MappingConfig, SourceConfig
 from loaders.crawl import CrawlResult, crawl
 from common.storage import StorageOptions
 from stac_api.app import create_app
-from stac_api.ingest import load
-from stac_api.settings import Settings
+from stac_api.loading.ingest import load
+from stac_api.serving.settings import Settings
 from static_catalog.validate import OfflineValidator
 from zarr_stac.samples import write_samples
 from zarr_stac.services import LOCAL_CREDENTIALS, PostgresCluster, S3Server, ensure_postgis, free_port

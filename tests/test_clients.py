@@ -35,7 +35,7 @@ from loaders.crawl import crawl
 from static_catalog.validate import validate_any, validate_catalog
 from static_catalog.paths import item_path
 from static_catalog.write import write_catalog
-from stac_api.ingest import load
+from stac_api.loading.ingest import load
 from zarr_stac.samples import era_like_daily, write_dataset
 
 from .conftest import serve_api

@@ -52,7 +52,7 @@ DATABASE_CLIENTS = ("migrate", API, "loader")
 CRAWLERS = ("loader", "static-builder")
 
 # What the API reads from the environment that the deployment must decide
-# (stac_api/settings.py); TRANSACTIONS_TOKEN is required when transactions are on.
+# (stac_api/serving/settings.py); TRANSACTIONS_TOKEN is required when transactions are on.
 API_SETTINGS = (
     "DATABASE_URL",
     "STAC_FASTAPI_TITLE",
@@ -393,7 +393,7 @@ def test_long_running_services_have_healthchecks(name):
 
 
 def test_api_sets_every_setting_the_deployment_relies_on(compose):
-    from stac_api.settings import Settings
+    from stac_api.serving.settings import Settings
 
     env = environment(compose["services"][API])
     assert set(API_SETTINGS) <= set(env), f"not set: {sorted(set(API_SETTINGS) - set(env))}"

@@ -400,8 +400,9 @@ def load(
     sync: Annotated[bool, typer.Option("--sync", help="Also delete the items of stores that are gone, from collections whose stores were all read without error.")] = False,
 ) -> None:
     """Load Collections and Items into pgstac (upsert: safe to rerun)."""
-    from stac_api.ingest import Ingest, never
-    from stac_api.ingest import load as load_into_pgstac
+    from common.stac import delete_nothing
+    from stac_api.loading.ingest import Ingest
+    from stac_api.loading.ingest import load as load_into_pgstac
 
     target = resolve_dsn(dsn, data_dir)
     check_database(target)
@@ -427,7 +428,7 @@ def load(
         with database_errors(target, "loading"), Ingest(target) as ingest:
             result = run_crawl(mapping, Scale(workers, concurrency, processes, dask_scheduler, dask_gateway, gateway_workers), sink=ingest.add)
             print_summary(result)
-            report = ingest.finish(result.collections, sync=result.may_delete_from if sync else never)
+            report = ingest.finish(result.collections, may_delete=result.may_delete_from if sync else delete_nothing)
     deleted = f", deleted {report.deleted} item(s) of stores that are gone" if sync else ""
     err.print(f"loaded {report.collections} collection(s) and {report.items} item(s) into pgstac{deleted}")
     for note in report.notes:
@@ -450,7 +451,7 @@ def serve(
     import uvicorn
 
     from stac_api.app import create_app
-    from stac_api.settings import Settings
+    from stac_api.serving.settings import Settings
 
     from pydantic import ValidationError
 

@@ -130,7 +130,7 @@ class Demo:
             )
             self.step(f"static catalogue in {static_dir} ({report.written} written, {report.unchanged} unchanged, {report.deleted} deleted)")
 
-            from stac_api.ingest import load
+            from stac_api.loading.ingest import load
 
             loaded = load(cluster.dsn, result.collections, result.items)
             self.step(f"loaded {loaded.collections} collections and {loaded.items} items into pgstac")
@@ -149,7 +149,7 @@ class Demo:
         import uvicorn
 
         from stac_api.app import create_app
-        from stac_api.settings import Settings
+        from stac_api.serving.settings import Settings
 
         api_url = f"http://{self.host}:{self.api_port}"
         static_url = f"http://{self.host}:{self.static_port}/catalog.json"

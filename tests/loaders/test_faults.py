@@ -16,7 +16,7 @@ import pytest
 from loaders.config import MappingConfig
 from loaders.crawl import crawl
 from static_catalog.write import write_catalog
-from stac_api.ingest import load
+from stac_api.loading.ingest import load
 from zarr_stac.services.proxy import FaultProxy, FaultRules
 
 FAULTS = FaultRules(error_rate=0.04, reset_rate=0.03, slow_rate=0.03, slow_seconds=3.0, seed=12)
@@ -93,7 +93,7 @@ def test_a_store_that_keeps_failing_stays_in_pgstac(crawl_with_a_store_that_keep
 
     load(pgstac_dsn, sample_crawl.collections, sample_crawl.items)
     result = crawl_with_a_store_that_keeps_failing
-    report = load(pgstac_dsn, result.collections, result.items, sync=result.may_delete_from)
+    report = load(pgstac_dsn, result.collections, result.items, may_delete=result.may_delete_from)
     assert report.deleted == 0
     with psycopg.connect(pgstac_dsn) as conn:
         ids = [row[0] for row in conn.execute("SELECT id FROM pgstac.items")]

@@ -219,7 +219,8 @@ def test_serve_takes_a_key_value_dsn(pg_cluster, tmp_path):
     dsn = f"host=127.0.0.1 port={pg_cluster.port} dbname={pg_cluster.database} user={pg_cluster.user} password={pg_cluster.password}"
     server = subprocess.Popen([ZARR_STAC, "serve", "--port", str(port), "--dsn", dsn], cwd=tmp_path, env=user_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        wait_until_answering(f"http://127.0.0.1:{port}/", server)
+        # /collections, not just the landing page: the API reached the database with that DSN.
+        wait_until_answering(f"http://127.0.0.1:{port}/collections", server)
     finally:
         server.terminate()
         _, stderr = server.communicate(timeout=30)
