@@ -38,13 +38,11 @@ def trial(engine: str, endpoint: str, stores: int, sample: int, processes: int) 
     storage = StorageOptions(endpoint_url=endpoint, anon=True)
     start = time.perf_counter()
     if engine == "zarr-stac":
-        from loaders.crawl import CataloguedStore, Crawl, make_executor
+        from loaders.crawl import Crawl, Scale
 
-        running = Crawl("s3://synthetic/stores", storage)
-        running.executor = make_executor(processes)
-        done = sum(1 for outcome in running if isinstance(outcome, CataloguedStore))
-        running.executor.close()
-        failures = len(running.result.failures)
+        # The path `zarr-stac build` takes: worker processes only past two batches of stores.
+        result = Crawl("s3://synthetic/stores", storage, scale=Scale(processes=processes)).run()
+        done, failures = result.catalogued, len(result.failures)
     else:
         import pystac
         import xarray as xr
