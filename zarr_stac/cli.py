@@ -303,7 +303,6 @@ def build(
     Incremental: only changed objects are written. Items of stores that are gone are
     deleted only from collections whose stores were all read without error.
     """
-    from loaders.crawl import Scale
     from static_catalog.write import DestinationError, StaticCatalog
 
     storage = storage_options(endpoint_url, anon, profile, region, public_anon, timeout, retries)
@@ -327,6 +326,8 @@ def build(
         err.print(f"[red]{escape(str(exc))}[/]")
         raise typer.Exit(1) from None
     # Items are written as the crawl makes them: memory does not grow with the stores.
+    from loaders.crawl import Scale  # here: a mistake above is said without importing xarray first
+
     try:
         with catalog.publication() as publication:
             scale = Scale(workers, concurrency, processes, dask_scheduler, dask_gateway, gateway_workers)
@@ -386,8 +387,6 @@ def load(
     sync: Annotated[bool, typer.Option("--sync", help="Also delete the items of stores that are gone, from collections whose stores were all read without error.")] = False,
 ) -> None:
     """Load Collections and Items into pgstac (upsert: safe to rerun)."""
-    from common.stac import delete_nothing
-    from loaders.crawl import Scale
     from stac_api.ingest import Ingest
     from stac_api.ingest import load as load_into_pgstac
 
@@ -411,6 +410,9 @@ def load(
         result = None
     else:
         mapping = mapping_config(source, config, storage_options(endpoint_url, anon, profile, region, public_anon, timeout, retries), asset_column)
+        from common.stac import delete_nothing
+        from loaders.crawl import Scale
+
         # Items go to pgstac in batches as the crawl makes them.
         with database_errors(target, "loading"), Ingest(target) as ingest:
             scale = Scale(workers, concurrency, processes, dask_scheduler, dask_gateway, gateway_workers)
