@@ -137,8 +137,9 @@ Machine: {machine()}.
 Input: {args.stores:,} copies of a CMIP6-like store (v2, consolidated; time/lat/lon coordinates, one data variable)
 served by `zarr_stac.services.synthetic_s3` in its own process (moto cannot serve this volume), with the given
 latency added to every request. zarr-stac: discovery + prefetch (64 stores in flight per process) + mapping in
-{args.processes} worker processes (past two batches of 256 stores, as `zarr-stac build` does). Naive: `xr.open_zarr` + `xstac.xarray_to_stac`, one store after the other, on
-the first {args.sample} stores (rate extrapolated per store).
+{args.processes} worker processes (past two batches of 256 stores, as `zarr-stac build` does). Naive:
+`xr.open_zarr` + `xstac.xarray_to_stac`, one store after the other, on the first {args.sample} stores (rate
+extrapolated per store).
 
 {chr(10).join(table)}
 {large_text}
