@@ -38,13 +38,11 @@ def trial(engine: str, endpoint: str, stores: int, sample: int, processes: int) 
     storage = StorageOptions(endpoint_url=endpoint, anon=True)
     start = time.perf_counter()
     if engine == "zarr-stac":
-        from loaders.crawl import CataloguedStore, Crawl, make_executor
+        from loaders.crawl import Crawl, Scale
 
-        running = Crawl("s3://synthetic/stores", storage)
-        running.executor = make_executor(processes)
-        done = sum(1 for outcome in running if isinstance(outcome, CataloguedStore))
-        running.executor.close()
-        failures = len(running.result.failures)
+        # The path `zarr-stac build` takes: worker processes only past two batches of stores.
+        result = Crawl("s3://synthetic/stores", storage, scale=Scale(processes=processes)).run()
+        done, failures = result.catalogued, len(result.failures)
     else:
         import pystac
         import xarray as xr
@@ -139,8 +137,9 @@ Machine: {machine()}.
 Input: {args.stores:,} copies of a CMIP6-like store (v2, consolidated; time/lat/lon coordinates, one data variable)
 served by `zarr_stac.services.synthetic_s3` in its own process (moto cannot serve this volume), with the given
 latency added to every request. zarr-stac: discovery + prefetch (64 stores in flight per process) + mapping in
-{args.processes} worker processes. Naive: `xr.open_zarr` + `xstac.xarray_to_stac`, one store after the other, on
-the first {args.sample} stores (rate extrapolated per store).
+{args.processes} worker processes (past two batches of 256 stores, as `zarr-stac build` does). Naive:
+`xr.open_zarr` + `xstac.xarray_to_stac`, one store after the other, on the first {args.sample} stores (rate
+extrapolated per store).
 
 {chr(10).join(table)}
 {large_text}

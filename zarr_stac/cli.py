@@ -6,7 +6,6 @@ import json
 import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Optional
@@ -21,8 +20,8 @@ if TYPE_CHECKING:
     import pystac
 
     from loaders.config import MappingConfig
-    from loaders.crawl import CrawlResult
     from common.storage import StorageOptions
+    from loaders.crawl import CrawlResult, Scale
 
 # An unexpected error prints a traceback, never its frames' local variables: they hold
 # DSNs with passwords and keys (older Typer releases show them by default).
@@ -93,62 +92,48 @@ def mapping_config(url: str | None, config: Path | None, storage: StorageOptions
     return mapping
 
 
-@dataclass
-class Scale:
-    """How a crawl is spread: requests in flight, processes, or a Dask cluster."""
-
-    workers: int = 16
-    concurrency: int = 64
-    processes: int | None = None
-    dask_scheduler: str | None = None
-    dask_gateway: str | None = None
-    gateway_workers: int = 2
-
-
-def run_crawl(config: MappingConfig, scale: Scale, sink: Callable[[pystac.Item], None] | None = None) -> CrawlResult:
-    """Crawl with a progress bar, handing each Item to `sink` as soon as it is made."""
+def crawl_with_progress(config: MappingConfig, scale: Scale, sink: Callable[[pystac.Item], None]) -> CrawlResult:
+    """`loaders.crawl.Crawl` with a spinner while it discovers and a progress bar while it
+    reads, each Item handed to `sink` as soon as it is made; exit 1 (nothing written yet)
+    when a source cannot be read, a catalogue yields no store, there are no stores at all
+    or a Dask Gateway cluster cannot be had."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from loaders.crawl import Crawl, CataloguedStore, ClusterError, make_executor
+    from loaders.crawl import Crawl
+    from loaders.executors import ClusterError
 
+    running = Crawl(config, scale=scale)
     where = ", ".join(source.url for source in config.sources)
     with err.status(f"discovering stores in {escape(where)}"):
-        running = Crawl(config, workers=scale.workers, concurrency=scale.concurrency)
-    # A source that cannot be read at all is a mistake to fix (a wrong path, no
-    # credentials), not a partial crawl: stop before anything is written or loaded.
-    unusable = {failure.url for failure in running.result.unusable_sources}
-    for failure in running.result.unusable_sources:
-        err.print(f"[red]cannot read {escape(failure.url)}: {escape(failure.reason)}[/]", highlight=False)
-    entries = [url for url, _ in running.result.empty_inputs if url not in unusable]
-    if entries and len(running.result.failures) > len(unusable):
-        print_summary(running.result)  # why each entry of such a catalogue is not a store
-    for url, reason in running.result.empty_inputs:  # a catalogue none of whose entries is a store
-        if url not in unusable:
-            err.print(f"[red]{escape(url)} yields no store: {escape(reason)}[/]", highlight=False)
-    if running.result.unusable_sources or running.result.empty_inputs:
-        raise typer.Exit(1)
-    if not running.total:
-        err.print(f"[red]no Zarr stores found in {escape(where)}: nothing catalogued, nothing written[/]", highlight=False)
-        raise typer.Exit(1)
-    # Worker processes pay for themselves only on crawls of more than a few batches.
-    processes = (scale.processes or os.cpu_count() or 1) if running.total > 2 * running.batch_size else 1
-    running.executor = make_executor(processes, scale.dask_scheduler, scale.dask_gateway, scale.gateway_workers)
+        found = running.discover()
+    stop_unless_usable(found, where, running.total)
+    columns = TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()
     try:
-        with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err, transient=False) as progress:
+        with Progress(*columns, console=err, transient=False) as progress:
             task = progress.add_task(f"reading {running.total} stores", total=running.total)
-            for outcome in running:
-                if isinstance(outcome, CataloguedStore):
-                    running.result.catalogued += 1
-                    if sink is not None:
-                        sink(outcome.item)
-                progress.advance(task)
+            return running.run(sink, on_progress=lambda outcome: progress.advance(task))
     except ClusterError as exc:
         err.print(f"[red]{escape(str(exc))}[/]")
         raise typer.Exit(1) from None
-    finally:
-        running.executor.close()  # a gateway's cluster is shut down, on Ctrl-C too
-    running.result.collections = running.collections()
-    return running.result
+
+
+def stop_unless_usable(found: CrawlResult, where: str, total: int) -> None:
+    """A source that cannot be read at all is a mistake to fix (a wrong path, no
+    credentials), not a partial crawl: stop before anything is written or loaded."""
+    unusable = {failure.url for failure in found.unusable_sources}
+    for failure in found.unusable_sources:
+        err.print(f"[red]cannot read {escape(failure.url)}: {escape(failure.reason)}[/]", highlight=False)
+    entries = [url for url, _ in found.empty_inputs if url not in unusable]
+    if entries and len(found.failures) > len(unusable):
+        print_summary(found)  # why each entry of such a catalogue is not a store
+    for url, reason in found.empty_inputs:  # a catalogue none of whose entries is a store
+        if url not in unusable:
+            err.print(f"[red]{escape(url)} yields no store: {escape(reason)}[/]", highlight=False)
+    if found.unusable_sources or found.empty_inputs:
+        raise typer.Exit(1)
+    if not total:
+        err.print(f"[red]no Zarr stores found in {escape(where)}: nothing catalogued, nothing written[/]", highlight=False)
+        raise typer.Exit(1)
 
 
 def print_summary(result: CrawlResult) -> None:
@@ -273,7 +258,8 @@ def inspect(
     collection: Annotated[bool, typer.Option("--collection", help="Print the Collection this store alone would form (its defaults from the dataset's CF/ACDD attributes).")] = False,
 ) -> None:
     """Print the STAC Item (or with --collection, the Collection) that one store produces, or why it cannot."""
-    from loaders.crawl import StoreFailure, inspect_store
+    from loaders.crawl import inspect_store
+    from loaders.failures import StoreFailure
 
     outcome = inspect_store(url, storage_options(endpoint_url, anon, profile, region, public_anon, timeout, retries))
     if isinstance(outcome, StoreFailure):
@@ -341,12 +327,14 @@ def build(
         err.print(f"[red]{escape(str(exc))}[/]")
         raise typer.Exit(1) from None
     # Items are written as the crawl makes them: memory does not grow with the stores.
+    from loaders.crawl import Scale  # here: a mistake above is said without importing xarray first
+
     try:
         with catalog.publication() as publication:
             scale = Scale(workers, concurrency, processes, dask_scheduler, dask_gateway, gateway_workers)
-            result = run_crawl(mapping, scale, sink=publication.add)
+            result = crawl_with_progress(mapping, scale, sink=publication.add)
             print_summary(result)
-            report = publication.finish(result.collections, may_delete=result.may_delete_from)
+            report = publication.finish(result.collections, may_delete=result.may_delete)
     except OSError as exc:  # a full disk, a read-only mount, a refused PUT: one line
         from loaders.read import one_line
 
@@ -400,7 +388,6 @@ def load(
     sync: Annotated[bool, typer.Option("--sync", help="Also delete the items of stores that are gone, from collections whose stores were all read without error.")] = False,
 ) -> None:
     """Load Collections and Items into pgstac (upsert: safe to rerun)."""
-    from common.stac import delete_nothing
     from stac_api.loading.ingest import Ingest
     from stac_api.loading.ingest import load as load_into_pgstac
 
@@ -424,11 +411,15 @@ def load(
         result = None
     else:
         mapping = mapping_config(source, config, storage_options(endpoint_url, anon, profile, region, public_anon, timeout, retries), asset_column)
+        from common.stac import delete_nothing
+        from loaders.crawl import Scale
+
         # Items go to pgstac in batches as the crawl makes them.
         with database_errors(target, "loading"), Ingest(target) as ingest:
-            result = run_crawl(mapping, Scale(workers, concurrency, processes, dask_scheduler, dask_gateway, gateway_workers), sink=ingest.add)
+            scale = Scale(workers, concurrency, processes, dask_scheduler, dask_gateway, gateway_workers)
+            result = crawl_with_progress(mapping, scale, sink=ingest.add)
             print_summary(result)
-            report = ingest.finish(result.collections, may_delete=result.may_delete_from if sync else delete_nothing)
+            report = ingest.finish(result.collections, may_delete=result.may_delete if sync else delete_nothing)
     deleted = f", deleted {report.deleted} item(s) of stores that are gone" if sync else ""
     err.print(f"loaded {report.collections} collection(s) and {report.items} item(s) into pgstac{deleted}")
     for note in report.notes:

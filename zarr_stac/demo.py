@@ -123,7 +123,7 @@ class Demo:
                 result.collections,
                 result.items,
                 str(static_dir),
-                may_delete=result.may_delete_from,
+                may_delete=result.may_delete,
                 catalog_id=mapping.catalog.id,
                 title=mapping.catalog.title,
                 description=mapping.catalog.description,

@@ -83,7 +83,7 @@ def test_a_store_that_keeps_failing_is_reported(crawl_with_a_store_that_keeps_fa
 def test_a_store_that_keeps_failing_stays_in_the_static_catalogue(crawl_with_a_store_that_keeps_failing, sample_crawl, tmp_path):
     write_catalog(sample_crawl.collections, sample_crawl.items, str(tmp_path))
     result = crawl_with_a_store_that_keeps_failing
-    report = write_catalog(result.collections, result.items, str(tmp_path), may_delete=result.may_delete_from)
+    report = write_catalog(result.collections, result.items, str(tmp_path), may_delete=result.may_delete)
     assert report.deleted == 0
     assert list(tmp_path.rglob(f"{BROKEN_ID}.json")), "the earlier item was deleted"
 
@@ -93,7 +93,7 @@ def test_a_store_that_keeps_failing_stays_in_pgstac(crawl_with_a_store_that_keep
 
     load(pgstac_dsn, sample_crawl.collections, sample_crawl.items)
     result = crawl_with_a_store_that_keeps_failing
-    report = load(pgstac_dsn, result.collections, result.items, may_delete=result.may_delete_from)
+    report = load(pgstac_dsn, result.collections, result.items, may_delete=result.may_delete)
     assert report.deleted == 0
     with psycopg.connect(pgstac_dsn) as conn:
         ids = [row[0] for row in conn.execute("SELECT id FROM pgstac.items")]

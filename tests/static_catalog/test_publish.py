@@ -204,7 +204,7 @@ def test_failed_stores_are_kept_in_a_real_partial_crawl(s3_server, storage, samp
             sample_bucket, StorageOptions(endpoint_url=proxy.url, anon=True, public_anon=True, timeout=2.0, retries=0)
         )  # 2 s: only the hang times out
     assert [(f.kind, f.collection_id) for f in result.failures] == [("timeout", "reanalysis")]
-    report = write_catalog(result.collections, result.items, str(tmp_path), may_delete=result.may_delete_from)
+    report = write_catalog(result.collections, result.items, str(tmp_path), may_delete=result.may_delete)
     assert report.deleted == 0 and report.kept == 1
     reached = walk_json(lambda p: json.loads((tmp_path / p).read_text()))
     assert "era-like-daily" in reached and len(reached) == 10
