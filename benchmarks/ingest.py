@@ -35,7 +35,10 @@ def write_inputs(n_items: int, n_collections: int) -> tuple[Path, Path]:
     from .common import synthetic_stac
 
     DATA.mkdir(exist_ok=True)
-    collections_file, items_file = DATA / f"collections-{n_collections}.ndjson", DATA / f"items-{n_items}-{n_collections}.ndjson"
+    collections_file, items_file = (
+        DATA / f"collections-{n_collections}.ndjson",
+        DATA / f"items-{n_items}-{n_collections}.ndjson",
+    )
     if not items_file.exists():
         collections, items = synthetic_stac(n_items, n_collections)
         collections_file.write_bytes(b"\n".join(orjson.dumps(for_pgstac(c)) for c in collections) + b"\n")
@@ -43,7 +46,9 @@ def write_inputs(n_items: int, n_collections: int) -> tuple[Path, Path]:
             for item in items:
                 data = for_pgstac(item)
                 data["properties"]["variable_id"] = ["tas", "pr", "psl", "uas", "vas"][zlib.crc32(item.id.encode()) % 5]
-                data["properties"]["experiment_id"] = ["historical", "ssp126", "ssp245", "ssp370", "ssp585"][int(item.id[-6:]) // 7 % 5]
+                data["properties"]["experiment_id"] = ["historical", "ssp126", "ssp245", "ssp370", "ssp585"][
+                    int(item.id[-6:]) // 7 % 5
+                ]
                 handle.write(orjson.dumps(data) + b"\n")
     return collections_file, items_file
 
@@ -84,7 +89,11 @@ def main() -> None:
     parser.add_argument("--collections", type=int, default=1_000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--trial", choices=["zarr-stac", "pypgstac"])
-    parser.add_argument("--dsn", default=os.environ.get("DATABASE_URL"), help="(internal; the environment's DATABASE_URL, so that no password is on a command line)")
+    parser.add_argument(
+        "--dsn",
+        default=os.environ.get("DATABASE_URL"),
+        help="(internal; the environment's DATABASE_URL, so that no password is on a command line)",
+    )
     parser.add_argument("--collections-file")
     parser.add_argument("--items-file")
     parser.add_argument("--keep", help="leave the zarr-stac database loaded under this name (for the API benchmark)")
@@ -101,7 +110,16 @@ def main() -> None:
         for _ in range(args.repeat):
             for engine in ("zarr-stac", "pypgstac"):
                 dsn = database_for(pg, engine, f"bench_{engine.replace('-', '_')}")
-                out = run_trial("benchmarks.ingest", "--trial", engine, "--collections-file", str(collections_file), "--items-file", str(items_file), env={"DATABASE_URL": dsn})
+                out = run_trial(
+                    "benchmarks.ingest",
+                    "--trial",
+                    engine,
+                    "--collections-file",
+                    str(collections_file),
+                    "--items-file",
+                    str(items_file),
+                    env={"DATABASE_URL": dsn},
+                )
                 print(engine, out, flush=True)
                 results[engine]["rate"].add(out["items"] / out["load_seconds"])
                 results[engine]["total_rate"].add(out["items"] / out["total_seconds"])
@@ -109,7 +127,11 @@ def main() -> None:
                     results[engine].setdefault(step, Series()).add(seconds)
     ours, peer = results["zarr-stac"], results["pypgstac"]
     ratio = ours["rate"].median / peer["rate"].median
-    step_names = {"collections": "collection documents and extents", "queryables": "queryables registration (pgstac's trigger plans each partition's indexes)", "indexes": "property index builds, 4 connections"}
+    step_names = {
+        "collections": "collection documents and extents",
+        "queryables": "queryables registration (pgstac's trigger plans each partition's indexes)",
+        "indexes": "property index builds, 4 connections",
+    }
     steps = "; ".join(f"{label} {ours[step].triple('{:.1f}')}" for step, label in step_names.items() if step in ours)
     body = f"""
 Command: `python -m benchmarks.ingest --items {args.items} --collections {args.collections} --repeat {args.repeat}` (run {now()}).
@@ -119,8 +141,8 @@ order (item i in collection i mod {args.collections}), upsert mode, into a fresh
 
 | engine | items/s min / median / max (loading) | items/s incl. queryables, indexes, summaries |
 |---|---|---|
-| zarr-stac `Ingest` (`zarr-stac load`) | {ours['rate'].triple('{:.0f}')} | {ours['total_rate'].triple('{:.0f}')} |
-| pypgstac `Loader.load_items` upsert (`pypgstac load items`) | {peer['rate'].triple('{:.0f}')} | (none made) |
+| zarr-stac `Ingest` (`zarr-stac load`) | {ours["rate"].triple("{:.0f}")} | {ours["total_rate"].triple("{:.0f}")} |
+| pypgstac `Loader.load_items` upsert (`pypgstac load items`) | {peer["rate"].triple("{:.0f}")} | (none made) |
 
 zarr-stac's time after the items are in (s, min / median / max): {steps}.
 

@@ -46,7 +46,13 @@ class FacetStats:
         self.distinct = len(self.values)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"kind": self.kind, "distinct": self.distinct, "sample": [orjson.loads(v) for v in self.values], "low": self.low, "high": self.high}
+        return {
+            "kind": self.kind,
+            "distinct": self.distinct,
+            "sample": [orjson.loads(v) for v in self.values],
+            "low": self.low,
+            "high": self.high,
+        }
 
 
 def _kind(value: Any) -> str | None:

@@ -27,8 +27,9 @@ from typing import Any
 import fsspec
 from fsspec.asyn import AsyncFileSystem
 
-from .discover import REFERENCE_KINDS, StoreRef
 from common.storage import StorageOptions, protocol_of
+
+from .discover import REFERENCE_KINDS, StoreRef
 
 MAX_COORDINATE_CHUNKS = 256  # per store; beyond this, the lazy path
 
@@ -111,7 +112,9 @@ def chunk_keys(name: str, meta: dict[str, Any], zarr_format: int) -> list[str]:
             raise NotPrefetchable(f"chunk grid {grid.get('name')!r}")
         chunks = list(grid["configuration"]["chunk_shape"])
         encoding = meta.get("chunk_key_encoding", {"name": "default"})
-        separator = encoding.get("configuration", {}).get("separator", "/" if encoding.get("name") == "default" else ".")
+        separator = encoding.get("configuration", {}).get(
+            "separator", "/" if encoding.get("name") == "default" else "."
+        )
         prefix = f"{name}/c/" if encoding.get("name") == "default" else f"{name}/"
     if not shape:
         return [f"{name}/0" if zarr_format == 2 else (f"{name}/c" if prefix.endswith("/c/") else f"{name}/0")]
@@ -161,13 +164,19 @@ async def prefetch(fs: AsyncFileSystem, ref: StoreRef) -> Prefetched:
         files[".zgroup"] = json.dumps(root_group).encode()
         files[".zattrs"] = json.dumps(metadata["metadata"].get(".zattrs", {})).encode()
     arrays = arrays_of(metadata, zarr_format)
-    keys = [key for name in sorted(coordinate_arrays(arrays, zarr_format)) for key in chunk_keys(name, arrays[name][0], zarr_format)]
+    keys = [
+        key
+        for name in sorted(coordinate_arrays(arrays, zarr_format))
+        for key in chunk_keys(name, arrays[name][0], zarr_format)
+    ]
     contents = await asyncio.gather(*(_cat(fs, f"{root}/{key}") for key in keys))
     files.update({key: data for key, data in zip(keys, contents) if data is not None})
     return Prefetched(ref=ref, zarr_format=zarr_format, files=files)
 
 
-async def prefetch_many(refs: Iterable[StoreRef], storage: StorageOptions, concurrency: int = 64) -> list[Prefetched | BaseException]:
+async def prefetch_many(
+    refs: Iterable[StoreRef], storage: StorageOptions, concurrency: int = 64
+) -> list[Prefetched | BaseException]:
     """`prefetch` for many stores of one object store, `concurrency` stores at a time."""
     refs = list(refs)
     if not refs:

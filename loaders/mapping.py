@@ -92,7 +92,9 @@ def horizontal_hints(axis: str, coord: xr.DataArray) -> dict[str, Any]:
     """
     values = np.asarray(coord.values)
     finite = values[np.isfinite(values)] if values.dtype.kind == "f" else values
-    hints: dict[str, Any] = {f"{axis}_extent": [json_value(finite.min()), json_value(finite.max())] if finite.size else None}
+    hints: dict[str, Any] = {
+        f"{axis}_extent": [json_value(finite.min()), json_value(finite.max())] if finite.size else None
+    }
     deltas = np.diff(values)
     hints[f"{axis}_step"] = json_value(deltas[0]) if deltas.size > 1 and np.all(deltas[0] == deltas[1:]) else False
     return hints

@@ -25,15 +25,23 @@ from typing import Any
 
 import xarray as xr
 from xarray.backends.zarr import ZarrStore
-
 from zarr.core.buffer import default_buffer_prototype
 from zarr.storage import MemoryStore
 
-from .discover import KERCHUNK_PARQUET, REFERENCE_KINDS, StoreRef
-from .failures import ACCESS_DENIED, CORRUPT_METADATA, NOT_FOUND, READ_ERROR, TIMEOUT, UNAVAILABLE, UNDECODABLE_TIME, UNKNOWN_CODEC
-from .fetch import Prefetched
 from common.storage import CREDENTIALS_HINT, StorageOptions, is_missing_credentials, is_remote, protocol_of
 
+from .discover import KERCHUNK_PARQUET, REFERENCE_KINDS, StoreRef
+from .failures import (
+    ACCESS_DENIED,
+    CORRUPT_METADATA,
+    NOT_FOUND,
+    READ_ERROR,
+    TIMEOUT,
+    UNAVAILABLE,
+    UNDECODABLE_TIME,
+    UNKNOWN_CODEC,
+)
+from .fetch import Prefetched
 
 
 class StoreReadError(RuntimeError):
@@ -73,7 +81,17 @@ def one_line(exc: BaseException) -> str:
 
 def _is_timeout(exc: BaseException) -> bool:
     names = {cls.__name__ for cls in type(exc).__mro__}
-    return bool(names & {"TimeoutError", "ReadTimeoutError", "ConnectTimeoutError", "ServerTimeoutError", "ConnectTimeout", "ReadTimeout"})
+    return bool(
+        names
+        & {
+            "TimeoutError",
+            "ReadTimeoutError",
+            "ConnectTimeoutError",
+            "ServerTimeoutError",
+            "ConnectTimeout",
+            "ReadTimeout",
+        }
+    )
 
 
 def _is_unavailable(exc: BaseException) -> bool:
@@ -81,9 +99,19 @@ def _is_unavailable(exc: BaseException) -> bool:
     if isinstance(exc, OSError) and exc.errno == errno.EBUSY:  # s3fs's translation of 503 SlowDown
         return True
     names = {cls.__name__ for cls in type(exc).__mro__}
-    if names & {"ConnectionError", "ClientConnectionError", "ServerDisconnectedError", "EndpointConnectionError", "ConnectionClosedError"}:
+    if names & {
+        "ConnectionError",
+        "ClientConnectionError",
+        "ServerDisconnectedError",
+        "EndpointConnectionError",
+        "ConnectionClosedError",
+    }:
         return True
-    status = getattr(exc, "response", {}).get("ResponseMetadata", {}).get("HTTPStatusCode") if names & {"ClientError"} else None
+    status = (
+        getattr(exc, "response", {}).get("ResponseMetadata", {}).get("HTTPStatusCode")
+        if names & {"ClientError"}
+        else None
+    )
     return isinstance(status, int) and status >= 500
 
 
@@ -100,7 +128,10 @@ def classify(exc: BaseException) -> str:
             return UNKNOWN_CODEC
         if "unable to decode time" in message or "decode_times" in message:
             return UNDECODABLE_TIME
-        if isinstance(exc, json.JSONDecodeError | UnicodeDecodeError) or type(exc).__name__ == "MetadataValidationError":
+        if (
+            isinstance(exc, json.JSONDecodeError | UnicodeDecodeError)
+            or type(exc).__name__ == "MetadataValidationError"
+        ):
             return CORRUPT_METADATA
         if isinstance(exc, PermissionError) or is_missing_credentials(exc):
             return ACCESS_DENIED
@@ -139,7 +170,9 @@ def _zarr_store_for(ref: StoreRef, storage: StorageOptions):
 def open_prefetched(prefetched: Prefetched) -> OpenedStore:
     """Open a store from its prefetched metadata and coordinate chunks (no I/O)."""
     prototype = default_buffer_prototype()
-    memory = MemoryStore({key: prototype.buffer.from_bytes(data) for key, data in prefetched.files.items()}, read_only=True)
+    memory = MemoryStore(
+        {key: prototype.buffer.from_bytes(data) for key, data in prefetched.files.items()}, read_only=True
+    )
     return _open(prefetched.ref, memory, None, consolidated=True, zarr_format=prefetched.zarr_format)
 
 
@@ -368,4 +401,3 @@ def _open_once(ref: StoreRef, store, storage_options, consolidated, zarr_format,
         unavailable_codecs=unavailable,
         group=zarr_store.zarr_group,
     )
-

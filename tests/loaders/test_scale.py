@@ -7,10 +7,10 @@ import warnings
 
 import pytest
 
+from benchmarks.synthetic_s3 import SyntheticS3Server
 from loaders.crawl import Scale, crawl
 from loaders.executors import DaskExecutor, Executor, GatewayExecutor, ProcessExecutor
 from zarr_stac.samples import cmip6_like, write_dataset
-from zarr_stac.services.synthetic_s3 import SyntheticS3Server
 
 from ..conftest import PROJECT_ROOT
 
@@ -92,7 +92,13 @@ print(json.dumps({"stores": len(publication.members.get("stores", {})), "peak_mb
 
 def peak_memory(template, count: int) -> dict:
     with SyntheticS3Server(template, count) as server:
-        done = subprocess.run([sys.executable, "-c", MEASURE, server.endpoint_url], capture_output=True, text=True, cwd=PROJECT_ROOT, timeout=600)
+        done = subprocess.run(
+            [sys.executable, "-c", MEASURE, server.endpoint_url],
+            capture_output=True,
+            text=True,
+            cwd=PROJECT_ROOT,
+            timeout=600,
+        )
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
 

@@ -14,7 +14,7 @@ import pytest
 from common.storage import StorageOptions
 from loaders.crawl import crawl
 from static_catalog.write import write_catalog
-from zarr_stac.services.proxy import FaultProxy, FaultRules
+from tests.proxy import FaultProxy, FaultRules
 
 UTC = dt.timezone.utc
 

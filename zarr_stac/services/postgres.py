@@ -177,14 +177,30 @@ class PostgresCluster:
         if not self.initialised():
             self.init()
         if not self.is_running():
-            options = f"-c listen_addresses={self.host} -p {self.port} -c unix_socket_directories='' -c max_connections=200"
+            options = (
+                f"-c listen_addresses={self.host} -p {self.port} -c unix_socket_directories='' -c max_connections=200"
+            )
             if not self.durable:
                 options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
             result = self._as_server_user(
-                [str(self.bindir / "pg_ctl"), "start", "-w", "-t", str(int(timeout)), "-D", str(self.pgdata), "-l", str(self.log_file), "-o", options]
+                [
+                    str(self.bindir / "pg_ctl"),
+                    "start",
+                    "-w",
+                    "-t",
+                    str(int(timeout)),
+                    "-D",
+                    str(self.pgdata),
+                    "-l",
+                    str(self.log_file),
+                    "-o",
+                    options,
+                ]
             )
             if result.returncode != 0:
-                raise PostgresError(f"PostgreSQL did not start on {self.host}:{self.port}: {result.stderr.strip() or result.stdout.strip()} (log: {self.log_file})")
+                raise PostgresError(
+                    f"PostgreSQL did not start on {self.host}:{self.port}: {result.stderr.strip() or result.stdout.strip()} (log: {self.log_file})"
+                )
         self._wait_accepting(timeout)
         self._ensure_database()
 
@@ -200,7 +216,9 @@ class PostgresCluster:
                     return
             except psycopg.OperationalError as exc:
                 if time.monotonic() > deadline:
-                    raise PostgresError(f"PostgreSQL on {self.host}:{self.port} does not accept connections: {exc}") from None
+                    raise PostgresError(
+                        f"PostgreSQL on {self.host}:{self.port} does not accept connections: {exc}"
+                    ) from None
                 time.sleep(0.2)
 
     def _ensure_database(self) -> None:
