@@ -159,7 +159,8 @@ def _end_leftover_queries(dsn: str) -> None:
 
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND pid "
+            "<> pg_backend_pid()"
         )
 
 
@@ -235,7 +236,8 @@ def main() -> None:
                         print(name, label, concurrency, out, flush=True)
 
     table = [
-        "| endpoint | clients | zarr-stac req/s | p50 / p95 / p99 (ms) | stock req/s | p50 / p95 / p99 (ms) | ratio | stock app on zarr-stac's database, req/s |",
+        "| endpoint | clients | zarr-stac req/s | p50 / p95 / p99 (ms) | stock req/s | p50 / p95 / p99 (ms) | "
+        "ratio | stock app on zarr-stac's database, req/s |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for label in ENDPOINTS:
@@ -245,10 +247,12 @@ def main() -> None:
             )
             ratio = f"{ours['rps'] / stock['rps']:.2f}×" if stock["rps"] else "stock: none answered"
             table.append(
-                f"| {label} | {concurrency} | {cells(ours)} | {cells(stock)} | **{ratio}** | {cells(cross).split(' | ')[0]} |"
+                f"| {label} | {concurrency} | {cells(ours)} | {cells(stock)} | **{ratio}** | "
+                f"{cells(cross).split(' | ')[0]} |"
             )
+    command = f"python -m benchmarks.api --items {args.items} --collections {args.collections} --seconds {args.seconds}"
     body = f"""
-Command: `python -m benchmarks.api --items {args.items} --collections {args.collections} --seconds {args.seconds}` (run {now()}).
+Command: `{command}` (run {now()}).
 Machine: {machine()}. Everything on the same 2 cores: PostgreSQL, the API (uvicorn, one worker), the load generator.
 Data: {args.items:,} items in {args.collections:,} collections, twice: loaded by `zarr-stac load` (served by zarr-stac's
 app) and by raw pypgstac (served by the stock `stac_fastapi.pgstac.app:create_app`); `VACUUM ANALYZE` on both.

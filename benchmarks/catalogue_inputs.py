@@ -99,7 +99,8 @@ def main() -> None:
         inputs = make_inputs(args.rows, Path(folder))
         for kind in ("csv", "esm") if args.kind == "both" else (args.kind,):
             out = subprocess.run(
-                [sys.executable, "-m", "benchmarks.catalogue_inputs", "--rows", str(args.rows), "--trial", str(inputs[kind])],
+                [sys.executable, "-m", "benchmarks.catalogue_inputs"]
+                + ["--rows", str(args.rows), "--trial", str(inputs[kind])],
                 check=True, capture_output=True, text=True,
             )  # fmt: skip
             print(out.stdout.strip().splitlines()[-1])

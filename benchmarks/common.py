@@ -128,7 +128,8 @@ def machine() -> str:
         model = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
     except (OSError, StopIteration):
         pass
-    return f"{platform.system()} {platform.release()}, {cpus} CPU ({model}), {total:.0f} GB RAM, Python {platform.python_version()}"
+    system = f"{platform.system()} {platform.release()}"
+    return f"{system}, {cpus} CPU ({model}), {total:.0f} GB RAM, Python {platform.python_version()}"
 
 
 def write_section(name: str, body: str) -> None:

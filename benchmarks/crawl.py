@@ -135,7 +135,8 @@ def main() -> None:
         print("large", large, flush=True)
 
     table = [
-        "| latency per request | engine | stores/s min / median / max | requests per store | peak RSS (MB, largest process) | zarr-stac ÷ naive |",
+        "| latency per request | engine | stores/s min / median / max | requests per store | peak RSS (MB, "
+        "largest process) | zarr-stac ÷ naive |",
         "|---|---|---|---|---|---|",
     ]
     for latency, results in rows:
@@ -143,7 +144,8 @@ def main() -> None:
         for engine in ("zarr-stac", "naive"):
             r = results[engine]
             table.append(
-                f"| {latency * 1000:.0f} ms | {engine} | {r['rate'].triple('{:.1f}')} | {r['requests'].median:.1f} | {r['peak'].triple('{:.0f}')} | "
+                f"| {latency * 1000:.0f} ms | {engine} | {r['rate'].triple('{:.1f}')} | "
+                f"{r['requests'].median:.1f} | {r['peak'].triple('{:.0f}')} | "
                 + (f"**{ratio:.1f}×**" if engine == "zarr-stac" else "")
                 + " |"
             )
@@ -151,15 +153,24 @@ def main() -> None:
     small_peak = rows[-1][1]["zarr-stac"]["peak"].median
     if large:
         large_text = (
-            f"\n**{args.large:,} stores, zarr-stac alone**, {args.latency * 1000:.0f} ms per request, {args.processes} worker processes: "
-            f"{large['stores']:,} catalogued in {large['seconds']:.0f} s = **{large['stores_per_second']:.0f} stores/s**, "
-            f"{large['requests_per_store']:.2f} requests per store, peak RSS {large['peak_rss_mb']:.0f} MB (main process; "
-            f"largest worker {large['children_peak_rss_mb']:.0f} MB), against {small_peak:.0f} MB for {args.stores:,} stores: "
-            f"{args.large / args.stores:.0f}× the stores, {max(large['peak_rss_mb'], large['children_peak_rss_mb']) / small_peak:.1f}× the memory "
+            f"\n**{args.large:,} stores, zarr-stac alone**, {args.latency * 1000:.0f} ms per request, "
+            f"{args.processes} worker processes: "
+            f"{large['stores']:,} catalogued in {large['seconds']:.0f} s = **{large['stores_per_second']:.0f} "
+            f"stores/s**, "
+            f"{large['requests_per_store']:.2f} requests per store, peak RSS {large['peak_rss_mb']:.0f} MB "
+            f"(main process; "
+            f"largest worker {large['children_peak_rss_mb']:.0f} MB), against {small_peak:.0f} MB for "
+            f"{args.stores:,} stores: "
+            f"{args.large / args.stores:.0f}× the stores, "
+            f"{max(large['peak_rss_mb'], large['children_peak_rss_mb']) / small_peak:.1f}× the memory "
             "(the test suite holds 4,000 stores within 1.5× of the memory for 400).\n"
         )
+    command = (
+        f"python -m benchmarks.crawl "
+        f"--stores {args.stores} --latency {args.latency} --repeat {args.repeat} --large {args.large}"
+    )
     body = f"""
-Command: `python -m benchmarks.crawl --stores {args.stores} --latency {args.latency} --repeat {args.repeat} --large {args.large}` (run {now()}).
+Command: `{command}` (run {now()}).
 Machine: {machine()}.
 Input: {args.stores:,} copies of a CMIP6-like store (v2, consolidated; time/lat/lon coordinates, one data variable)
 served by `benchmarks.synthetic_s3` in its own process (moto cannot serve this volume), with the given

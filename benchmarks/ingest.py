@@ -133,8 +133,11 @@ def main() -> None:
         "indexes": "property index builds, 4 connections",
     }
     steps = "; ".join(f"{label} {ours[step].triple('{:.1f}')}" for step, label in step_names.items() if step in ours)
+    command = (
+        f"python -m benchmarks.ingest --items {args.items} --collections {args.collections} --repeat {args.repeat}"
+    )
     body = f"""
-Command: `python -m benchmarks.ingest --items {args.items} --collections {args.collections} --repeat {args.repeat}` (run {now()}).
+Command: `{command}` (run {now()}).
 Machine: {machine()}. PostgreSQL 15 (project-managed cluster, fsync off for both), pgstac/pypgstac 0.10.0.
 Input: {args.items:,} Items (clones of a real zarr-stac datacube Item) in {args.collections:,} collections, in arrival
 order (item i in collection i mod {args.collections}), upsert mode, into a fresh database each trial.

@@ -114,7 +114,9 @@ class SyntheticBucket:
         entries = [e for e in entries if e[0] > token]
         page, more = entries[:max_keys], len(entries) > max_keys
         body = [
-            f'<?xml version="1.0" encoding="UTF-8"?><ListBucketResult><Name>{self.bucket}</Name><Prefix>{escape(prefix)}</Prefix><KeyCount>{len(page)}</KeyCount><MaxKeys>{max_keys}</MaxKeys><IsTruncated>{"true" if more else "false"}</IsTruncated>'
+            '<?xml version="1.0" encoding="UTF-8"?><ListBucketResult>'
+            f"<Name>{self.bucket}</Name><Prefix>{escape(prefix)}</Prefix><KeyCount>{len(page)}</KeyCount>"
+            f"<MaxKeys>{max_keys}</MaxKeys><IsTruncated>{'true' if more else 'false'}</IsTruncated>"
         ]
         if more:
             body.append(f"<NextContinuationToken>{escape(page[-1][0])}</NextContinuationToken>")

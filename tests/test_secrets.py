@@ -116,7 +116,8 @@ class SignatureMismatchS3(BaseHTTPRequestHandler):
         token = self.headers.get("X-Amz-Security-Token", "")
         body = (
             '<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>SignatureDoesNotMatch</Code>'
-            "<Message>The request signature we calculated does not match the signature you provided. Check your key and signing method.</Message>"
+            "<Message>The request signature we calculated does not match the signature you provided. Check your "
+            "key and signing method.</Message>"
             f"<AWSAccessKeyId>{key_id.group(1) if key_id else ''}</AWSAccessKeyId>"
             f"<CanonicalRequest>{self.command}\n{self.path}\nhost:{self.headers.get('Host')}\nx-amz-security-token:{token}</CanonicalRequest>"
             "<RequestId>4442587FB7D0A2F9</RequestId></Error>"
@@ -186,7 +187,8 @@ def dump_database(dsn: str) -> str:
     with psycopg.connect(dsn) as conn:
         tables = conn.execute(
             "SELECT format('%I.%I', table_schema, table_name) FROM information_schema.tables "
-            "WHERE table_schema IN ('pgstac', 'public') AND table_type = 'BASE TABLE' AND table_name <> 'spatial_ref_sys'"
+            "WHERE table_schema IN ('pgstac', 'public') AND table_type = 'BASE TABLE' AND table_name <> "
+            "'spatial_ref_sys'"
         ).fetchall()
         for (table,) in tables:
             lines.extend(f"{table}: {row}" for (row,) in conn.execute(f"SELECT row_to_json(t)::text FROM {table} t"))
@@ -302,13 +304,20 @@ sources:
         config.read_text().replace(endpoint, dead_endpoint).replace("retries: 1", "retries: 0\n      timeout: 2")
     )
     bad_configs = {
-        "YAML syntax error on the secret's line": f'sources:\n  - url: {bucket}\n    storage:\n      secret: "{secret_in_file}\n      key: x\n',
-        "YAML tab after the secret": f"sources:\n  - url: {bucket}\n    storage:\n      secret: {secret_in_file}\n\tkey: x\n",
-        "unknown storage option holding a secret": f"sources:\n  - url: {bucket}\n    storage:\n      password: {secret_in_file}\n",
-        "secret of the wrong type": f"sources:\n  - url: {bucket}\n    storage:\n      secret: ['{secret_in_file}']\n      key: {{nested: '${{CFG_KEY}}'}}\n",
-        "secret in a number field": f"sources:\n  - url: {bucket}\n    storage: {{endpoint_url: {endpoint}, timeout: '{secret_in_file}'}}\n",
+        "YAML syntax error on the secret's line": (
+            f'sources:\n  - url: {bucket}\n    storage:\n      secret: "{secret_in_file}\n      key: x\n'
+        ),
+        "YAML tab after the secret": f"sources:\n  - url: {bucket}\n    storage:\n      secret: "
+        "{secret_in_file}\n\tkey: x\n",
+        "unknown storage option holding a secret": f"sources:\n  - url: {bucket}\n    storage:\n      password: "
+        "{secret_in_file}\n",
+        "secret of the wrong type": f"sources:\n  - url: {bucket}\n    storage:\n      secret: "
+        "['{secret_in_file}']\n      key: {{nested: '${{CFG_KEY}}'}}\n",
+        "secret in a number field": f"sources:\n  - url: {bucket}\n    storage: "
+        "{{endpoint_url: {endpoint}, timeout: '{secret_in_file}'}}\n",
         "secret as the sources": f"sources: {secret_in_file}\n",
-        "undefined variable": f"sources:\n  - url: {bucket}\n    storage: {{key: '${{CFG_KEY}}', secret: '${{NOT_SET_{secrets.token_hex(3)}}}'}}\n",
+        "undefined variable": f"sources:\n  - url: {bucket}\n    storage: "
+        "{{key: '${{CFG_KEY}}', secret: '${{NOT_SET_{secrets.token_hex(3)}}}'}}\n",
     }
     bad_paths = {}
     for number, (name, text) in enumerate(bad_configs.items()):
@@ -319,9 +328,15 @@ sources:
     dsn = pg_cluster.copy_database(database)
     wrong_dsn = dsn.replace(quote(pg_cluster.password, safe=""), quote(planted["wrong PostgreSQL password"], safe=""))
     dead_dsn = dsn.replace(f":{pg_cluster.port}/", f":{free_port()}/")
-    query_dsn = f"postgresql://{pg_cluster.user}@{pg_cluster.host}:{pg_cluster.port}/{database}?password={quote(pg_cluster.password, safe='')}"
+    query_dsn = (
+        f"postgresql://{pg_cluster.user}@{pg_cluster.host}:{pg_cluster.port}/{database}"
+        f"?password={quote(pg_cluster.password, safe='')}"
+    )
     assert len({dsn, wrong_dsn, dead_dsn, query_dsn}) == 4
-    keyvalue_wrong_dsn = f"host={pg_cluster.host} port={pg_cluster.port} dbname={database} user={pg_cluster.user} password={planted['wrong PostgreSQL password']}"
+    keyvalue_wrong_dsn = (
+        f"host={pg_cluster.host} port={pg_cluster.port} dbname={database} user={pg_cluster.user} "
+        f"password={planted['wrong PostgreSQL password']}"
+    )
     without_pgstac = f"plain_{secrets.token_hex(4)}"
     with psycopg.connect(pg_cluster._dsn_for("postgres"), autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{without_pgstac}"')

@@ -108,7 +108,11 @@ DaskGateway = Annotated[
     Optional[str],
     typer.Option(
         "--dask-gateway",
-        help="Run the crawl on a cluster created on this Dask Gateway (its URL, or 'config' for dask's gateway.address, e.g. DASK_GATEWAY__ADDRESS); auth from dask config (DASK_GATEWAY__AUTH__TYPE, JUPYTERHUB_API_TOKEN).",
+        help=(
+            "Run the crawl on a cluster created on this Dask Gateway (its URL, or 'config' for dask's "
+            "gateway.address, e.g. DASK_GATEWAY__ADDRESS); auth from dask config "
+            "(DASK_GATEWAY__AUTH__TYPE, JUPYTERHUB_API_TOKEN)."
+        ),
         show_default=False,
     ),
 ]
@@ -119,7 +123,10 @@ Dsn = Annotated[
     typer.Option(
         "--dsn",
         envvar="DATABASE_URL",
-        help="postgresql://USER:PASSWORD@HOST:PORT/DB of a pgstac database (default: the local cluster under --data-dir).",
+        help=(
+            "postgresql://USER:PASSWORD@HOST:PORT/DB of a pgstac database (default: the local cluster under "
+            "--data-dir)."
+        ),
         show_default=False,
     ),
 ]
@@ -368,7 +375,9 @@ def inspect(
         bool,
         typer.Option(
             "--collection",
-            help="Print the Collection this store alone would form (its defaults from the dataset's CF/ACDD attributes).",
+            help=(
+                "Print the Collection this store alone would form (its defaults from the dataset's CF/ACDD attributes)."
+            ),
         ),
     ] = False,
 ) -> None:
@@ -477,7 +486,8 @@ def build(
     kept = f", {report.kept} kept from before (not re-read)" if report.kept else ""
     pending = f", {report.pending} unlinked (deleted after the grace period)" if report.pending else ""
     err.print(
-        f"catalogue at {escape(output)}: {report.written} written, {report.unchanged} unchanged, {report.deleted} deleted{kept}{pending}"
+        f"catalogue at {escape(output)}: {report.written} written, {report.unchanged} unchanged, "
+        f"{report.deleted} deleted{kept}{pending}"
     )
     finish(result, strict)
 
@@ -504,7 +514,10 @@ def load(
     source: Annotated[
         Optional[str],
         typer.Argument(
-            help="Where the Zarr stores are (prefix, folder, input file), or a static catalogue (folder or catalog.json)."
+            help=(
+                "Where the Zarr stores are (prefix, folder, input file), or a static catalogue (folder or "
+                "catalog.json)."
+            )
         ),
     ] = None,
     *,
@@ -530,7 +543,10 @@ def load(
         bool,
         typer.Option(
             "--sync",
-            help="Also delete the items of stores that are gone, from collections whose stores were all read without error.",
+            help=(
+                "Also delete the items of stores that are gone, from collections whose stores were all read "
+                "without error."
+            ),
         ),
     ] = False,
 ) -> None:
@@ -659,7 +675,10 @@ def validate(
     href: Annotated[
         str,
         typer.Argument(
-            help="A static catalogue (folder, catalog.json, s3://.../catalog.json, URL) or a STAC API's landing page URL."
+            help=(
+                "A static catalogue (folder, catalog.json, s3://.../catalog.json, URL) or a STAC API's landing "
+                "page URL."
+            )
         ),
     ],
     schemas: Annotated[

@@ -88,7 +88,8 @@ class Demo:
         busy = [p for p in (self.api_port, self.static_port, self.s3_port) if port_in_use(p, self.host)]
         if busy:
             raise SystemExit(
-                f"port(s) {', '.join(map(str, busy))} on {self.host} already in use: is a demo already running? (choose others with --api-port/--static-port/--s3-port)"
+                f"port(s) {', '.join(map(str, busy))} on {self.host} already in use: is a demo already running? "
+                f"(choose others with --api-port/--static-port/--s3-port)"
             )
 
         stop_on_signals()
@@ -115,7 +116,8 @@ class Demo:
             self.step(f"cataloguing them with {MAPPING.relative_to(MAPPING.parent.parent)}")
             result = crawl(mapping)
             self.step(
-                f"catalogued {len(result.items)} stores in {len(result.collections)} collections ({len(result.failures)} skipped)"
+                f"catalogued {len(result.items)} stores in {len(result.collections)} collections "
+                f"({len(result.failures)} skipped)"
             )
             for failure in result.failures:
                 self.console.print(
@@ -135,7 +137,8 @@ class Demo:
                 description=mapping.catalog.description,
             )
             self.step(
-                f"static catalogue in {static_dir} ({report.written} written, {report.unchanged} unchanged, {report.deleted} deleted)"
+                f"static catalogue in {static_dir} ({report.written} written, {report.unchanged} unchanged, "
+                f"{report.deleted} deleted)"
             )
 
             from stac_api.loading.ingest import load

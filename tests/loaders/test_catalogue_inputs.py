@@ -340,7 +340,8 @@ def test_esm_collection_with_mixed_formats_over_s3(empty_bucket, storage):
     # Other columns as properties; the asset and format columns and empty cells left out.
     assert columns == {
         "activity_id": "CMIP", "institution_id": "BCC", "source_id": "BCC-ESM1", "experiment_id": "piControl",
-        "member_id": "r1i1p1f1", "table_id": "Amon", "variable_id": "tasmin", "grid_label": "gn", "time_range": "185001-230012",
+        "member_id": "r1i1p1f1", "table_id": "Amon", "variable_id": "tasmin", "grid_label": "gn",
+        "time_range": "185001-230012",
     }  # fmt: skip
     assert item.assets["zarr"].href == zarr_rows[0]
     collection = next(c for c in result.collections if c.id == "CMIP.BCC.BCC-ESM1.piControl.Amon.gn")

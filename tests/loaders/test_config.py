@@ -84,7 +84,8 @@ def test_templates_place_items_and_become_properties(cmip6_config):
         ("cmip6-Omon", "ModelX.ssp585.r1i1p1f1.Omon.tos.gr"),
     ]
     tos = next(i for i in result.items if i.id.endswith("tos.gr"))
-    assert {k: tos.properties[k] for k in ("source_id", "experiment_id", "member_id", "table_id", "variable_id", "grid_label", "version", "project")} == {
+    fields = ("source_id", "experiment_id", "member_id", "table_id", "variable_id", "grid_label", "version", "project")
+    assert {k: tos.properties[k] for k in fields} == {
         "source_id": "ModelX", "experiment_id": "ssp585", "member_id": "r1i1p1f1", "table_id": "Omon",
         "variable_id": "tos", "grid_label": "gr", "version": "20200101", "project": "CMIP6",
     }  # fmt: skip

@@ -96,7 +96,8 @@ def test_text_list(inputs_bucket, storage):
     fs = storage.filesystem(inputs_bucket)
     fs.pipe(
         f"{inputs_bucket}/lists/stores.txt",
-        b"# two stores\ns3://inputs/zarr/ModelX/ssp126/east.zarr\n\ns3://inputs/zarr/ModelY/ssp245/north.zarr  # trailing comment\n",
+        b"# two stores\ns3://inputs/zarr/ModelX/ssp126/east.zarr\n\ns3://inputs/zarr/ModelY/ssp245/north.zarr  "
+        b"# trailing comment\n",
     )
     result = crawl(f"{inputs_bucket}/lists/stores.txt", storage)
     assert result.failures == []

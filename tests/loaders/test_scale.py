@@ -86,7 +86,8 @@ with catalog.publication() as publication:
     result = running.run(sink=publication.add)
     publication.finish(result.collections, may_delete=result.may_delete)
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-print(json.dumps({"stores": len(publication.members.get("stores", {})), "peak_mb": peak, "held_mb": rss_mb() - baseline}))
+stores = len(publication.members.get("stores", {}))
+print(json.dumps({"stores": stores, "peak_mb": peak, "held_mb": rss_mb() - baseline}))
 """
 
 

@@ -177,6 +177,9 @@ def test_the_command_line_starts_without_the_heavy_libraries():
     import subprocess
     import sys
 
-    code = "import sys, zarr_stac.cli; print(sorted(m for m in ('xarray', 's3fs', 'pystac', 'pydantic', 'zarr') if m in sys.modules))"
+    code = (
+        "import sys, zarr_stac.cli; "
+        "print(sorted(m for m in ('xarray', 's3fs', 'pystac', 'pydantic', 'zarr') if m in sys.modules))"
+    )
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert loaded == "[]"

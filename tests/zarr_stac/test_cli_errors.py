@@ -92,7 +92,8 @@ def test_relative_lists_configurations_and_paths_inside_them(local_samples):
     assert listed.returncode == 0, listed.stderr
     assert len(list((local_samples / "out-list").glob("*/*/*.json"))) == 2
     (local_samples / "mapping.yaml").write_text(
-        "sources:\n  - url: src/cmip6\n    path_template: '{source_id}/{experiment_id}/{member_id}/{variable_id}/{grid_label}.zarr'\n"
+        "sources:\n  - url: src/cmip6\n    path_template: "
+        "'{source_id}/{experiment_id}/{member_id}/{variable_id}/{grid_label}.zarr'\n"
         "    collection: {id: cmip6}\n"
     )
     configured = run("build", "--config", "mapping.yaml", "-o", "out-config", cwd=local_samples)
@@ -203,7 +204,8 @@ def dsn_cases(pg_cluster, plain: str) -> dict[str, tuple[str, str]]:
             f"{host}/{pg_cluster.database} failed while connecting: authentication failed",
         ),
         "wrong password (key=value)": (
-            f"host=127.0.0.1 port={pg_cluster.port} dbname={pg_cluster.database} user={pg_cluster.user} password=WRONG-planted-pw",
+            f"host=127.0.0.1 port={pg_cluster.port} dbname={pg_cluster.database} user={pg_cluster.user} "
+            f"password=WRONG-planted-pw",
             f"{host}/{pg_cluster.database} failed while connecting: authentication failed",
         ),
         "no such database": (
@@ -237,7 +239,10 @@ def test_serve_takes_a_key_value_dsn(pg_cluster, tmp_path):
     from ..conftest import wait_until_answering
 
     port = free_port()
-    dsn = f"host=127.0.0.1 port={pg_cluster.port} dbname={pg_cluster.database} user={pg_cluster.user} password={pg_cluster.password}"
+    dsn = (
+        f"host=127.0.0.1 port={pg_cluster.port} dbname={pg_cluster.database} "
+        f"user={pg_cluster.user} password={pg_cluster.password}"
+    )
     server = subprocess.Popen(
         [ZARR_STAC, "serve", "--port", str(port), "--dsn", dsn],
         cwd=tmp_path,

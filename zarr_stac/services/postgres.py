@@ -199,7 +199,8 @@ class PostgresCluster:
             )
             if result.returncode != 0:
                 raise PostgresError(
-                    f"PostgreSQL did not start on {self.host}:{self.port}: {result.stderr.strip() or result.stdout.strip()} (log: {self.log_file})"
+                    f"PostgreSQL did not start on {self.host}:{self.port}: "
+                    f"{result.stderr.strip() or result.stdout.strip()} (log: {self.log_file})"
                 )
         self._wait_accepting(timeout)
         self._ensure_database()
