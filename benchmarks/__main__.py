@@ -3,7 +3,14 @@
 import runpy
 import sys
 
-BENCHMARKS = {"static": "benchmarks.static_catalog", "crawl": "benchmarks.crawl", "ingest": "benchmarks.ingest", "api": "benchmarks.api", "filter": "benchmarks.filter", "catalogue-inputs": "benchmarks.catalogue_inputs"}
+BENCHMARKS = {
+    "static": "benchmarks.static_catalog",
+    "crawl": "benchmarks.crawl",
+    "ingest": "benchmarks.ingest",
+    "api": "benchmarks.api",
+    "filter": "benchmarks.filter",
+    "catalogue-inputs": "benchmarks.catalogue_inputs",
+}
 
 names = sys.argv[1:] or list(BENCHMARKS)
 for name in names:

@@ -31,7 +31,11 @@ ENDPOINTS = {
     "landing page": ("GET", "/", None),
     "/collections?limit=10": ("GET", "/collections?limit=10", None),
     "items page (limit=100)": ("GET", "/collections/collection-0005/items?limit=100", None),
-    "search bbox+datetime": ("GET", "/search?bbox=-10,-5,10,5&datetime=2000-01-01T00:00:00Z/2001-01-01T00:00:00Z&limit=10", None),
+    "search bbox+datetime": (
+        "GET",
+        "/search?bbox=-10,-5,10,5&datetime=2000-01-01T00:00:00Z/2001-01-01T00:00:00Z&limit=10",
+        None,
+    ),
     "search CQL2 filter": ("GET", "/search?limit=10&filter=" + FILTER.replace(" ", "%20").replace("'", "%27"), None),
 }
 CONCURRENCY = (1, 8, 32)
@@ -70,7 +74,14 @@ async def _load(url: str, concurrency: int, seconds: float) -> dict:
         return latencies[min(len(latencies) - 1, int(p / 100 * len(latencies)))] * 1000 if latencies else float("nan")
 
     # Answered requests only: a request that failed or timed out is an error, not a rate.
-    return {"rps": len(latencies) / elapsed, "p50": pct(50), "p95": pct(95), "p99": pct(99), "errors": errors, "requests": len(latencies) + errors}
+    return {
+        "rps": len(latencies) / elapsed,
+        "p50": pct(50),
+        "p95": pct(95),
+        "p99": pct(99),
+        "errors": errors,
+        "requests": len(latencies) + errors,
+    }
 
 
 def cells(result: dict) -> str:
@@ -92,10 +103,31 @@ def served(app: str, dsn: str) -> Iterator[str]:
     from zarr_stac.services import free_port
 
     parts = urlsplit(dsn)
-    env = {**os.environ, "DATABASE_URL": dsn, "PGUSER": parts.username, "PGPASSWORD": parts.password, "PGHOST": parts.hostname, "PGPORT": str(parts.port), "PGDATABASE": parts.path.lstrip("/")}
+    env = {
+        **os.environ,
+        "DATABASE_URL": dsn,
+        "PGUSER": parts.username,
+        "PGPASSWORD": parts.password,
+        "PGHOST": parts.hostname,
+        "PGPORT": str(parts.port),
+        "PGDATABASE": parts.path.lstrip("/"),
+    }
     env.update(STAC_FASTAPI_TITLE="bench", STAC_FASTAPI_DESCRIPTION="bench", STAC_FASTAPI_LANDING_ID="bench")
     port = free_port()
-    command = [sys.executable, "-m", "uvicorn", app, "--factory", "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning", "--no-access-log"]
+    command = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        app,
+        "--factory",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--log-level",
+        "warning",
+        "--no-access-log",
+    ]
     server = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
     try:
@@ -126,7 +158,10 @@ def _end_leftover_queries(dsn: str) -> None:
     import psycopg
 
     with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()")
+        conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND pid "
+            "<> pg_backend_pid()"
+        )
 
 
 def loaded_twice(pg, items: int, collections: int, prefix: str) -> tuple[str, str]:
@@ -140,7 +175,16 @@ def loaded_twice(pg, items: int, collections: int, prefix: str) -> tuple[str, st
     collections_file, items_file = write_inputs(items, collections)
     ours, stock = database_for(pg, "zarr-stac", f"{prefix}_ours"), database_for(pg, "pypgstac", f"{prefix}_stock")
     for engine, dsn in (("zarr-stac", ours), ("pypgstac", stock)):
-        run_trial("benchmarks.ingest", "--trial", engine, "--collections-file", str(collections_file), "--items-file", str(items_file), env={"DATABASE_URL": dsn})
+        run_trial(
+            "benchmarks.ingest",
+            "--trial",
+            engine,
+            "--collections-file",
+            str(collections_file),
+            "--items-file",
+            str(items_file),
+            env={"DATABASE_URL": dsn},
+        )
         with psycopg.connect(dsn, autocommit=True) as conn:
             conn.execute("VACUUM ANALYZE")
     return ours, stock
@@ -168,28 +212,47 @@ def main() -> None:
         stock_app = "stac_fastapi.pgstac.app:create_app"
         # The third run (the stock app on zarr-stac's database) tells what the app
         # changes from what the database's content (indexes, summaries) changes.
-        for name, app, dsn in (("zarr-stac", "stac_api.app:create_app", ours_dsn), ("stock", stock_app, stock_dsn), ("stock app, our database", stock_app, ours_dsn)):
+        for name, app, dsn in (
+            ("zarr-stac", "stac_api.app:create_app", ours_dsn),
+            ("stock", stock_app, stock_dsn),
+            ("stock app, our database", stock_app, ours_dsn),
+        ):
             with served(app, dsn) as base:
                 for label, (_, path, _) in ENDPOINTS.items():
                     for _ in range(3):  # warm up (plans, connections)
                         httpx.get(base + path, timeout=300)
                     for concurrency in CONCURRENCY:
                         seconds = args.seconds if not (name == "stock" and "CQL2" in label) else max(args.seconds, 30)
-                        out = run_trial("benchmarks.api", "--load", base + path, "--concurrency", str(concurrency), "--seconds", str(seconds))
+                        out = run_trial(
+                            "benchmarks.api",
+                            "--load",
+                            base + path,
+                            "--concurrency",
+                            str(concurrency),
+                            "--seconds",
+                            str(seconds),
+                        )
                         results[(name, label, concurrency)] = out
                         print(name, label, concurrency, out, flush=True)
 
     table = [
-        "| endpoint | clients | zarr-stac req/s | p50 / p95 / p99 (ms) | stock req/s | p50 / p95 / p99 (ms) | ratio | stock app on zarr-stac's database, req/s |",
+        "| endpoint | clients | zarr-stac req/s | p50 / p95 / p99 (ms) | stock req/s | p50 / p95 / p99 (ms) | "
+        "ratio | stock app on zarr-stac's database, req/s |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for label in ENDPOINTS:
         for concurrency in CONCURRENCY:
-            ours, stock, cross = (results[(name, label, concurrency)] for name in ("zarr-stac", "stock", "stock app, our database"))
+            ours, stock, cross = (
+                results[(name, label, concurrency)] for name in ("zarr-stac", "stock", "stock app, our database")
+            )
             ratio = f"{ours['rps'] / stock['rps']:.2f}×" if stock["rps"] else "stock: none answered"
-            table.append(f"| {label} | {concurrency} | {cells(ours)} | {cells(stock)} | **{ratio}** | {cells(cross).split(' | ')[0]} |")
+            table.append(
+                f"| {label} | {concurrency} | {cells(ours)} | {cells(stock)} | **{ratio}** | "
+                f"{cells(cross).split(' | ')[0]} |"
+            )
+    command = f"python -m benchmarks.api --items {args.items} --collections {args.collections} --seconds {args.seconds}"
     body = f"""
-Command: `python -m benchmarks.api --items {args.items} --collections {args.collections} --seconds {args.seconds}` (run {now()}).
+Command: `{command}` (run {now()}).
 Machine: {machine()}. Everything on the same 2 cores: PostgreSQL, the API (uvicorn, one worker), the load generator.
 Data: {args.items:,} items in {args.collections:,} collections, twice: loaded by `zarr-stac load` (served by zarr-stac's
 app) and by raw pypgstac (served by the stock `stac_fastapi.pgstac.app:create_app`); `VACUUM ANALYZE` on both.

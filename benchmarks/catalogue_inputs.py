@@ -52,7 +52,8 @@ def make_inputs(rows: int, folder: Path) -> dict[str, Path]:
 
 
 def trial(url: str, rows: int) -> dict:
-    from loaders.crawl import Crawl, Executor
+    from loaders.crawl import Crawl
+    from loaders.executors import Executor
 
     class FirstRequest(Executor):
         """Records when the first batch would be read, and reads nothing."""
@@ -69,15 +70,14 @@ def trial(url: str, rows: int) -> dict:
 
     start = time.perf_counter()
     executor = FirstRequest()
-    running = Crawl(url, executor=executor)
-    list(running)
+    result = Crawl(url, executor=executor).run()
     end = time.perf_counter()
     first = (executor.first or end) - start
     return {
         "input": Path(url).name,
         "rows": rows,
         "stores": executor.jobs,
-        "failures": len(running.result.failures),
+        "failures": len(result.failures),
         "first_request_s": round(first, 3),
         "rows_per_s_to_first_request": round(rows / first) if executor.first and executor.first - start > 0 else None,
         "all_planned_s": round(end - start, 2),
@@ -99,7 +99,8 @@ def main() -> None:
         inputs = make_inputs(args.rows, Path(folder))
         for kind in ("csv", "esm") if args.kind == "both" else (args.kind,):
             out = subprocess.run(
-                [sys.executable, "-m", "benchmarks.catalogue_inputs", "--rows", str(args.rows), "--trial", str(inputs[kind])],
+                [sys.executable, "-m", "benchmarks.catalogue_inputs"]
+                + ["--rows", str(args.rows), "--trial", str(inputs[kind])],
                 check=True, capture_output=True, text=True,
             )  # fmt: skip
             print(out.stdout.strip().splitlines()[-1])

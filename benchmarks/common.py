@@ -58,7 +58,17 @@ def synthetic_stac(n_items: int, n_collections: int, template: dict | None = Non
         pystac.Collection(
             id=f"collection-{c:04d}",
             description=f"Synthetic collection {c}",
-            extent=pystac.Extent(pystac.SpatialExtent([[-180.0, -90.0, 180.0, 90.0]]), pystac.TemporalExtent([[dt.datetime(2000, 1, 1, tzinfo=dt.timezone.utc), dt.datetime(2014, 12, 31, tzinfo=dt.timezone.utc)]])),
+            extent=pystac.Extent(
+                pystac.SpatialExtent([[-180.0, -90.0, 180.0, 90.0]]),
+                pystac.TemporalExtent(
+                    [
+                        [
+                            dt.datetime(2000, 1, 1, tzinfo=dt.timezone.utc),
+                            dt.datetime(2014, 12, 31, tzinfo=dt.timezone.utc),
+                        ]
+                    ]
+                ),
+            ),
             license="CC-BY-4.0",
         )
         for c in range(n_collections)
@@ -70,7 +80,10 @@ def synthetic_stac(n_items: int, n_collections: int, template: dict | None = Non
         data["collection"] = collections[i % n_collections].id
         west = -180.0 + (i % 350)
         data["bbox"] = [west, -10.0, west + 10.0, 10.0]
-        data["geometry"] = {"type": "Polygon", "coordinates": [[[west, -10.0], [west + 10, -10.0], [west + 10, 10.0], [west, 10.0], [west, -10.0]]]}
+        data["geometry"] = {
+            "type": "Polygon",
+            "coordinates": [[[west, -10.0], [west + 10, -10.0], [west + 10, 10.0], [west, 10.0], [west, -10.0]]],
+        }
         data["assets"]["zarr"]["href"] = f"s3://bucket/{data['collection']}/{data['id']}.zarr"
         data.pop("links", None)
         items.append(pystac.Item.from_dict(data, preserve_dict=False))
@@ -81,7 +94,9 @@ def run_trial(module: str, *args: str, timeout: float = 3600, env: dict[str, str
     """Run one measurement in a fresh interpreter; it prints one JSON line of results.
     Secrets (a DSN) go in `env`, never on the command line."""
     command = [sys.executable, "-m", module, *args]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, cwd=REPORT.parent, env={**os.environ, **(env or {})})
+    done = subprocess.run(
+        command, capture_output=True, text=True, timeout=timeout, cwd=REPORT.parent, env={**os.environ, **(env or {})}
+    )
     if done.returncode != 0:
         raise RuntimeError(f"{' '.join(command)} failed:\n{done.stderr[-3000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -113,12 +128,15 @@ def machine() -> str:
         model = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
     except (OSError, StopIteration):
         pass
-    return f"{platform.system()} {platform.release()}, {cpus} CPU ({model}), {total:.0f} GB RAM, Python {platform.python_version()}"
+    system = f"{platform.system()} {platform.release()}"
+    return f"{system}, {cpus} CPU ({model}), {total:.0f} GB RAM, Python {platform.python_version()}"
 
 
 def write_section(name: str, body: str) -> None:
     """Replace (or add) the `## name` section of BENCHMARKS.md."""
-    header = "# Benchmarks\n\nMeasured by `make bench` (`python -m benchmarks`); each section says its command and inputs.\n"
+    header = (
+        "# Benchmarks\n\nMeasured by `make bench` (`python -m benchmarks`); each section says its command and inputs.\n"
+    )
     text = REPORT.read_text() if REPORT.exists() else header
     section = f"## {name}\n\n{body.strip()}\n"
     pattern = re.compile(rf"^## {re.escape(name)}\n.*?(?=^## |\Z)", re.S | re.M)

@@ -38,26 +38,34 @@ def trial(engine: str, endpoint: str, stores: int, sample: int, processes: int) 
     storage = StorageOptions(endpoint_url=endpoint, anon=True)
     start = time.perf_counter()
     if engine == "zarr-stac":
-        from loaders.crawl import CataloguedStore, Crawl, make_executor
+        from loaders.crawl import Crawl, Scale
 
-        running = Crawl("s3://synthetic/stores", storage)
-        running.executor = make_executor(processes)
-        done = sum(1 for outcome in running if isinstance(outcome, CataloguedStore))
-        running.executor.close()
-        failures = len(running.result.failures)
+        # The path `zarr-stac build` takes: worker processes only past two batches of stores.
+        result = Crawl("s3://synthetic/stores", storage, scale=Scale(processes=processes)).run()
+        done, failures = result.catalogued, len(result.failures)
     else:
         import pystac
         import xarray as xr
         import xstac
 
-        template = pystac.Item("x", None, None, None, {"start_datetime": "2000-01-01T00:00:00Z", "end_datetime": "2000-01-01T00:00:00Z"})
+        template = pystac.Item(
+            "x", None, None, None, {"start_datetime": "2000-01-01T00:00:00Z", "end_datetime": "2000-01-01T00:00:00Z"}
+        )
         options = {"endpoint_url": endpoint, "anon": True}
         done = failures = 0
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             for i in range(sample):
                 ds = xr.open_zarr(f"s3://synthetic/stores/store-{i:06d}.zarr", storage_options=options)
-                xstac.xarray_to_stac(ds, template, temporal_dimension="time", x_dimension="lon", y_dimension="lat", reference_system=4326, validate=False)
+                xstac.xarray_to_stac(
+                    ds,
+                    template,
+                    temporal_dimension="time",
+                    x_dimension="lon",
+                    y_dimension="lat",
+                    reference_system=4326,
+                    validate=False,
+                )
                 done += 1
     seconds = time.perf_counter() - start
     return {
@@ -70,10 +78,22 @@ def trial(engine: str, endpoint: str, stores: int, sample: int, processes: int) 
 
 
 def measure(engine: str, template: Path, stores: int, latency: float, sample: int, processes: int) -> dict:
-    from zarr_stac.services.synthetic_s3 import SyntheticS3Server
+    from benchmarks.synthetic_s3 import SyntheticS3Server
 
     with SyntheticS3Server(template, stores, latency=latency) as server:
-        out = run_trial("benchmarks.crawl", "--trial", engine, "--endpoint", server.endpoint_url, "--stores", str(stores), "--sample", str(sample), "--processes", str(processes))
+        out = run_trial(
+            "benchmarks.crawl",
+            "--trial",
+            engine,
+            "--endpoint",
+            server.endpoint_url,
+            "--stores",
+            str(stores),
+            "--sample",
+            str(sample),
+            "--processes",
+            str(processes),
+        )
         out["requests"] = server.requests()
     out["stores_per_second"] = out["stores"] / out["seconds"]
     out["requests_per_store"] = out["requests"] / max(out["stores"], 1)
@@ -98,7 +118,9 @@ def main() -> None:
     template = template_store()
     rows = []
     for latency in (0.0, args.latency):
-        results = {engine: {"rate": Series(), "peak": Series(), "requests": Series()} for engine in ("zarr-stac", "naive")}
+        results = {
+            engine: {"rate": Series(), "peak": Series(), "requests": Series()} for engine in ("zarr-stac", "naive")
+        }
         for _ in range(args.repeat):
             for engine in ("zarr-stac", "naive"):
                 out = measure(engine, template, args.stores, latency, args.sample, args.processes)
@@ -112,13 +134,18 @@ def main() -> None:
         large = measure("zarr-stac", template, args.large, args.latency, args.sample, args.processes)
         print("large", large, flush=True)
 
-    table = ["| latency per request | engine | stores/s min / median / max | requests per store | peak RSS (MB, largest process) | zarr-stac ÷ naive |", "|---|---|---|---|---|---|"]
+    table = [
+        "| latency per request | engine | stores/s min / median / max | requests per store | peak RSS (MB, "
+        "largest process) | zarr-stac ÷ naive |",
+        "|---|---|---|---|---|---|",
+    ]
     for latency, results in rows:
         ratio = results["zarr-stac"]["rate"].median / results["naive"]["rate"].median
         for engine in ("zarr-stac", "naive"):
             r = results[engine]
             table.append(
-                f"| {latency * 1000:.0f} ms | {engine} | {r['rate'].triple('{:.1f}')} | {r['requests'].median:.1f} | {r['peak'].triple('{:.0f}')} | "
+                f"| {latency * 1000:.0f} ms | {engine} | {r['rate'].triple('{:.1f}')} | "
+                f"{r['requests'].median:.1f} | {r['peak'].triple('{:.0f}')} | "
                 + (f"**{ratio:.1f}×**" if engine == "zarr-stac" else "")
                 + " |"
             )
@@ -126,21 +153,31 @@ def main() -> None:
     small_peak = rows[-1][1]["zarr-stac"]["peak"].median
     if large:
         large_text = (
-            f"\n**{args.large:,} stores, zarr-stac alone**, {args.latency * 1000:.0f} ms per request, {args.processes} worker processes: "
-            f"{large['stores']:,} catalogued in {large['seconds']:.0f} s = **{large['stores_per_second']:.0f} stores/s**, "
-            f"{large['requests_per_store']:.2f} requests per store, peak RSS {large['peak_rss_mb']:.0f} MB (main process; "
-            f"largest worker {large['children_peak_rss_mb']:.0f} MB), against {small_peak:.0f} MB for {args.stores:,} stores: "
-            f"{args.large / args.stores:.0f}× the stores, {max(large['peak_rss_mb'], large['children_peak_rss_mb']) / small_peak:.1f}× the memory "
+            f"\n**{args.large:,} stores, zarr-stac alone**, {args.latency * 1000:.0f} ms per request, "
+            f"{args.processes} worker processes: "
+            f"{large['stores']:,} catalogued in {large['seconds']:.0f} s = **{large['stores_per_second']:.0f} "
+            f"stores/s**, "
+            f"{large['requests_per_store']:.2f} requests per store, peak RSS {large['peak_rss_mb']:.0f} MB "
+            f"(main process; "
+            f"largest worker {large['children_peak_rss_mb']:.0f} MB), against {small_peak:.0f} MB for "
+            f"{args.stores:,} stores: "
+            f"{args.large / args.stores:.0f}× the stores, "
+            f"{max(large['peak_rss_mb'], large['children_peak_rss_mb']) / small_peak:.1f}× the memory "
             "(the test suite holds 4,000 stores within 1.5× of the memory for 400).\n"
         )
+    command = (
+        f"python -m benchmarks.crawl "
+        f"--stores {args.stores} --latency {args.latency} --repeat {args.repeat} --large {args.large}"
+    )
     body = f"""
-Command: `python -m benchmarks.crawl --stores {args.stores} --latency {args.latency} --repeat {args.repeat} --large {args.large}` (run {now()}).
+Command: `{command}` (run {now()}).
 Machine: {machine()}.
 Input: {args.stores:,} copies of a CMIP6-like store (v2, consolidated; time/lat/lon coordinates, one data variable)
-served by `zarr_stac.services.synthetic_s3` in its own process (moto cannot serve this volume), with the given
+served by `benchmarks.synthetic_s3` in its own process (moto cannot serve this volume), with the given
 latency added to every request. zarr-stac: discovery + prefetch (64 stores in flight per process) + mapping in
-{args.processes} worker processes. Naive: `xr.open_zarr` + `xstac.xarray_to_stac`, one store after the other, on
-the first {args.sample} stores (rate extrapolated per store).
+{args.processes} worker processes (past two batches of 256 stores, as `zarr-stac build` does). Naive:
+`xr.open_zarr` + `xstac.xarray_to_stac`, one store after the other, on the first {args.sample} stores (rate
+extrapolated per store).
 
 {chr(10).join(table)}
 {large_text}

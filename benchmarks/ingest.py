@@ -5,7 +5,7 @@
 Both load the same items, in the same arrival order (item i belongs to collection
 i mod C, as a crawl interleaves them), in upsert mode, into a fresh pgstac
 database cloned from a migrated one; collections are loaded first for pypgstac.
-zarr-stac: `stac_api.ingest.Ingest` (what `zarr-stac load` runs), timed with and
+zarr-stac: `stac_api.loading.ingest.Ingest` (what `zarr-stac load` runs), timed with and
 without its final queryables/summaries step. Peer: pypgstac's `Loader.load_items`
 on the ndjson file, in its default chunks of 10,000 (what `pypgstac load items
 --method upsert` runs). Each trial in a fresh interpreter.
@@ -30,12 +30,15 @@ def write_inputs(n_items: int, n_collections: int) -> tuple[Path, Path]:
     """ndjson of collections and of items (in arrival order), built once."""
     import orjson
 
-    from stac_api.ingest import for_pgstac
+    from stac_api.loading.documents import for_pgstac
 
     from .common import synthetic_stac
 
     DATA.mkdir(exist_ok=True)
-    collections_file, items_file = DATA / f"collections-{n_collections}.ndjson", DATA / f"items-{n_items}-{n_collections}.ndjson"
+    collections_file, items_file = (
+        DATA / f"collections-{n_collections}.ndjson",
+        DATA / f"items-{n_items}-{n_collections}.ndjson",
+    )
     if not items_file.exists():
         collections, items = synthetic_stac(n_items, n_collections)
         collections_file.write_bytes(b"\n".join(orjson.dumps(for_pgstac(c)) for c in collections) + b"\n")
@@ -43,7 +46,9 @@ def write_inputs(n_items: int, n_collections: int) -> tuple[Path, Path]:
             for item in items:
                 data = for_pgstac(item)
                 data["properties"]["variable_id"] = ["tas", "pr", "psl", "uas", "vas"][zlib.crc32(item.id.encode()) % 5]
-                data["properties"]["experiment_id"] = ["historical", "ssp126", "ssp245", "ssp370", "ssp585"][int(item.id[-6:]) // 7 % 5]
+                data["properties"]["experiment_id"] = ["historical", "ssp126", "ssp245", "ssp370", "ssp585"][
+                    int(item.id[-6:]) // 7 % 5
+                ]
                 handle.write(orjson.dumps(data) + b"\n")
     return collections_file, items_file
 
@@ -59,7 +64,7 @@ def trial(engine: str, dsn: str, collections_file: str, items_file: str) -> dict
     if engine == "zarr-stac":
         import pystac
 
-        from stac_api import ingest as zingest
+        from stac_api.loading import ingest as zingest
 
         collections = [pystac.Collection.from_dict(orjson.loads(line)) for line in open(collections_file, "rb")]
         with zingest.Ingest(dsn) as run, open(items_file, "rb") as handle:
@@ -84,7 +89,11 @@ def main() -> None:
     parser.add_argument("--collections", type=int, default=1_000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--trial", choices=["zarr-stac", "pypgstac"])
-    parser.add_argument("--dsn", default=os.environ.get("DATABASE_URL"), help="(internal; the environment's DATABASE_URL, so that no password is on a command line)")
+    parser.add_argument(
+        "--dsn",
+        default=os.environ.get("DATABASE_URL"),
+        help="(internal; the environment's DATABASE_URL, so that no password is on a command line)",
+    )
     parser.add_argument("--collections-file")
     parser.add_argument("--items-file")
     parser.add_argument("--keep", help="leave the zarr-stac database loaded under this name (for the API benchmark)")
@@ -101,7 +110,16 @@ def main() -> None:
         for _ in range(args.repeat):
             for engine in ("zarr-stac", "pypgstac"):
                 dsn = database_for(pg, engine, f"bench_{engine.replace('-', '_')}")
-                out = run_trial("benchmarks.ingest", "--trial", engine, "--collections-file", str(collections_file), "--items-file", str(items_file), env={"DATABASE_URL": dsn})
+                out = run_trial(
+                    "benchmarks.ingest",
+                    "--trial",
+                    engine,
+                    "--collections-file",
+                    str(collections_file),
+                    "--items-file",
+                    str(items_file),
+                    env={"DATABASE_URL": dsn},
+                )
                 print(engine, out, flush=True)
                 results[engine]["rate"].add(out["items"] / out["load_seconds"])
                 results[engine]["total_rate"].add(out["items"] / out["total_seconds"])
@@ -109,18 +127,25 @@ def main() -> None:
                     results[engine].setdefault(step, Series()).add(seconds)
     ours, peer = results["zarr-stac"], results["pypgstac"]
     ratio = ours["rate"].median / peer["rate"].median
-    step_names = {"collections": "collection documents and extents", "queryables": "queryables registration (pgstac's trigger plans each partition's indexes)", "indexes": "property index builds, 4 connections"}
+    step_names = {
+        "collections": "collection documents and extents",
+        "queryables": "queryables registration (pgstac's trigger plans each partition's indexes)",
+        "indexes": "property index builds, 4 connections",
+    }
     steps = "; ".join(f"{label} {ours[step].triple('{:.1f}')}" for step, label in step_names.items() if step in ours)
+    command = (
+        f"python -m benchmarks.ingest --items {args.items} --collections {args.collections} --repeat {args.repeat}"
+    )
     body = f"""
-Command: `python -m benchmarks.ingest --items {args.items} --collections {args.collections} --repeat {args.repeat}` (run {now()}).
+Command: `{command}` (run {now()}).
 Machine: {machine()}. PostgreSQL 15 (project-managed cluster, fsync off for both), pgstac/pypgstac 0.10.0.
 Input: {args.items:,} Items (clones of a real zarr-stac datacube Item) in {args.collections:,} collections, in arrival
 order (item i in collection i mod {args.collections}), upsert mode, into a fresh database each trial.
 
 | engine | items/s min / median / max (loading) | items/s incl. queryables, indexes, summaries |
 |---|---|---|
-| zarr-stac `Ingest` (`zarr-stac load`) | {ours['rate'].triple('{:.0f}')} | {ours['total_rate'].triple('{:.0f}')} |
-| pypgstac `Loader.load_items` upsert (`pypgstac load items`) | {peer['rate'].triple('{:.0f}')} | (none made) |
+| zarr-stac `Ingest` (`zarr-stac load`) | {ours["rate"].triple("{:.0f}")} | {ours["total_rate"].triple("{:.0f}")} |
+| pypgstac `Loader.load_items` upsert (`pypgstac load items`) | {peer["rate"].triple("{:.0f}")} | (none made) |
 
 zarr-stac's time after the items are in (s, min / median / max): {steps}.
 

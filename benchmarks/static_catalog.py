@@ -18,7 +18,6 @@ import time
 
 from .common import Series, machine, now, peak_rss_mb, rss_mb, run_trial, synthetic_stac, write_section
 
-
 DEFAULT_DIR = "/dev/shm" if os.path.isdir("/dev/shm") else tempfile.gettempdir()
 
 
@@ -61,17 +60,34 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=100_000)
     parser.add_argument("--collections", type=int, default=100)
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--dir", default=DEFAULT_DIR, help="where catalogues are written (default: tmpfs, to time the software rather than the disk)")
+    parser.add_argument(
+        "--dir",
+        default=DEFAULT_DIR,
+        help="where catalogues are written (default: tmpfs, to time the software rather than the disk)",
+    )
     parser.add_argument("--trial", choices=["zarr-stac", "pystac"])
     args = parser.parse_args()
     if args.trial:
         print(json.dumps(trial(args.trial, args.items, args.collections, args.dir)))
         return
 
-    results = {engine: {"seconds": Series(), "again": Series(), "peak": Series(), "before": Series()} for engine in ("zarr-stac", "pystac")}
+    results = {
+        engine: {"seconds": Series(), "again": Series(), "peak": Series(), "before": Series()}
+        for engine in ("zarr-stac", "pystac")
+    }
     for _ in range(args.repeat):  # interleaved, so both see the same machine state
         for engine in ("zarr-stac", "pystac"):
-            out = run_trial("benchmarks.static_catalog", "--trial", engine, "--items", str(args.items), "--collections", str(args.collections), "--dir", args.dir)
+            out = run_trial(
+                "benchmarks.static_catalog",
+                "--trial",
+                engine,
+                "--items",
+                str(args.items),
+                "--collections",
+                str(args.collections),
+                "--dir",
+                args.dir,
+            )
             results[engine]["seconds"].add(out["seconds"])
             results[engine]["peak"].add(out["peak_rss_mb"])
             results[engine]["before"].add(out["rss_before_mb"])
@@ -80,20 +96,34 @@ def main() -> None:
             print(engine, out, flush=True)
     ours, peer = results["zarr-stac"], results["pystac"]
     ratio = peer["seconds"].median / ours["seconds"].median
-    body = f"""
-Command: `python -m benchmarks.static_catalog --items {args.items} --collections {args.collections} --repeat {args.repeat}` (run {now()}).
-Machine: {machine()}.
-Input: {args.items:,} Items (clones of a real zarr-stac datacube Item, ~4 KB of JSON each) in {args.collections} Collections,
-written to `{args.dir}` (tmpfs by default: the software is timed, not the disk); each trial in a fresh interpreter,
-the two engines interleaved.
+    header = (
+        "| engine | write (s) min / median / max | rerun, nothing changed (s) | peak RSS (MB) "
+        "| RSS with the Items built, before writing (MB) |"
+    )
 
-| engine | write (s) min / median / max | rerun, nothing changed (s) | peak RSS (MB) | RSS with the Items built, before writing (MB) |
+    def row(result, rerun: str) -> str:
+        peak, before = result["peak"].triple("{:.0f}"), result["before"].triple("{:.0f}")
+        return f"{result['seconds'].triple()} | {rerun} | {peak} | {before}"
+
+    command = (
+        f"python -m benchmarks.static_catalog "
+        f"--items {args.items} --collections {args.collections} --repeat {args.repeat}"
+    )
+    body = f"""
+Command: `{command}` (run {now()}).
+Machine: {machine()}.
+Input: {args.items:,} Items (clones of a real zarr-stac datacube Item, ~4 KB of JSON each) in {args.collections}
+Collections, written to `{args.dir}` (tmpfs by default: the software is timed, not the disk); each trial in a fresh
+interpreter, the two engines interleaved.
+
+{header}
 |---|---|---|---|---|
-| zarr-stac `write_catalog` | {ours['seconds'].triple()} | {ours['again'].triple()} | {ours['peak'].triple('{:.0f}')} | {ours['before'].triple('{:.0f}')} |
-| pystac `normalize_hrefs` + `save` | {peer['seconds'].triple()} | (rewrites everything) | {peer['peak'].triple('{:.0f}')} | {peer['before'].triple('{:.0f}')} |
+| zarr-stac `write_catalog` | {row(ours, ours["again"].triple())} |
+| pystac `normalize_hrefs` + `save` | {row(peer, "(rewrites everything)")} |
 
 **zarr-stac is {ratio:.1f}× faster** (median over median; target ≥ 5×).
-zarr-stac also writes an immutable snapshot of each collection document (for atomic root switches), which pystac does not.
+zarr-stac also writes an immutable snapshot of each collection document (for atomic root switches), which pystac
+does not.
 """
     write_section("Static catalogue: 100,000 items", body)
     print(body)

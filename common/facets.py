@@ -3,7 +3,7 @@
 Path-template fields such as `variable_id` or `experiment_id`, CSV and intake
 metadata, `variables`: each collection's values (or range) become its `summaries`
 in the static catalogue and, in pgstac, its queryables and summaries
-(`stac_api.queryables`). Extension fields (`cube:*`, `proj:*`, ...) and the free-text
+(`stac_api.loading.queryables`). Extension fields (`cube:*`, `proj:*`, ...) and the free-text
 and time fields are left out.
 """
 
@@ -46,7 +46,13 @@ class FacetStats:
         self.distinct = len(self.values)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"kind": self.kind, "distinct": self.distinct, "sample": [orjson.loads(v) for v in self.values], "low": self.low, "high": self.high}
+        return {
+            "kind": self.kind,
+            "distinct": self.distinct,
+            "sample": [orjson.loads(v) for v in self.values],
+            "low": self.low,
+            "high": self.high,
+        }
 
 
 def _kind(value: Any) -> str | None:

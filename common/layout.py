@@ -10,8 +10,8 @@ and names each item after the rest of its path, so
 from __future__ import annotations
 
 import re
-from functools import lru_cache
 from dataclasses import dataclass
+from functools import lru_cache
 
 from .storage import basename, relative_key
 

@@ -130,7 +130,9 @@ class StorageOptions(BaseModel):
             return fsspec.filesystem(protocol, **self.for_fsspec(url))
         except ValueError as exc:
             if "Protocol not known" in str(exc):
-                raise UnknownProtocol(f"{protocol}:// is not a storage protocol fsspec knows (s3://, gs://, https://, a folder, ...)") from None
+                raise UnknownProtocol(
+                    f"{protocol}:// is not a storage protocol fsspec knows (s3://, gs://, https://, a folder, ...)"
+                ) from None
             raise
 
 
@@ -206,7 +208,7 @@ def relative_key(root: str, url: str) -> str:
     prefix = root_path.rstrip("/") + "/"
     if not path.startswith(prefix):
         raise ValueError(f"{url} is not below {root}")
-    return path[len(prefix):]
+    return path[len(prefix) :]
 
 
 def basename(url: str) -> str:

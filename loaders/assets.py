@@ -26,10 +26,11 @@ import pystac
 from fsspec.core import split_protocol
 from pystac.extensions.xarray_assets import XarrayAssetsExtension
 
+from common.storage import is_remote, protocol_of
+
 from . import discover
 from .config import SourceConfig
 from .read import OpenedStore
-from common.storage import is_remote, protocol_of
 
 ASSET_KEY = "zarr"
 KERCHUNK = discover.KERCHUNK
@@ -113,7 +114,12 @@ def xarray_storage_options(opened: OpenedStore, href: str, options: dict[str, An
         # spec v1 `gen` references), as the store was opened with.
         extra = dict(getattr(opened, "reference_options", {}) or {})
         if is_remote(href):
-            return {"remote_protocol": protocol_of(href), "remote_options": dict(options), "target_options": dict(options), **extra}
+            return {
+                "remote_protocol": protocol_of(href),
+                "remote_options": dict(options),
+                "target_options": dict(options),
+                **extra,
+            }
         return extra
     return dict(options)
 

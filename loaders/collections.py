@@ -59,7 +59,9 @@ class CollectionSummary:
     items arrive, and of the datasets' global attributes only whether they agree.
     """
 
-    def __init__(self, collection_id: str, config: CollectionConfig | None = None, fields: Mapping[str, str] | None = None):
+    def __init__(
+        self, collection_id: str, config: CollectionConfig | None = None, fields: Mapping[str, str] | None = None
+    ):
         self.collection_id = collection_id
         self.config = config or CollectionConfig()
         self.fields = dict(fields or {})
@@ -114,8 +116,11 @@ class CollectionSummary:
         # whatever the order stores were read in (processes, Dask, retries).
         if self._recipe is None or item.id < self._recipe_of:
             self._recipe_of = item.id
-            self._recipe = assets.python_recipe(asset.href, asset.extra_fields.get("xarray:open_kwargs") or {},
-                                                asset.extra_fields.get("xarray:storage_options"))
+            self._recipe = assets.python_recipe(
+                asset.href,
+                asset.extra_fields.get("xarray:open_kwargs") or {},
+                asset.extra_fields.get("xarray:storage_options"),
+            )
 
     def _item_assets(self) -> dict[str, dict[str, Any]]:
         if not self._asset_fields:
@@ -144,9 +149,17 @@ class CollectionSummary:
                 f"\n\nEach item is one store, opened with xarray as its description shows; "
                 f"the first one:\n\n```python\n{self._recipe}\n```\n"
             )
-        providers = [pystac.Provider(**p.model_dump(exclude_none=True)) for p in config.providers] if config.providers else self._providers()
+        providers = (
+            [pystac.Provider(**p.model_dump(exclude_none=True)) for p in config.providers]
+            if config.providers
+            else self._providers()
+        )
         # The values of each facet, as stac-browser shows them and pgstac's summaries hold them.
-        summaries = {name: value for name, stats in sorted(self._facets.items()) if stats.kind and (value := facets.summary(stats.as_dict())) is not None}
+        summaries = {
+            name: value
+            for name, stats in sorted(self._facets.items())
+            if stats.kind and (value := facets.summary(stats.as_dict())) is not None
+        }
         collection = pystac.Collection(
             id=self.collection_id,
             title=config.title.format(**fields) if config.title else self.collection_id,
@@ -170,7 +183,11 @@ class CollectionSummary:
 
     def _providers(self) -> list[pystac.Provider] | None:
         providers = []
-        for attr, roles in (("institution", ["producer"]), ("creator_name", ["producer"]), ("publisher_name", ["host"])):
+        for attr, roles in (
+            ("institution", ["producer"]),
+            ("creator_name", ["producer"]),
+            ("publisher_name", ["host"]),
+        ):
             name = self.shared(attr)
             if name and all(p.name != name for p in providers):
                 providers.append(pystac.Provider(name=name, roles=roles))

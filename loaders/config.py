@@ -38,10 +38,11 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from .discover import CollectionHint
-from common.stac import DEFAULT_CATALOG_DESCRIPTION, DEFAULT_CATALOG_ID, DEFAULT_CATALOG_TITLE
 from common.layout import STORE_SUFFIXES, Placement, default_placement, path_item_id, safe_id
+from common.stac import DEFAULT_CATALOG_DESCRIPTION, DEFAULT_CATALOG_ID, DEFAULT_CATALOG_TITLE
 from common.storage import StorageOptions, relative_key, strip_url
+
+from .discover import CollectionHint
 
 # What an `item_description` template may use besides the path-template fields.
 ITEM_DESCRIPTION_FIELDS = ("title", "id", "href", "kind", "python")
@@ -111,7 +112,7 @@ class HrefRewrite(BaseModel):
     def apply(self, url: str) -> str | None:
         if not url.startswith(self.prefix):
             return None
-        return self.public + url[len(self.prefix):]
+        return self.public + url[len(self.prefix) :]
 
 
 class CatalogueConfig(BaseModel):
@@ -174,14 +175,18 @@ class SourceConfig(BaseModel):
             unknown = [f for f in template_fields(template) if f not in allowed]
             if unknown:
                 defined = ", ".join(sorted(allowed)) or "none: set path_template"
-                raise ValueError(f"{where} uses {{{unknown[0]}}}, which path_template does not define (defined: {defined})")
+                raise ValueError(
+                    f"{where} uses {{{unknown[0]}}}, which path_template does not define (defined: {defined})"
+                )
         return self
 
     @property
     def template(self) -> PathTemplate | None:
         return PathTemplate(self.path_template) if self.path_template else None
 
-    def place(self, root: str, url: str, name: str | None = None, hint: CollectionHint | None = None) -> tuple[Placement, dict[str, str]]:
+    def place(
+        self, root: str, url: str, name: str | None = None, hint: CollectionHint | None = None
+    ) -> tuple[Placement, dict[str, str]]:
         """Collection id, item id and path-template properties of one store.
 
         `hint` is the collection a catalogue input suggests; `collection.id` overrides it.
@@ -224,6 +229,7 @@ class MappingConfig(BaseModel):
 def _interpolate(value: Any, where: str) -> Any:
     """Replace ${VAR} with the environment's value (so files need not hold secrets)."""
     if isinstance(value, str):
+
         def replace(match: re.Match) -> str:
             name = match.group(1)
             if name not in os.environ:
@@ -277,6 +283,10 @@ def validation_problem(exc: ValidationError) -> str:
     return f"{where}: {message}{more}"
 
 
-def default_config(url: str, storage: StorageOptions | None = None, catalogue: CatalogueConfig | None = None) -> MappingConfig:
-    source = SourceConfig(url=strip_url(url), storage=storage or StorageOptions(), catalogue=catalogue or CatalogueConfig())
+def default_config(
+    url: str, storage: StorageOptions | None = None, catalogue: CatalogueConfig | None = None
+) -> MappingConfig:
+    source = SourceConfig(
+        url=strip_url(url), storage=storage or StorageOptions(), catalogue=catalogue or CatalogueConfig()
+    )
     return MappingConfig(sources=[source])

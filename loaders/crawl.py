@@ -1,66 +1,70 @@
-"""Crawl: expand inputs, read each store's metadata, map it to STAC.
+"""Crawl: expand inputs, read each store's metadata, map it to STAC, hand each Item on.
 
-Stores are read concurrently (each read is dominated by object-store latency).
-A store that cannot be catalogued becomes a `StoreFailure` with a failure kind
-and a one-line reason; it never stops the others.
+`Crawl` is the one way a crawl runs, for the CLI, the demo, the benchmarks and the tests:
+`discover()` lists the stores (the caller may stop there: a source that cannot be read,
+an input that yields no store), `run()` chooses where the stores are read from the
+`Scale` and the number of stores (see `executors`), streams each Item to a sink as soon
+as it is made and returns the `CrawlResult`. `crawl()` is both steps at once, keeping
+the Items in memory. Reading and mapping one store is `jobs`.
 """
 
 from __future__ import annotations
 
-import asyncio
-import json
 import itertools
 import os
-from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
 
 import pystac
+
+from common.batching import batched
+from common.storage import StorageOptions
 
 from .collections import CollectionSummary
 from .config import CollectionConfig, MappingConfig, SourceConfig, default_config
 from .discover import CollectionHint, DiscoveryError, SourceUnreachable, StoreRef
-from .inputs import InputError, common_root, expand_input, iter_entries, kind_of
-from .failures import DISCOVERY, DUPLICATE_ID, INPUT, KNOWN_NON_STORES, LAYOUT, MAPPING_ERROR, NOT_FOUND, StoreFailure
-from .fetch import NotPrefetchable, Prefetched, prefetch_many
-from .mapping import MappingError, json_safe, store_to_item
-from .read import StoreReadError, classify, one_line, open_prefetched, open_store
-from common.layout import Placement
-from common.storage import StorageOptions, bucket_is_missing, bucket_of, protocol_of
+from .executors import Executor, make_executor
+from .failures import DISCOVERY, DUPLICATE_ID, INPUT, KNOWN_NON_STORES, LAYOUT, StoreFailure
+from .inputs import ExpandedInput, InputError, common_root, expand_input, iter_entries, kind_of
+from .jobs import CataloguedStore, Job, Outcome, run_job
+from .read import one_line
 from .xpublish import XPUBLISH, expand_server
-
-@dataclass
-class CataloguedStore:
-    """A store's Item and what collection-level defaults are derived from."""
-
-    item: pystac.Item
-    url: str
-    source: SourceConfig
-    fields: Mapping[str, str]  # path-template fields
-    attrs: Mapping[str, Any]  # the dataset's global attributes
-    collection_hint: CollectionHint | None = None  # what a catalogue input says of the collection
 
 
 @dataclass(frozen=True)
-class Job:
-    source: SourceConfig
-    root: str
-    ref: StoreRef
+class Scale:
+    """How a crawl is spread: listing threads, requests in flight, batches, processes or a Dask cluster."""
+
+    workers: int = 16  # prefixes listed at once during discovery
+    concurrency: int = 64  # stores read at once per process (their requests are issued together)
+    processes: int | None = None  # worker processes for the mapping (None: one per CPU on large crawls)
+    dask_scheduler: str | None = None  # a Dask cluster's address: the batches run there
+    dask_gateway: str | None = None  # a Dask Gateway's address ("config": dask's), for a cluster of its own
+    gateway_workers: int = 2  # the workers of that cluster
+    batch_size: int = 256  # stores per task of an executor
+
+    def executor(self, total: int) -> Executor:
+        """Where a crawl of `total` stores runs: a Dask cluster when one is given, else worker
+        processes if they pay for themselves (more than two batches), else this process."""
+        processes = (self.processes or os.cpu_count() or 1) if total > 2 * self.batch_size else 1
+        return make_executor(processes, self.dask_scheduler, self.dask_gateway, self.gateway_workers)
 
 
 @dataclass
 class CrawlResult:
     """What a crawl produced, and what it did not see.
 
-    A store missing from `items` may only be deleted from an existing catalogue
-    when `may_delete_from(its collection)`: the crawl then saw every store of that
-    collection. A failed store, a prefix that could not be listed or an unusable
-    input file all mean "keep what was catalogued before".
+    A store missing from the catalogue may only be deleted from an existing one when
+    `may_delete(its collection)`: the crawl then saw every store of that collection.
+    A failed store, a prefix that could not be listed or an unusable input file all
+    mean "keep what was catalogued before".
     """
 
     config: MappingConfig
     collections: list[pystac.Collection] = field(default_factory=list)
+    # Every Item, sorted, only when the caller asked to keep them (`crawl()`); a streaming
+    # run hands them to its sink instead.
     items: list[pystac.Item] = field(default_factory=list)
     failures: list[StoreFailure] = field(default_factory=list)
     # Sources that could not be read at all (an unusable input file, a root that
@@ -74,98 +78,26 @@ class CrawlResult:
     def complete(self) -> bool:
         """False when some failure could concern any collection (discovery, input), or when
         a catalogue input gave no store (it is then more likely wrong than empty)."""
-        return not self.empty_inputs and not any(f.collection_id is None and f.kind not in (LAYOUT, *KNOWN_NON_STORES) for f in self.failures)
+        return not self.empty_inputs and not any(
+            f.collection_id is None and f.kind not in (LAYOUT, *KNOWN_NON_STORES) for f in self.failures
+        )
 
     @property
     def incomplete_collections(self) -> set[str]:
         return {f.collection_id for f in self.failures if f.collection_id is not None}
 
-    def may_delete_from(self, collection_id: str) -> bool:
+    def may_delete(self, collection_id: str) -> bool:
+        """A `common.stac.MayDelete`: whether every store of the collection was seen."""
         return self.complete and collection_id not in self.incomplete_collections
 
     def items_of(self, collection_id: str) -> list[pystac.Item]:
         return [item for item in self.items if item.collection_id == collection_id]
 
 
-def placement_of(job: Job) -> tuple[Placement, dict[str, str]]:
-    try:
-        return job.source.place(job.root, job.ref.url, job.ref.name, job.ref.collection)
-    except ValueError as exc:
-        raise MappingError(LAYOUT, str(exc)) from None
+Stream = tuple[SourceConfig, ExpandedInput]
 
 
-def catalogue_store(job: Job, prefetched: Prefetched | BaseException | None = None) -> CataloguedStore:
-    """Read and map one store; raises StoreReadError or MappingError.
-
-    `prefetched` is what `fetch.prefetch` got for it: the store's bytes (opened from
-    memory), NotPrefetchable (opened lazily by URL instead), or the error it met.
-    """
-    placement, fields = placement_of(job)
-    if isinstance(prefetched, Prefetched):
-        opened = open_prefetched(prefetched)
-    elif prefetched is None or isinstance(prefetched, NotPrefetchable):
-        opened = open_store(job.ref, job.source.storage)
-    else:
-        raise StoreReadError(job.ref.url, classify(prefetched), one_line(prefetched))
-    try:
-        item = store_to_item(
-            opened,
-            item_id=placement.item_id,
-            collection_id=placement.collection_id,
-            source=job.source,
-            properties={**fields, **job.ref.properties},
-        )
-        attrs = json_safe(dict(opened.dataset.attrs))
-        return CataloguedStore(item=item, url=job.ref.url, source=job.source, fields=fields, attrs=attrs, collection_hint=job.ref.collection)
-    finally:
-        opened.dataset.close()
-
-
-def check_json(stored: CataloguedStore) -> None:
-    """Raise MappingError unless the Item (and the attributes collections use) is strict JSON:
-    what the writer and the loader get must never fail on one store's values."""
-    try:
-        json.dumps(stored.item.to_dict(include_self_link=False, transform_hrefs=False), allow_nan=False)
-        json.dumps(stored.attrs, allow_nan=False)
-    except (TypeError, ValueError) as exc:
-        raise MappingError(MAPPING_ERROR, f"the Item is not valid JSON: {one_line(exc)}") from exc
-
-
-def run_job(job: Job, prefetched: Prefetched | BaseException | None = None) -> CataloguedStore | StoreFailure:
-    try:
-        stored = catalogue_store(job, prefetched)
-        check_json(stored)
-        return stored
-    except StoreReadError as exc:
-        kind, reason = exc.kind, exc.reason
-    except MappingError as exc:
-        kind, reason = exc.kind, str(exc)
-    except Exception as exc:  # noqa: BLE001 - one bad store must not stop the crawl
-        kind, reason = MAPPING_ERROR, one_line(exc)
-    if kind == NOT_FOUND and _bucket_is_missing(job.ref.url, job.source.storage):
-        reason = f"bucket {bucket_of(job.ref.url)!r} does not exist (or these credentials may not see it)"
-    try:
-        collection_id = placement_of(job)[0].collection_id
-    except MappingError:
-        collection_id = None
-    return StoreFailure(job.ref.url, kind, reason, collection_id)
-
-
-_missing_buckets: dict[tuple[str, str], bool] = {}
-
-
-def _bucket_is_missing(url: str, storage: StorageOptions) -> bool:
-    """Whether a store was not found because its whole bucket is absent (asked once per bucket)."""
-    bucket = bucket_of(url)
-    if bucket is None:
-        return False
-    key = (f"{protocol_of(url)}://{bucket}", storage.model_dump_json())
-    if key not in _missing_buckets:
-        _missing_buckets[key] = bucket_is_missing(url, storage)
-    return _missing_buckets[key]
-
-
-def plan(config: MappingConfig, result: CrawlResult, workers: int, streams: list | None = None) -> list[Job]:
+def plan(config: MappingConfig, result: CrawlResult, workers: int, streams: list[Stream] | None = None) -> list[Job]:
     """Every store to catalogue, from every source; unusable inputs become failures.
 
     With `streams`, tables (CSV, ESM) go there as (source, ExpandedInput) instead, to be
@@ -214,28 +146,7 @@ def _why_empty(url: str, failures: list[StoreFailure]) -> str:
     return f"none of its entries is a store ({kinds}; see the skipped entries)"
 
 
-def run_batch(jobs: Sequence[Job], concurrency: int = 64) -> list[CataloguedStore | StoreFailure]:
-    """Catalogue a batch of stores: every request at once, then the mapping (CPU).
-
-    A plain function of picklable arguments, so that a process pool or a Dask
-    worker runs it exactly as the local loop does.
-    """
-    prefetched: dict[int, Prefetched | BaseException] = {}
-    by_storage: dict[str, list[int]] = defaultdict(list)
-    for index, job in enumerate(jobs):
-        by_storage[job.source.storage.model_dump_json() + protocol_of(job.ref.url)].append(index)
-
-    async def fetch_all() -> None:
-        for indexes in by_storage.values():
-            storage = jobs[indexes[0]].source.storage
-            results = await prefetch_many([jobs[i].ref for i in indexes], storage, concurrency)
-            prefetched.update(zip(indexes, results))
-
-    asyncio.run(fetch_all())
-    return [run_job(job, prefetched.get(i)) for i, job in enumerate(jobs)]
-
-
-def stream_jobs(streams: list, result: CrawlResult) -> Iterator[Job]:
+def stream_jobs(streams: list[Stream], result: CrawlResult) -> Iterator[Job]:
     """The jobs of streamed tables, row by row; rows that yield no store become failures."""
     for source, expanded in streams:
         try:
@@ -248,221 +159,16 @@ def stream_jobs(streams: list, result: CrawlResult) -> Iterator[Job]:
             result.failures.append(StoreFailure(source.url, INPUT, f"reading stopped: {one_line(exc)}"))
 
 
-def _batches(jobs: Iterable[Job], size: int) -> Iterator[list[Job]]:
-    jobs = iter(jobs)
-    while batch := list(itertools.islice(jobs, size)):
-        yield batch
-
-
-class Executor:
-    """Runs `run_batch` on batches, in order of completion, a bounded number at a time."""
-
-    def map(self, batches: list[list[Job]], concurrency: int) -> Iterator[list[CataloguedStore | StoreFailure]]:
-        for batch in batches:
-            yield run_batch(batch, concurrency)
-
-    def close(self) -> None:
-        pass
-
-
-class ProcessExecutor(Executor):
-    """Batches in worker processes: the mapping is CPU-bound, one process per core."""
-
-    def __init__(self, workers: int):
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
-
-        # spawn, not fork: the parent holds event-loop threads (fsspec) that fork would copy mid-state.
-        self.pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
-        self.workers = workers
-
-    def map(self, batches, concurrency):
-        from concurrent.futures import FIRST_COMPLETED, wait
-
-        pending, queue = set(), iter(batches)  # batches may be a stream: never listed whole
-        while True:
-            while len(pending) < 2 * self.workers and (batch := next(queue, None)) is not None:  # bounded: memory stays flat
-                pending.add(self.pool.submit(run_batch, batch, concurrency))
-            if not pending:
-                break
-            done, pending = wait(pending, return_when=FIRST_COMPLETED)
-            for future in done:
-                yield future.result()
-
-    def close(self) -> None:
-        self.pool.shutdown(cancel_futures=True)
-
-
-class DaskExecutor(Executor):
-    """Batches on a Dask cluster (dask.distributed): the same function, remote workers."""
-
-    def __init__(self, address: str):
-        from distributed import Client
-
-        self.client = Client(address)
-
-    def _submit(self, batch, concurrency: int):
-        return self.client.submit(run_batch, batch, concurrency, pure=False)
-
-    def map(self, batches, concurrency):
-        from distributed import as_completed
-
-        in_flight = 2 * max(1, sum(self.client.nthreads().values()))
-        queue = iter(batches)  # batches may be a stream: never listed whole
-        futures = as_completed(loop=self.client.loop)  # this client's, not a default one
-        for batch in itertools.islice(queue, in_flight):
-            futures.add(self._submit(batch, concurrency))
-        for future in futures:
-            yield future.result()
-            future.release()
-            if (batch := next(queue, None)) is not None:
-                futures.add(self._submit(batch, concurrency))
-
-    def close(self) -> None:
-        self.client.close()
-
-
-class ClusterError(RuntimeError):
-    """A Dask Gateway cluster could not be had; the message says why in one line."""
-
-
-# Where a worker finds the storage secrets withheld from its tasks: {slot}_KEY, {slot}_SECRET.
-SECRET_SLOT = "ZARR_STAC_STORAGE_{}"
-SECRET_FIELDS = ("key", "secret")
-# Credentials botocore reads from the environment (how the CLI takes keys): passed on as they are.
-CREDENTIAL_VARIABLES = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
-
-SlottedBatch = tuple[list[Job], list[str | None]]
-
-
-def withhold_secrets(batches: list[list[Job]]) -> tuple[list[SlottedBatch], dict[str, str]]:
-    """The batches without their storage secrets, each job with the slot that holds its
-    secrets (None: it has none), and the worker environment that fills the slots."""
-    environment = {name: os.environ[name] for name in CREDENTIAL_VARIABLES if name in os.environ}
-    slots: dict[tuple[str | None, ...], str] = {}
-    stripped: list[SlottedBatch] = []
-    for batch in batches:
-        jobs, names = [], []
-        for job in batch:
-            storage = job.source.storage
-            values = tuple(None if (v := getattr(storage, f)) is None else v.get_secret_value() for f in SECRET_FIELDS)
-            if values == (None,) * len(SECRET_FIELDS):
-                jobs.append(job)
-                names.append(None)
-                continue
-            if values not in slots:
-                slots[values] = slot = SECRET_SLOT.format(len(slots))
-                environment.update({f"{slot}_{f.upper()}": v for f, v in zip(SECRET_FIELDS, values) if v is not None})
-            blank = storage.model_copy(update=dict.fromkeys(SECRET_FIELDS))
-            jobs.append(Job(job.source.model_copy(update={"storage": blank}), job.root, job.ref))
-            names.append(slots[values])
-        stripped.append((jobs, names))
-    return stripped, environment
-
-
-def run_batch_with_secrets(
-    jobs: list[Job], slots: list[str | None], concurrency: int
-) -> list[CataloguedStore | StoreFailure]:
-    """`run_batch` on a gateway worker, the storage secrets taken from its environment."""
-    from pydantic import SecretStr
-
-    restored = []
-    for job, slot in zip(jobs, slots):
-        if slot is not None:
-            names = {f: f"{slot}_{f.upper()}" for f in SECRET_FIELDS}
-            found = {f: SecretStr(os.environ[name]) for f, name in names.items() if name in os.environ}
-            storage = job.source.storage.model_copy(update=found)
-            job = Job(job.source.model_copy(update={"storage": storage}), job.root, job.ref)
-        restored.append(job)
-    return run_batch(restored, concurrency)
-
-
-class GatewayExecutor(DaskExecutor):
-    """Batches on a cluster of `workers` that a Dask Gateway creates for this crawl.
-
-    Address, proxy address and authentication not given come from dask's configuration,
-    as JupyterHub/Pangeo hubs set them: `DASK_GATEWAY__ADDRESS`, `DASK_GATEWAY__AUTH__TYPE`
-    (`jupyterhub` with `JUPYTERHUB_API_TOKEN`; `basic` with
-    `DASK_GATEWAY__AUTH__KWARGS__USERNAME`/`__PASSWORD`). Storage secrets reach the workers
-    through the cluster's `environment` option, never through tasks. The client speaks TLS
-    to the scheduler with the certificates the gateway issues for the cluster. The cluster
-    is created when the crawl starts and shut down by `close`, which callers reach on
-    errors and Ctrl-C too (and dask-gateway's exit hook, if the process dies otherwise).
-    """
-
-    start_timeout = 300.0  # seconds for the workers to join
-
-    def __init__(self, address: str | None, workers: int):
-        self.address = address
-        self.workers = workers
-        self.cluster = self.client = None
-
-    def _start(self, environment: dict[str, str]) -> None:
-        from dask_gateway import GatewayCluster
-
-        # The cluster's own Gateway client only: closing a second one sharing its event
-        # loop makes dask-gateway 2026.3 print a traceback when it is garbage-collected.
-        overrides = {"environment": environment} if environment else {}
-        try:
-            self.cluster = GatewayCluster(self.address, shutdown_on_close=True, **overrides)
-            self.cluster.scale(self.workers)
-            self.client = self.cluster.get_client(set_as_default=False)
-            self.client.wait_for_workers(self.workers, timeout=self.start_timeout)
-        except Exception as exc:  # noqa: BLE001 - refused, unauthorised, timed out: one line, not a traceback
-            self.close()
-            where = self.address or "dask config gateway.address"
-            hint = ""
-            if environment and "environment" in str(exc):
-                hint = " (the gateway must offer an 'environment' cluster option for the storage credentials)"
-            raise ClusterError(f"Dask Gateway at {where}: {one_line(exc)}{hint}") from None
-
-    def _submit(self, batch: SlottedBatch, concurrency: int):
-        jobs, slots = batch
-        return self.client.submit(run_batch_with_secrets, jobs, slots, concurrency, pure=False)
-
-    def map(self, batches, concurrency):
-        stripped, environment = withhold_secrets(list(batches))
-        if self.client is None:
-            self._start(environment)
-        return super().map(stripped, concurrency)
-
-    def close(self) -> None:
-        gateway = getattr(self.cluster, "gateway", None)
-        for part in (self.client, self.cluster):
-            if part is not None:
-                try:
-                    part.close()  # the cluster's close shuts it down (shutdown_on_close)
-                except Exception:  # noqa: BLE001 - the cluster must be reached even if the client failed
-                    pass
-        if gateway is not None:
-            # dask-gateway 2026.3: Gateway.close is not idempotent and __del__ calls it again,
-            # printing a traceback ("loop is not running") when the client is collected.
-            gateway.close = lambda: None
-        self.cluster = self.client = None
-
-
-def make_executor(
-    processes: int | None = None,
-    dask_scheduler: str | None = None,
-    dask_gateway: str | None = None,
-    gateway_workers: int = 2,
-) -> Executor:
-    """`dask_gateway`: the gateway's address, or "config" for dask's `gateway.address`."""
-    if dask_gateway:
-        return GatewayExecutor(None if dask_gateway == "config" else dask_gateway, gateway_workers)
-    if dask_scheduler:
-        return DaskExecutor(dask_scheduler)
-    if processes and processes > 1:
-        return ProcessExecutor(processes)
-    return Executor()
+Sink = Callable[[pystac.Item], None]
+OnProgress = Callable[[Outcome], None]
 
 
 class Crawl:
-    """A crawl in progress: iterate it for each store's outcome, as soon as it is known.
+    """One crawl: `discover()` the stores, then `run()` them through an executor.
 
     Nothing grows with the number of stores but the failures and one summary per
-    collection, so a crawl of any size runs in constant memory when its consumer
-    (a static catalogue, pgstac) writes items as they come.
+    collection, so a crawl of any size runs in constant memory when its sink (a static
+    catalogue, pgstac) writes items as they come.
     """
 
     def __init__(
@@ -470,50 +176,84 @@ class Crawl:
         target: str | MappingConfig,
         storage: StorageOptions | None = None,
         *,
-        workers: int = 16,
-        concurrency: int = 64,
-        batch_size: int = 256,
+        scale: Scale | None = None,
         executor: Executor | None = None,
     ):
+        """`target`: a URL or input file (read with `storage`), or a mapping configuration.
+        `executor`: the caller's own (an instrumented one in tests and benchmarks), which
+        the caller closes; by default `run` chooses one from `scale` and closes it."""
         self.config = target if isinstance(target, MappingConfig) else default_config(target, storage)
+        self.scale = scale or Scale()
+        self.executor = executor
         self.result = CrawlResult(config=self.config)
-        self.streams: list = []  # tables read row by row as the crawl goes
-        self.jobs = plan(self.config, self.result, workers, self.streams)
-        # Every store to read: the planned jobs and the streamed tables' rows.
-        self.total = len(self.jobs) + sum(expanded.count for _, expanded in self.streams)
-        self.concurrency = concurrency
-        self.batch_size = batch_size
-        self.executor = executor or Executor()
-        self.summaries: dict[str, CollectionSummary] = {}
-        self._seen: dict[tuple[str, str], str] = {}
+        self.total: int | None = None  # stores to read, once discovered
+        self._jobs: list[Job] | None = None
+        self._streams: list[Stream] = []  # tables read row by row as the crawl goes
+        self._summaries: dict[str, CollectionSummary] = {}
+        self._seen: dict[tuple[str, str], str] = {}  # (collection, item id) -> the store that has it
+        self._ran = False
 
-    def __iter__(self) -> Iterator[CataloguedStore | StoreFailure]:
-        jobs = itertools.chain(self.jobs, stream_jobs(self.streams, self.result))
-        for outcomes in self.executor.map(_batches(jobs, self.batch_size), self.concurrency):
-            for outcome in outcomes:
-                yield self._record(outcome)
+    def discover(self) -> CrawlResult:
+        """List every store to read (`total`); what went wrong so far is in the result it
+        returns: `unusable_sources` and `empty_inputs` (a command stops there), `failures`."""
+        if self._jobs is None:
+            self._jobs = plan(self.config, self.result, self.scale.workers, self._streams)
+            self.total = len(self._jobs) + sum(expanded.count for _, expanded in self._streams)
+        return self.result
 
-    def _record(self, outcome: CataloguedStore | StoreFailure) -> CataloguedStore | StoreFailure:
+    def run(
+        self, sink: Sink | None = None, on_progress: OnProgress | None = None, *, keep_items: bool = False
+    ) -> CrawlResult:
+        """Read every store (discovering them first if not done yet), handing each Item to
+        `sink` and each outcome to `on_progress` as soon as it is known; the result then
+        holds the collections, the count catalogued, the failures sorted by URL and, with
+        `keep_items`, every Item. The executor it chose is closed on errors and Ctrl-C too."""
+        if self._ran:
+            raise RuntimeError("a Crawl runs once")
+        self._ran = True
+        self.discover()
+        executor = self.executor or self.scale.executor(self.total)
+        items: list[pystac.Item] = []
+        try:
+            jobs = itertools.chain(self._jobs, stream_jobs(self._streams, self.result))
+            for outcomes in executor.map(batched(jobs, self.scale.batch_size), self.scale.concurrency):
+                for outcome in outcomes:
+                    outcome = self._record(outcome)
+                    if isinstance(outcome, CataloguedStore):
+                        self.result.catalogued += 1
+                        if sink is not None:
+                            sink(outcome.item)
+                        if keep_items:
+                            items.append(outcome.item)
+                    if on_progress is not None:
+                        on_progress(outcome)
+        finally:
+            if executor is not self.executor:
+                executor.close()  # a gateway's cluster is shut down, on Ctrl-C too
+        self.result.items = sorted(items, key=lambda i: (i.collection_id, i.id))
+        self.result.failures.sort(key=lambda f: f.url)
+        self.result.collections = [summary.build() for _, summary in sorted(self._summaries.items())]
+        return self.result
+
+    def _record(self, outcome: Outcome) -> Outcome:
+        """Summarise a catalogued store into its collection; a failure (or a duplicate id) is kept."""
         if isinstance(outcome, CataloguedStore):
             item = outcome.item
             key = (item.collection_id, item.id)
-            url = outcome.url
             if key in self._seen:
-                outcome = StoreFailure(url, DUPLICATE_ID, f"item id {key[1]!r} in collection {key[0]!r} is already used by {self._seen[key]}", key[0])
+                reason = f"item id {key[1]!r} in collection {key[0]!r} is already used by {self._seen[key]}"
+                outcome = StoreFailure(outcome.url, DUPLICATE_ID, reason, key[0])
             else:
-                self._seen[key] = url
-                summary = self.summaries.get(item.collection_id)
+                self._seen[key] = outcome.url
+                summary = self._summaries.get(item.collection_id)
                 if summary is None:
                     config = _with_hint(outcome.source.collection, outcome.collection_hint)
-                    summary = self.summaries[item.collection_id] = CollectionSummary(item.collection_id, config, outcome.fields)
+                    summary = CollectionSummary(item.collection_id, config, outcome.fields)
+                    self._summaries[item.collection_id] = summary
                 summary.add(item, outcome.attrs)
                 return outcome
         self.result.failures.append(outcome)
         return outcome
-
-    def collections(self) -> list[pystac.Collection]:
-        """The collections of everything catalogued so far (call after iterating)."""
-        return [summary.build() for _, summary in sorted(self.summaries.items())]
 
 
 def _with_hint(config: CollectionConfig, hint: CollectionHint | None) -> CollectionConfig:
@@ -524,44 +264,21 @@ def _with_hint(config: CollectionConfig, hint: CollectionHint | None) -> Collect
     def literal(text: str | None) -> str | None:  # config fields are templates: keep braces
         return text.replace("{", "{{").replace("}", "}}") if text else None
 
-    return config.model_copy(update={"title": config.title or literal(hint.title), "description": config.description or literal(hint.description)})
+    title, description = config.title or literal(hint.title), config.description or literal(hint.description)
+    return config.model_copy(update={"title": title, "description": description})
 
 
 def crawl(
     target: str | MappingConfig,
     storage: StorageOptions | None = None,
     *,
-    workers: int = 16,
-    concurrency: int = 64,
-    processes: int | None = None,
-    dask_scheduler: str | None = None,
-    dask_gateway: str | None = None,
-    gateway_workers: int = 2,
-    batch_size: int = 256,
-    on_store: Callable[[StoreRef, pystac.Item | StoreFailure], None] | None = None,
-    on_discovered: Callable[[list[StoreRef]], None] | None = None,
+    scale: Scale | None = None,
+    sink: Sink | None = None,
+    on_progress: OnProgress | None = None,
 ) -> CrawlResult:
-    """Catalogue every store of `target` (a URL/input file, or a mapping configuration),
-    keeping every Item in memory; see `Crawl` to stream them instead."""
-    executor = make_executor(processes, dask_scheduler, dask_gateway, gateway_workers)
-    try:
-        running = Crawl(target, storage, workers=workers, concurrency=concurrency, batch_size=batch_size, executor=executor)
-        if on_discovered:
-            on_discovered([job.ref for job in running.jobs])
-        items = []
-        for outcome in running:
-            if isinstance(outcome, CataloguedStore):
-                items.append(outcome.item)
-            if on_store:
-                on_store(StoreRef(outcome.url), outcome.item if isinstance(outcome, CataloguedStore) else outcome)
-    finally:
-        executor.close()
-    result = running.result
-    result.items = sorted(items, key=lambda i: (i.collection_id, i.id))
-    result.catalogued = len(result.items)
-    result.failures.sort(key=lambda f: f.url)
-    result.collections = running.collections()
-    return result
+    """`Crawl(target, storage, scale=scale).run(...)`, keeping every Item in `result.items`
+    (tests, the demo, small catalogues); a command streams with `Crawl` instead."""
+    return Crawl(target, storage, scale=scale).run(sink, on_progress, keep_items=True)
 
 
 def inspect_store(url: str, storage: StorageOptions | None = None) -> CataloguedStore | StoreFailure:

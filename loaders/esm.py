@@ -30,11 +30,12 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
+from common.storage import StorageOptions, strip_url
+
 from .config import CatalogueConfig, validation_problem
 from .discover import KERCHUNK, ZARR, CollectionHint, StoreRef
 from .failures import INPUT, NOT_ZARR, StoreFailure
 from .intake import KERCHUNK_PARQUET, catalogue_dir, resolve
-from common.storage import StorageOptions, strip_url
 
 DEFAULT_ASSET_COLUMN = "zstore"
 ZARR_FORMATS = {"zarr", "zarr2", "zarr3"}

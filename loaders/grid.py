@@ -26,11 +26,22 @@ import xarray as xr
 from pyproj import CRS, Transformer
 
 from common import spatial
+
 from .healpix import HealpixError, HealpixGrid, describe_healpix
 
 WGS84 = CRS.from_epsg(4326)
 EDGE_POINTS = 101  # points per edge when transforming a projected rectangle
-LENGTH_UNITS = {"m": 1.0, "meter": 1.0, "meters": 1.0, "metre": 1.0, "metres": 1.0, "km": 1000.0, "kilometer": 1000.0, "kilometers": 1000.0, "kilometre": 1000.0}
+LENGTH_UNITS = {
+    "m": 1.0,
+    "meter": 1.0,
+    "meters": 1.0,
+    "metre": 1.0,
+    "metres": 1.0,
+    "km": 1000.0,
+    "kilometer": 1000.0,
+    "kilometers": 1000.0,
+    "kilometre": 1000.0,
+}
 
 
 class GridError(ValueError):
@@ -67,7 +78,11 @@ class Grid:
 
 def grid_mapping_crs(ds: xr.Dataset) -> CRS | None:
     """The CRS of the CF grid mapping that the data variables refer to, if any."""
-    names = {str(v.attrs["grid_mapping"]).split(":")[0].split()[0] for v in ds.data_vars.values() if "grid_mapping" in v.attrs}
+    names = {
+        str(v.attrs["grid_mapping"]).split(":")[0].split()[0]
+        for v in ds.data_vars.values()
+        if "grid_mapping" in v.attrs
+    }
     names |= {str(name) for name, v in ds.variables.items() if "grid_mapping_name" in v.attrs}
     for name in sorted(names):
         if name in ds.variables and "grid_mapping_name" in ds[name].attrs:
@@ -172,4 +187,7 @@ def describe_grid(
 
 def _native_extent(ds: xr.Dataset, x: str, y: str) -> tuple[list[float], list[int]]:
     xs, ys = _native_values(ds, x), _native_values(ds, y)
-    return [float(np.nanmin(xs)), float(np.nanmin(ys)), float(np.nanmax(xs)), float(np.nanmax(ys))], [int(ys.size), int(xs.size)]
+    return [float(np.nanmin(xs)), float(np.nanmin(ys)), float(np.nanmax(xs)), float(np.nanmax(ys))], [
+        int(ys.size),
+        int(xs.size),
+    ]

@@ -148,8 +148,10 @@ def _cell_dimension(ds: xr.Dataset, mapping: str) -> str:
         if dim in ds.dims:
             return dim
     dims = {d for name, v in ds.data_vars.items() if name != mapping for d in v.dims}
-    raise HealpixError(f"HEALPix grid mapping {mapping!r} but no cell dimension (one of {', '.join(CELL_DIMENSIONS)}; "
-                       f"dimensions: {', '.join(sorted(map(str, dims))) or 'none'})")
+    raise HealpixError(
+        f"HEALPix grid mapping {mapping!r} but no cell dimension (one of {', '.join(CELL_DIMENSIONS)}; "
+        f"dimensions: {', '.join(sorted(map(str, dims))) or 'none'})"
+    )
 
 
 def describe_healpix(ds: xr.Dataset) -> HealpixGrid | None:
@@ -167,14 +169,17 @@ def describe_healpix(ds: xr.Dataset) -> HealpixGrid | None:
     # The cell ids: the dimension's own coordinate, or one named a healpix_index; never
     # the lat/lon centres that easy.gems' attach_coords puts over the same dimension.
     candidates = [dim] if dim in ds.coords else []
-    candidates += [str(n) for n, v in ds.coords.items()
-                   if v.dims == (dim,) and v.attrs.get("standard_name") == "healpix_index"]
+    candidates += [
+        str(n) for n, v in ds.coords.items() if v.dims == (dim,) and v.attrs.get("standard_name") == "healpix_index"
+    ]
     coordinate = next((name for name in candidates if ds[name].dtype.kind in "iuf"), None)
     if coordinate is None:
         size = int(ds.sizes[dim])
         if size != npix:
-            raise HealpixError(f"{dim!r} has {size} cells and no cell coordinate, but nside {nside} has {npix}: "
-                               "which cells are present is unknown")
+            raise HealpixError(
+                f"{dim!r} has {size} cells and no cell coordinate, but nside {nside} has {npix}: "
+                "which cells are present is unknown"
+            )
         cells = np.arange(npix, dtype="u8")
     else:
         values = np.asarray(ds[coordinate].values)
@@ -190,5 +195,6 @@ def describe_healpix(ds: xr.Dataset) -> HealpixGrid | None:
         if values.min() < 0 or values.max() >= npix:
             raise HealpixError(f"cell coordinate {coordinate!r} has ids outside 0..{npix - 1} (nside {nside})")
         cells = values.astype("u8")
-    return HealpixGrid(nside=nside, level=level, indexing_scheme=scheme, dimension=dim, cells=cells,
-                       coordinate=coordinate)
+    return HealpixGrid(
+        nside=nside, level=level, indexing_scheme=scheme, dimension=dim, cells=cells, coordinate=coordinate
+    )

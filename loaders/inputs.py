@@ -25,11 +25,12 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from common.storage import StorageOptions, strip_url
+
 from .config import CatalogueConfig
 from .discover import KERCHUNK, ZARR, StoreRef, discover_stores, listing_problem
 from .failures import StoreFailure
 from .intake import catalogue_dir
-from common.storage import StorageOptions, strip_url
 
 LIST_SUFFIXES = (".txt", ".lst")
 CSV_SUFFIXES = (".csv", ".csv.gz")

@@ -25,10 +25,11 @@ from typing import Any
 
 import yaml
 
+from common.storage import StorageOptions, protocol_of, strip_url
+
 from .config import CatalogueConfig
 from .discover import KERCHUNK, KERCHUNK_PARQUET, ZARR, CollectionHint, StoreRef
 from .failures import CATALOGUE_LOOP, INPUT, NOT_ZARR, TEMPLATE, StoreFailure
-from common.storage import StorageOptions, protocol_of, strip_url
 
 ZARR_DRIVERS = {"zarr", "intake_xarray.xzarr.ZarrSource", "intake_xarray.ZarrSource", "xarray_zarr", "ndzarr"}
 XARRAY_DRIVERS = {
@@ -58,7 +59,7 @@ def resolve(path: str, base: str) -> str:
     """`path` as a URL: relative paths are below `base` (the catalogue's folder); `..` resolved."""
     path = path.strip()
     if path.startswith("file://"):
-        path = path[len("file://"):]
+        path = path[len("file://") :]
     if "://" not in path and not path.startswith("/") and base:
         path = f"{base}/{path}"
     if "://" in path:
@@ -290,7 +291,7 @@ def _source(
             continue
         item_name = name if not many else f"{name}.{index}"
         # Unique within its collection: the entry's path below what the collection stands for.
-        below = path[len(_collection_path(walk, path)):]
+        below = path[len(_collection_path(walk, path)) :]
         yield StoreRef(
             url=url,
             kind=store_kind,

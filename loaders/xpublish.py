@@ -17,9 +17,10 @@ from __future__ import annotations
 import json
 from concurrent.futures import ThreadPoolExecutor
 
+from common.storage import StorageOptions, strip_url
+
 from .discover import DiscoveryError, StoreRef
 from .inputs import ExpandedInput
-from common.storage import StorageOptions, strip_url
 
 XPUBLISH = "xpublish"
 # (file that marks the Zarr endpoint, its Zarr format); v3 first: the newer plugin.

@@ -7,7 +7,10 @@ sort, fields, query, token pagination, collection search with free text), its
 CORS and proxy-header middleware (Forwarded, X-Forwarded-Proto/Host/Port), its
 health endpoint. Added here: our client (page-size cap, a pgstac fix), the
 database from `DATABASE_URL`, a bearer token on write routes, and 400/503 answers
-where stac-fastapi would answer 500 (`errors`).
+where stac-fastapi would answer 500 (`serving.errors`).
+
+This module stays `stac_api.app`, outside `serving/`: it is the documented entry
+point of deployments (README, docs/deploy.md), which must keep working on upgrade.
 """
 
 from __future__ import annotations
@@ -21,10 +24,10 @@ from stac_fastapi.pgstac.app import instantiate_api
 from stac_fastapi.pgstac.db import close_db_connection, connect_to_db
 from stac_fastapi.pgstac.models.extensions import Extensions
 
-from .client import ZarrStacClient
-from .errors import add_error_handlers, get_connection
-from .security import protect_writes
-from .settings import Settings
+from .serving.client import ZarrStacClient
+from .serving.errors import add_error_handlers, get_connection
+from .serving.security import protect_writes
+from .serving.settings import Settings
 
 
 def create_api(settings: Settings | None = None) -> StacApi:
@@ -36,7 +39,7 @@ def create_api(settings: Settings | None = None) -> StacApi:
         # Ours, so that the database comes from our settings rather than PG* variables.
         await connect_to_db(
             app,
-            get_conn=get_connection,  # a lost database: 503, not 500 (errors.py)
+            get_conn=get_connection,  # a lost database: 503, not 500 (serving/errors.py)
             postgres_settings=postgres_settings,
             add_write_connection_pool=settings.enable_transactions_extensions,
         )
@@ -47,7 +50,9 @@ def create_api(settings: Settings | None = None) -> StacApi:
         yield
         await close_db_connection(app)
 
-    api = instantiate_api(client=ZarrStacClient, settings=settings, extensions=Extensions(settings=settings), lifespan=lifespan)
+    api = instantiate_api(
+        client=ZarrStacClient, settings=settings, extensions=Extensions(settings=settings), lifespan=lifespan
+    )
     # stac-fastapi injects title and description into the client but not the landing
     # page id, which it reads from the environment at import time.
     api.client.landing_page_id = settings.stac_fastapi_landing_id

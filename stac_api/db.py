@@ -9,6 +9,8 @@ A DSN is a URL (`postgresql://USER:PASSWORD@HOST:PORT/DB`) or libpq key/value pa
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import psycopg
@@ -39,7 +41,10 @@ def parse_dsn(dsn: str) -> dict[str, Any]:
     try:
         return conninfo_to_dict(dsn)
     except psycopg.ProgrammingError:
-        raise DsnError("the database DSN cannot be parsed: use postgresql://USER:PASSWORD@HOST:PORT/DB or host=... dbname=... user=...") from None
+        raise DsnError(
+            "the database DSN cannot be parsed: use postgresql://USER:PASSWORD@HOST:PORT/DB "
+            "or host=... dbname=... user=..."
+        ) from None
 
 
 def public_dsn(dsn: str) -> str:
@@ -92,8 +97,11 @@ def is_transient(reason: str) -> bool:
     return reason.startswith(("unreachable", "the server closed"))
 
 
-def pgstac_database(dsn: str) -> PgstacDB:
-    """pypgstac's database object, on a pool that gives up after CONNECT_TIMEOUT."""
+@contextmanager
+def open_pgstac(dsn: str) -> Iterator[PgstacDB]:
+    """pypgstac's database object on a pool that gives up after CONNECT_TIMEOUT. On the
+    way out, whatever raised, its connection goes back and the pool is closed (pypgstac's
+    own exit drops the pool open; a pool's close leaves a connection that is out open)."""
     pool = ConnectionPool(
         conninfo=dsn,
         min_size=pgstac_settings.db_min_conn_size,
@@ -103,13 +111,18 @@ def pgstac_database(dsn: str) -> PgstacDB:
         kwargs={"connect_timeout": int(CONNECT_TIMEOUT)},
         open=True,
     )
-    return PgstacDB(dsn=dsn, pool=pool)
+    db = PgstacDB(dsn=dsn, pool=pool)
+    try:
+        yield db
+    finally:
+        db.disconnect()
+        pool.close()
 
 
 def migrate(dsn: str) -> str:
     """Install or upgrade pgstac in the database, with the index of its search order
     (`search_order`); returns the pgstac version."""
-    with pgstac_database(dsn) as db:
+    with open_pgstac(dsn) as db:
         version = Migrate(db).run_migration()
         conn = db.connect()
         conn.execute("RESET ROLE")  # pgstac's migration ends its session as pgstac_ingest

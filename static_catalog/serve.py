@@ -9,7 +9,11 @@ from pathlib import Path
 
 
 class CORSRequestHandler(SimpleHTTPRequestHandler):
-    extensions_map = {**SimpleHTTPRequestHandler.extensions_map, ".json": "application/json", ".geojson": "application/geo+json"}
+    extensions_map = {
+        **SimpleHTTPRequestHandler.extensions_map,
+        ".json": "application/json",
+        ".geojson": "application/geo+json",
+    }
 
     def end_headers(self) -> None:
         self.send_header("Access-Control-Allow-Origin", "*")

@@ -85,7 +85,9 @@ class ValidationReport:
     def ok(self) -> bool:
         return not self.errors and not self.unchecked
 
-    def check(self, data: dict[str, Any], validator: JsonSchemaSTACValidator | None, where: str, href: str | None = None) -> None:
+    def check(
+        self, data: dict[str, Any], validator: JsonSchemaSTACValidator | None, where: str, href: str | None = None
+    ) -> None:
         self.checked += 1
         try:
             problem = validate_object(data, validator, href=href)
@@ -103,7 +105,9 @@ _SCHEMA_URI = re.compile(r"Error when fetching schema (\S+?): ")
 logging.getLogger("pystac.validation.stac_validator").setLevel(logging.CRITICAL)
 
 
-def validate_object(data: dict[str, Any], validator: JsonSchemaSTACValidator | None, href: str | None = None) -> str | None:
+def validate_object(
+    data: dict[str, Any], validator: JsonSchemaSTACValidator | None, href: str | None = None
+) -> str | None:
     """None when `data` is valid, else the first error in one paragraph; raises
     `SchemaUnavailable` when a schema it needs cannot be fetched."""
     try:
@@ -126,12 +130,16 @@ def walk_catalog(href: str, storage: StorageOptions | None = None) -> Iterator[p
         yield from items
 
 
-def validate_catalog(href: str, validator: JsonSchemaSTACValidator | None = None, storage: StorageOptions | None = None) -> ValidationReport:
+def validate_catalog(
+    href: str, validator: JsonSchemaSTACValidator | None = None, storage: StorageOptions | None = None
+) -> ValidationReport:
     """Validate every object reachable from the static catalogue at `href`."""
     report = ValidationReport()
     validator = validator or OnlineValidator()
     for obj in walk_catalog(href, storage):
-        report.check(obj.to_dict(transform_hrefs=False), validator, obj.get_self_href() or obj.id, href=obj.get_self_href())
+        report.check(
+            obj.to_dict(transform_hrefs=False), validator, obj.get_self_href() or obj.id, href=obj.get_self_href()
+        )
     return report
 
 
@@ -142,14 +150,23 @@ def _pages(client: httpx.Client, url: str, key: str) -> Iterator[dict[str, Any]]
         page.raise_for_status()
         body = page.json()
         yield from body.get(key, [])
-        url = next((link["href"] for link in body.get("links", []) if link.get("rel") == "next" and link.get("method", "GET") == "GET"), None)
+        url = next(
+            (
+                link["href"]
+                for link in body.get("links", [])
+                if link.get("rel") == "next" and link.get("method", "GET") == "GET"
+            ),
+            None,
+        )
 
 
 def is_api(landing: dict[str, Any]) -> bool:
     return "conformsTo" in landing and any(link.get("rel") == "data" for link in landing.get("links", []))
 
 
-def validate_api(url: str, validator: JsonSchemaSTACValidator | None = None, *, page_size: int = 100) -> ValidationReport:
+def validate_api(
+    url: str, validator: JsonSchemaSTACValidator | None = None, *, page_size: int = 100
+) -> ValidationReport:
     """Validate every collection of a STAC API, and every item of each."""
     report = ValidationReport()
     validator = validator or OnlineValidator()
@@ -163,7 +180,9 @@ def validate_api(url: str, validator: JsonSchemaSTACValidator | None = None, *, 
     return report
 
 
-def validate_any(href: str, validator: JsonSchemaSTACValidator | None = None, storage: StorageOptions | None = None) -> ValidationReport:
+def validate_any(
+    href: str, validator: JsonSchemaSTACValidator | None = None, storage: StorageOptions | None = None
+) -> ValidationReport:
     """A static catalogue (folder, catalog.json, bucket URL) or a STAC API landing page."""
     if href.startswith(("http://", "https://")):
         landing = httpx.get(href, timeout=60, follow_redirects=True).json()

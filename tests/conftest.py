@@ -27,12 +27,12 @@ import pytest
 import uvicorn
 from pydantic import SecretStr
 
+from common.storage import StorageOptions
 from loaders.config import CollectionConfig, MappingConfig, SourceConfig
 from loaders.crawl import CrawlResult, crawl
-from common.storage import StorageOptions
 from stac_api.app import create_app
-from stac_api.ingest import load
-from stac_api.settings import Settings
+from stac_api.loading.ingest import load
+from stac_api.serving.settings import Settings
 from static_catalog.validate import OfflineValidator
 from zarr_stac.samples import write_samples
 from zarr_stac.services import LOCAL_CREDENTIALS, PostgresCluster, S3Server, ensure_postgis, free_port
@@ -83,7 +83,9 @@ def sample_config(sample_bucket, storage) -> MappingConfig:
                 url=f"{sample_bucket}/cmip6",
                 storage=storage,
                 path_template=SAMPLE_CMIP6_TEMPLATE,
-                collection=CollectionConfig(id="cmip6", title="CMIP6-like monthly means", keywords=["CMIP6", "monthly"]),
+                collection=CollectionConfig(
+                    id="cmip6", title="CMIP6-like monthly means", keywords=["CMIP6", "monthly"]
+                ),
             ),
             SourceConfig(url=f"{sample_bucket}/reanalysis", storage=storage),
             SourceConfig(url=f"{sample_bucket}/ocean", storage=storage),
@@ -115,7 +117,9 @@ def own_pgstac_cluster(purpose: str) -> Iterator[PostgresCluster]:
     ensure_postgis(install=False)
     # Under /tmp, not pytest's tmp_path: when we are root the server runs as the
     # postgres user, who cannot enter root's 0700 pytest folders.
-    cluster = PostgresCluster(Path(tempfile.mkdtemp(prefix=f"zarr-stac-pg-{purpose}-")), port=free_port(), durable=False)
+    cluster = PostgresCluster(
+        Path(tempfile.mkdtemp(prefix=f"zarr-stac-pg-{purpose}-")), port=free_port(), durable=False
+    )
     try:
         cluster.start()
         cluster.migrate()

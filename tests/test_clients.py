@@ -32,9 +32,10 @@ from pystac_client import Client
 from loaders import discover
 from loaders.config import MappingConfig, SourceConfig
 from loaders.crawl import crawl
+from stac_api.loading.ingest import load
+from static_catalog.paths import item_path
 from static_catalog.validate import validate_any, validate_catalog
-from static_catalog.write import item_path, write_catalog
-from stac_api.ingest import load
+from static_catalog.write import write_catalog
 from zarr_stac.samples import era_like_daily, write_dataset
 
 from .conftest import serve_api

@@ -52,7 +52,7 @@ DATABASE_CLIENTS = ("migrate", API, "loader")
 CRAWLERS = ("loader", "static-builder")
 
 # What the API reads from the environment that the deployment must decide
-# (stac_api/settings.py); TRANSACTIONS_TOKEN is required when transactions are on.
+# (stac_api/serving/settings.py); TRANSACTIONS_TOKEN is required when transactions are on.
 API_SETTINGS = (
     "DATABASE_URL",
     "STAC_FASTAPI_TITLE",
@@ -220,7 +220,9 @@ def pinned_pypgstac() -> str:
 
 
 # -- the checks (functions, so that a test can show each one catches its mistake) -----------
-PINNED_TAG = re.compile(r"^(v?\d+\.\d+\.\d+([.-][\w.-]+)?|RELEASE\.\d{4}-\d\d-\d\dT\d\d-\d\d-\d\dZ|sha256:[0-9a-f]{64})$")
+PINNED_TAG = re.compile(
+    r"^(v?\d+\.\d+\.\d+([.-][\w.-]+)?|RELEASE\.\d{4}-\d\d-\d\dT\d\d-\d\d-\d\dZ|sha256:[0-9a-f]{64})$"
+)
 
 
 def image_problems(compose: dict) -> list[str]:
@@ -258,7 +260,9 @@ def healthcheck_problems(compose: dict) -> list[str]:
     elif check.group(1) != listening:
         problems.append(f"{API}: healthcheck asks port {check.group(1)}, the API listens on {listening}")
     if listening is None or int(listening) not in published_ports(api):
-        problems.append(f"{API}: listens on {listening}, which is not the container port it publishes {published_ports(api)}")
+        problems.append(
+            f"{API}: listens on {listening}, which is not the container port it publishes {published_ports(api)}"
+        )
     return problems
 
 
@@ -271,11 +275,19 @@ def browser_problems(compose: dict) -> list[str]:
     if is_local(catalog_url):
         api_ports = set(published_ports(services[API]).values())
         if url_port(catalog_url) not in api_ports:
-            problems.append(f"{BROWSER}: SB_catalogUrl {catalog_url} is not the API's published port {sorted(api_ports)}")
+            problems.append(
+                f"{BROWSER}: SB_catalogUrl {catalog_url} is not the API's published port {sorted(api_ports)}"
+            )
     origins = [origin.strip().rstrip("/") for origin in environment(services[API]).get("CORS_ORIGINS", "").split(",")]
-    browser_origins = {f"http://{host}:{port}" for port in published_ports(services[BROWSER]).values() for host in ("localhost", "127.0.0.1")}
+    browser_origins = {
+        f"http://{host}:{port}"
+        for port in published_ports(services[BROWSER]).values()
+        for host in ("localhost", "127.0.0.1")
+    }
     if "*" not in origins and not browser_origins & set(origins):
-        problems.append(f"{API}: CORS_ORIGINS {origins} does not let STAC Browser ({sorted(browser_origins)}) call the API")
+        problems.append(
+            f"{API}: CORS_ORIGINS {origins} does not let STAC Browser ({sorted(browser_origins)}) call the API"
+        )
     return problems
 
 
@@ -325,7 +337,11 @@ def dockerfile_instructions() -> list[tuple[str, str]]:
     """(INSTRUCTION, arguments) with continuation lines joined and comments dropped."""
     lines = [line for line in DOCKERFILE.read_text().splitlines() if not line.lstrip().startswith("#")]
     joined = re.sub(r"\\\n", " ", "\n".join(lines))
-    return [(words[0].upper(), words[1].strip() if len(words) > 1 else "") for line in joined.splitlines() if (words := line.strip().split(None, 1))]
+    return [
+        (words[0].upper(), words[1].strip() if len(words) > 1 else "")
+        for line in joined.splitlines()
+        if (words := line.strip().split(None, 1))
+    ]
 
 
 def final_stage() -> list[tuple[str, str]]:
@@ -348,7 +364,17 @@ def test_compose_file_is_valid_against_the_compose_specification(schema, form):
 
 
 def test_stack_has_the_services_of_the_deployment():
-    assert {DATABASE, "migrate", "object-store", "object-store-init", API, BROWSER, "static", "loader", "static-builder"} <= set(SERVICES)
+    assert {
+        DATABASE,
+        "migrate",
+        "object-store",
+        "object-store-init",
+        API,
+        BROWSER,
+        "static",
+        "loader",
+        "static-builder",
+    } <= set(SERVICES)
     assert RAW["services"]["loader"]["profiles"] == ["loader"]
 
 
@@ -360,13 +386,21 @@ def test_compose_file_agrees_with_itself(compose, check):
 BROKEN = {
     # (check, what is broken)
     ("browser", "API published on another port"): lambda c: c["services"][API].update(ports=["9999:8080"]),
-    ("browser", "SB_catalogUrl on another port"): lambda c: c["services"][BROWSER]["environment"].update(SB_catalogUrl="http://localhost:8090/"),
-    ("browser", "CORS without the browser's origin"): lambda c: c["services"][API]["environment"].update(CORS_ORIGINS="https://example.org"),
-    ("pgstac", "pgstac image of another version"): lambda c: c["services"][DATABASE].update(image="ghcr.io/stac-utils/pgstac:v0.9.8"),
+    ("browser", "SB_catalogUrl on another port"): lambda c: c["services"][BROWSER]["environment"].update(
+        SB_catalogUrl="http://localhost:8090/"
+    ),
+    ("browser", "CORS without the browser's origin"): lambda c: c["services"][API]["environment"].update(
+        CORS_ORIGINS="https://example.org"
+    ),
+    ("pgstac", "pgstac image of another version"): lambda c: c["services"][DATABASE].update(
+        image="ghcr.io/stac-utils/pgstac:v0.9.8"
+    ),
     ("images", "a floating tag"): lambda c: c["services"]["static"].update(image="nginx:latest"),
     ("images", "no tag"): lambda c: c["services"][BROWSER].update(image="ghcr.io/radiantearth/stac-browser"),
     ("healthchecks", "no API healthcheck"): lambda c: c["services"][API].pop("healthcheck"),
-    ("healthchecks", "API listening on another port"): lambda c: c["services"][API].update(command=["serve", "--host", "0.0.0.0", "--port", "9000"]),
+    ("healthchecks", "API listening on another port"): lambda c: c["services"][API].update(
+        command=["serve", "--host", "0.0.0.0", "--port", "9000"]
+    ),
     ("healthchecks", "no database healthcheck"): lambda c: c["services"][DATABASE].pop("healthcheck"),
 }
 
@@ -393,11 +427,13 @@ def test_long_running_services_have_healthchecks(name):
 
 
 def test_api_sets_every_setting_the_deployment_relies_on(compose):
-    from stac_api.settings import Settings
+    from stac_api.serving.settings import Settings
 
     env = environment(compose["services"][API])
     assert set(API_SETTINGS) <= set(env), f"not set: {sorted(set(API_SETTINGS) - set(env))}"
-    assert {name.lower() for name in API_SETTINGS} <= set(Settings.model_fields), "the deployment sets variables the API does not read"
+    assert {name.lower() for name in API_SETTINGS} <= set(Settings.model_fields), (
+        "the deployment sets variables the API does not read"
+    )
     settings = Settings(**{name.lower(): env[name] for name in API_SETTINGS})  # validates, like the API at start-up
     if env["ENABLE_TRANSACTIONS_EXTENSIONS"].lower() in TRUE:
         assert env["TRANSACTIONS_TOKEN"], "transactions on without a token"
@@ -410,7 +446,11 @@ def test_database_url_reaches_the_database_service_with_its_credentials(compose,
     url = urlsplit(environment(compose["services"][name])["DATABASE_URL"])
     assert url.scheme in ("postgresql", "postgres")
     assert url.hostname == DATABASE and (url.port or 5432) == 5432
-    assert (url.username, url.password, url.path.lstrip("/")) == (database["POSTGRES_USER"], database["POSTGRES_PASSWORD"], database["POSTGRES_DB"])
+    assert (url.username, url.password, url.path.lstrip("/")) == (
+        database["POSTGRES_USER"],
+        database["POSTGRES_PASSWORD"],
+        database["POSTGRES_DB"],
+    )
 
 
 def test_api_starts_after_a_healthy_database_and_one_migration():
@@ -428,7 +468,11 @@ def test_jobs_wait_for_the_bucket(name):
 
 def zarr_stac_services() -> list[str]:
     image = RAW["services"][API]["image"]
-    return [name for name in SERVICES if RAW["services"][name].get("image") == image and "entrypoint" not in RAW["services"][name]]
+    return [
+        name
+        for name in SERVICES
+        if RAW["services"][name].get("image") == image and "entrypoint" not in RAW["services"][name]
+    ]
 
 
 @pytest.mark.parametrize("name", zarr_stac_services())
@@ -480,13 +524,20 @@ def test_loader_reads_its_settings_from_the_environment():
     envvars = {param.name: param.envvar for param in load.params}
     assert envvars["config"] == "ZARR_STAC_CONFIG" and envvars["dsn"] == "DATABASE_URL"
     env = environment(RAW["services"]["loader"])
-    assert {"ZARR_STAC_CONFIG", "DATABASE_URL", "AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION"} <= set(env)
+    assert {
+        "ZARR_STAC_CONFIG",
+        "DATABASE_URL",
+        "AWS_ENDPOINT_URL",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_DEFAULT_REGION",
+    } <= set(env)
     assert "AWS_ENDPOINT_URL" in envvars["endpoint_url"] and "AWS_DEFAULT_REGION" in envvars["region"]
 
 
 def test_example_mapping_places_every_sample_store(monkeypatch):
-    from loaders.config import load_config
     from common.storage import strip_url
+    from loaders.config import load_config
     from zarr_stac.samples import samples
 
     loader = environment(interpolate_all(RAW, ENV_EXAMPLE_VALUES)["services"]["loader"])
@@ -549,7 +600,9 @@ def secret_settings():
                 yield name, key, value
 
 
-@pytest.mark.parametrize("service, key, value", list(secret_settings()), ids=[f"{s}-{k}" for s, k, _ in secret_settings()])
+@pytest.mark.parametrize(
+    "service, key, value", list(secret_settings()), ids=[f"{s}-{k}" for s, k, _ in secret_settings()]
+)
 def test_secrets_come_from_the_env_file_only(service, key, value):
     reference = re.fullmatch(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::?\?[^}]*|:-)?\}", value)
     assert reference, f"{service}: {key} must be exactly ${{VAR}} or ${{VAR:?...}} (no literal, no default): {value!r}"
@@ -564,7 +617,9 @@ def test_database_url_takes_its_password_from_the_env_file():
 def test_env_example_lists_exactly_the_variables_the_compose_file_uses():
     used: set[str] = set()
     interpolate_all(RAW, ENV_EXAMPLE_VALUES, used)
-    assert set(ENV_EXAMPLE_VALUES) == used, f"missing: {sorted(used - set(ENV_EXAMPLE_VALUES))}, unused: {sorted(set(ENV_EXAMPLE_VALUES) - used)}"
+    assert set(ENV_EXAMPLE_VALUES) == used, (
+        f"missing: {sorted(used - set(ENV_EXAMPLE_VALUES))}, unused: {sorted(set(ENV_EXAMPLE_VALUES) - used)}"
+    )
 
 
 def test_env_example_holds_placeholders_not_secrets():
@@ -580,13 +635,19 @@ def test_env_file_is_ignored_by_git_and_docker():
 
 # -- the image ------------------------------------------------------------------------------------
 def test_dockerfile_installs_from_the_constraints_without_test_extras():
-    runs = [arguments for instruction, arguments in dockerfile_instructions() if instruction == "RUN" and "pip install" in arguments]
+    runs = [
+        arguments
+        for instruction, arguments in dockerfile_instructions()
+        if instruction == "RUN" and "pip install" in arguments
+    ]
     assert runs, "the Dockerfile installs nothing with pip"
     for run in runs:
         for install in re.findall(r"pip install[^&;|]*", run):
             words = install.split()
             assert "-c" in words and words[words.index("-c") + 1] == "constraints.txt", f"not constrained: {install}"
-            assert "." in words and "-e" not in words and "[test]" not in install, f"not the plain distribution: {install}"
+            assert "." in words and "-e" not in words and "[test]" not in install, (
+                f"not the plain distribution: {install}"
+            )
     copied = " ".join(arguments for instruction, arguments in dockerfile_instructions() if instruction == "COPY")
     for needed in ("constraints.txt", "pyproject.toml", "README.md"):
         assert needed in copied.split(), f"{needed} is not copied into the image"
@@ -594,7 +655,11 @@ def test_dockerfile_installs_from_the_constraints_without_test_extras():
 
 def test_dockerfile_copies_every_package_of_the_distribution():
     packages = tomllib.loads(PYPROJECT.read_text())["tool"]["setuptools"]["packages"]
-    copied = [arguments.split()[0].rstrip("/") for instruction, arguments in dockerfile_instructions() if instruction == "COPY" and not arguments.startswith("--from")]
+    copied = [
+        arguments.split()[0].rstrip("/")
+        for instruction, arguments in dockerfile_instructions()
+        if instruction == "COPY" and not arguments.startswith("--from")
+    ]
     assert {package.split(".")[0] for package in packages} <= set(copied)
 
 
@@ -602,7 +667,9 @@ def test_image_is_a_pinned_slim_python_of_the_test_environments_version():
     bases = [arguments.split()[0] for instruction, arguments in dockerfile_instructions() if instruction == "FROM"]
     version = f"{sys.version_info.major}.{sys.version_info.minor}"
     for base in bases:
-        assert re.fullmatch(rf"python:{re.escape(version)}\.\d+-slim(-\w+)?", base), f"{base}: not a pinned python:{version}.x-slim"
+        assert re.fullmatch(rf"python:{re.escape(version)}\.\d+-slim(-\w+)?", base), (
+            f"{base}: not a pinned python:{version}.x-slim"
+        )
 
 
 def test_image_runs_the_cli_as_an_unprivileged_user():
@@ -614,7 +681,9 @@ def test_image_runs_the_cli_as_an_unprivileged_user():
     assert "zarr-stac" in tomllib.loads(PYPROJECT.read_text())["project"]["scripts"]
     (command,) = [json.loads(arguments) for instruction, arguments in stage if instruction == "CMD"]
     assert command[0] == "serve" and command[command.index("--host") + 1] == "0.0.0.0"
-    assert command[command.index("--port") + 1] in [arguments for instruction, arguments in stage if instruction == "EXPOSE"]
+    assert command[command.index("--port") + 1] in [
+        arguments for instruction, arguments in stage if instruction == "EXPOSE"
+    ]
     assert any(instruction == "HEALTHCHECK" and "/_mgmt/health" in arguments for instruction, arguments in stage)
 
 
@@ -634,7 +703,9 @@ def test_every_runtime_dependency_is_pinned_in_the_constraints():
         dist = distribution(name)
         closure.add(canonicalize_name(dist.metadata["Name"]))
         for requirement in map(Requirement, dist.requires or []):
-            if requirement.marker is None or any(requirement.marker.evaluate({"extra": extra}) for extra in extras or {""}):
+            if requirement.marker is None or any(
+                requirement.marker.evaluate({"extra": extra}) for extra in extras or {""}
+            ):
                 todo.append((requirement.name, frozenset(requirement.extras)))
     closure.discard("zarr-stac")
     unpinned = sorted(name for name in closure if name not in pins or [s.operator for s in pins[name]] != ["=="])
@@ -642,9 +713,20 @@ def test_every_runtime_dependency_is_pinned_in_the_constraints():
 
 
 def test_dockerignore_keeps_secrets_and_environments_out_and_build_inputs_in():
-    patterns = [line.strip().rstrip("/") for line in DOCKERIGNORE.read_text().splitlines() if line.strip() and not line.startswith("#")]
+    patterns = [
+        line.strip().rstrip("/")
+        for line in DOCKERIGNORE.read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
     for excluded in (".env", ".venv", ".git", ".data"):
         assert excluded in patterns, f"{excluded} would be sent to the Docker daemon"
-    copied = [source.rstrip("/") for instruction, arguments in dockerfile_instructions() if instruction == "COPY" and not arguments.startswith("--from") for source in arguments.split()[:-1]]
+    copied = [
+        source.rstrip("/")
+        for instruction, arguments in dockerfile_instructions()
+        if instruction == "COPY" and not arguments.startswith("--from")
+        for source in arguments.split()[:-1]
+    ]
     for source in copied:
-        assert not any(fnmatch.fnmatch(source, pattern) for pattern in patterns if not pattern.startswith("!")), f"{source} is copied but .dockerignore excludes it"
+        assert not any(fnmatch.fnmatch(source, pattern) for pattern in patterns if not pattern.startswith("!")), (
+            f"{source} is copied but .dockerignore excludes it"
+        )

@@ -10,9 +10,9 @@ import pytest
 from pydantic import SecretStr
 from typer.testing import CliRunner
 
+from common.storage import StorageOptions
 from loaders.config import default_config
 from loaders.crawl import crawl
-from common.storage import StorageOptions
 from zarr_stac.cli import app
 from zarr_stac.samples import samples, write_samples
 

@@ -60,7 +60,12 @@ def plant(prefix: str) -> str:
 
 def forms(secret: str) -> dict[str, str]:
     """How a secret may show up in an output."""
-    found = {"raw": secret, "url-encoded": quote(secret, safe=""), "url-encoded (+)": quote_plus(secret), "hex": secret.encode().hex()}
+    found = {
+        "raw": secret,
+        "url-encoded": quote(secret, safe=""),
+        "url-encoded (+)": quote_plus(secret),
+        "hex": secret.encode().hex(),
+    }
     for pad in range(3):
         # The secret inside a longer base64 text (`user:secret`, a JSON document): its
         # encoding depends on its offset modulo 3; drop the groups it shares with neighbours.
@@ -111,7 +116,8 @@ class SignatureMismatchS3(BaseHTTPRequestHandler):
         token = self.headers.get("X-Amz-Security-Token", "")
         body = (
             '<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>SignatureDoesNotMatch</Code>'
-            "<Message>The request signature we calculated does not match the signature you provided. Check your key and signing method.</Message>"
+            "<Message>The request signature we calculated does not match the signature you provided. Check your "
+            "key and signing method.</Message>"
             f"<AWSAccessKeyId>{key_id.group(1) if key_id else ''}</AWSAccessKeyId>"
             f"<CanonicalRequest>{self.command}\n{self.path}\nhost:{self.headers.get('Host')}\nx-amz-security-token:{token}</CanonicalRequest>"
             "<RequestId>4442587FB7D0A2F9</RequestId></Error>"
@@ -181,7 +187,8 @@ def dump_database(dsn: str) -> str:
     with psycopg.connect(dsn) as conn:
         tables = conn.execute(
             "SELECT format('%I.%I', table_schema, table_name) FROM information_schema.tables "
-            "WHERE table_schema IN ('pgstac', 'public') AND table_type = 'BASE TABLE' AND table_name <> 'spatial_ref_sys'"
+            "WHERE table_schema IN ('pgstac', 'public') AND table_type = 'BASE TABLE' AND table_name <> "
+            "'spatial_ref_sys'"
         ).fetchall()
         for (table,) in tables:
             lines.extend(f"{table}: {row}" for (row,) in conn.execute(f"SELECT row_to_json(t)::text FROM {table} t"))
@@ -204,7 +211,11 @@ def outputs(s3_server, sample_bucket, pg_cluster, tmp_path_factory) -> Outputs:
     }
     out = Outputs(planted)
     endpoint = s3_server.endpoint_url
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "PG", "DATABASE_URL", "ZARR_STAC_", "ENABLE_TRANSACTIONS", "TRANSACTIONS_TOKEN"))}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("AWS_", "PG", "DATABASE_URL", "ZARR_STAC_", "ENABLE_TRANSACTIONS", "TRANSACTIONS_TOKEN"))
+    }
     env.update(
         AWS_ACCESS_KEY_ID=planted["AWS_ACCESS_KEY_ID"],
         AWS_SECRET_ACCESS_KEY=planted["AWS_SECRET_ACCESS_KEY"],
@@ -218,10 +229,19 @@ def outputs(s3_server, sample_bucket, pg_cluster, tmp_path_factory) -> Outputs:
         PYTHONWARNINGS="default",
     )
 
-    def run(label: str, *args: str, expect: int | None = 0, extra_env: dict[str, str] | None = None, timeout: float = 120) -> Run:
+    def run(
+        label: str, *args: str, expect: int | None = 0, extra_env: dict[str, str] | None = None, timeout: float = 120
+    ) -> Run:
         """Run `zarr-stac ARGS`; `expect=None`: any failure status."""
         started = time.monotonic()
-        result = subprocess.run([ZARR_STAC, *args], env={**env, **(extra_env or {})}, cwd=tmp, capture_output=True, text=True, timeout=timeout)
+        result = subprocess.run(
+            [ZARR_STAC, *args],
+            env={**env, **(extra_env or {})},
+            cwd=tmp,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
         done = Run(label, result.returncode, result.stdout, result.stderr, time.monotonic() - started)
         with out.lock:
             out.runs[label] = done
@@ -229,7 +249,8 @@ def outputs(s3_server, sample_bucket, pg_cluster, tmp_path_factory) -> Outputs:
         out.add(f"{label}: stderr", result.stderr)
         # (the failure message masks the secrets: it is an output too)
         assert (result.returncode == expect) if expect is not None else (result.returncode != 0), (
-            f"{label}: exit {result.returncode}\n" + masked(result.stdout[-3000:] + "\n" + result.stderr[-3000:], planted)
+            f"{label}: exit {result.returncode}\n"
+            + masked(result.stdout[-3000:] + "\n" + result.stderr[-3000:], planted)
         )
         return done
 
@@ -237,7 +258,9 @@ def outputs(s3_server, sample_bucket, pg_cluster, tmp_path_factory) -> Outputs:
     # two stores in one collection (one is removed between two builds), a broken one in another.
     bucket = f"s3://secrets-{secrets.token_hex(4)}"
     s3_server.create_bucket(bucket.removeprefix("s3://"))
-    config_storage = StorageOptions(endpoint_url=endpoint, key=planted["config key (${VAR})"], secret=planted["config secret (in the file)"])
+    config_storage = StorageOptions(
+        endpoint_url=endpoint, key=planted["config key (${VAR})"], secret=planted["config secret (in the file)"]
+    )
     for name in ("keep", "drop"):
         write_dataset(era_like_daily(), f"{bucket}/era/{name}.zarr", config_storage)
     fs = config_storage.filesystem(bucket)
@@ -277,15 +300,24 @@ sources:
     )
     dead_endpoint = f"http://127.0.0.1:{free_port()}"
     unreachable = tmp / "unreachable.yaml"
-    unreachable.write_text(config.read_text().replace(endpoint, dead_endpoint).replace("retries: 1", "retries: 0\n      timeout: 2"))
+    unreachable.write_text(
+        config.read_text().replace(endpoint, dead_endpoint).replace("retries: 1", "retries: 0\n      timeout: 2")
+    )
     bad_configs = {
-        "YAML syntax error on the secret's line": f'sources:\n  - url: {bucket}\n    storage:\n      secret: "{secret_in_file}\n      key: x\n',
-        "YAML tab after the secret": f"sources:\n  - url: {bucket}\n    storage:\n      secret: {secret_in_file}\n\tkey: x\n",
-        "unknown storage option holding a secret": f"sources:\n  - url: {bucket}\n    storage:\n      password: {secret_in_file}\n",
-        "secret of the wrong type": f"sources:\n  - url: {bucket}\n    storage:\n      secret: ['{secret_in_file}']\n      key: {{nested: '${{CFG_KEY}}'}}\n",
-        "secret in a number field": f"sources:\n  - url: {bucket}\n    storage: {{endpoint_url: {endpoint}, timeout: '{secret_in_file}'}}\n",
+        "YAML syntax error on the secret's line": (
+            f'sources:\n  - url: {bucket}\n    storage:\n      secret: "{secret_in_file}\n      key: x\n'
+        ),
+        "YAML tab after the secret": f"sources:\n  - url: {bucket}\n    storage:\n      secret: "
+        "{secret_in_file}\n\tkey: x\n",
+        "unknown storage option holding a secret": f"sources:\n  - url: {bucket}\n    storage:\n      password: "
+        "{secret_in_file}\n",
+        "secret of the wrong type": f"sources:\n  - url: {bucket}\n    storage:\n      secret: "
+        "['{secret_in_file}']\n      key: {{nested: '${{CFG_KEY}}'}}\n",
+        "secret in a number field": f"sources:\n  - url: {bucket}\n    storage: "
+        "{{endpoint_url: {endpoint}, timeout: '{secret_in_file}'}}\n",
         "secret as the sources": f"sources: {secret_in_file}\n",
-        "undefined variable": f"sources:\n  - url: {bucket}\n    storage: {{key: '${{CFG_KEY}}', secret: '${{NOT_SET_{secrets.token_hex(3)}}}'}}\n",
+        "undefined variable": f"sources:\n  - url: {bucket}\n    storage: "
+        "{{key: '${{CFG_KEY}}', secret: '${{NOT_SET_{secrets.token_hex(3)}}}'}}\n",
     }
     bad_paths = {}
     for number, (name, text) in enumerate(bad_configs.items()):
@@ -296,9 +328,15 @@ sources:
     dsn = pg_cluster.copy_database(database)
     wrong_dsn = dsn.replace(quote(pg_cluster.password, safe=""), quote(planted["wrong PostgreSQL password"], safe=""))
     dead_dsn = dsn.replace(f":{pg_cluster.port}/", f":{free_port()}/")
-    query_dsn = f"postgresql://{pg_cluster.user}@{pg_cluster.host}:{pg_cluster.port}/{database}?password={quote(pg_cluster.password, safe='')}"
+    query_dsn = (
+        f"postgresql://{pg_cluster.user}@{pg_cluster.host}:{pg_cluster.port}/{database}"
+        f"?password={quote(pg_cluster.password, safe='')}"
+    )
     assert len({dsn, wrong_dsn, dead_dsn, query_dsn}) == 4
-    keyvalue_wrong_dsn = f"host={pg_cluster.host} port={pg_cluster.port} dbname={database} user={pg_cluster.user} password={planted['wrong PostgreSQL password']}"
+    keyvalue_wrong_dsn = (
+        f"host={pg_cluster.host} port={pg_cluster.port} dbname={database} user={pg_cluster.user} "
+        f"password={planted['wrong PostgreSQL password']}"
+    )
     without_pgstac = f"plain_{secrets.token_hex(4)}"
     with psycopg.connect(pg_cluster._dsn_for("postgres"), autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{without_pgstac}"')
@@ -315,31 +353,167 @@ sources:
         # -- 1: everything that needs nothing before it (the slow database errors first) --
         in_parallel(
             lambda: run("db migrate with a wrong password", "db", "migrate", "--dsn", wrong_dsn, expect=None),
-            lambda: run("load --config with a wrong password (DATABASE_URL)", "load", "--config", str(config), extra_env={"DATABASE_URL": wrong_dsn}, expect=None),
-            lambda: run("load into an unreachable database", "load", "--config", str(config), "--dsn", dead_dsn, expect=None),
-            lambda: run("load --config with a wrong password (--dsn)", "load", "--config", str(config), "--dsn", wrong_dsn, expect=None),
-            lambda: run("load a missing bucket catalogue", "load", f"{sample_bucket}/no-such-catalogue/catalog.json", "--dsn", dsn, "--endpoint-url", endpoint, expect=None),
-            lambda: run("serve with a wrong password", "serve", "--port", str(free_port()), extra_env={"DATABASE_URL": wrong_dsn}, expect=None, timeout=90),
-            lambda: run("serve an unreachable database", "serve", "--port", str(free_port()), extra_env={"DATABASE_URL": dead_dsn}, expect=None, timeout=90),
-            lambda: run("serve with a wrong password (key=value DSN)", "serve", "--port", str(free_port()), "--dsn", keyvalue_wrong_dsn, expect=1),
-            lambda: run("load into a database without pgstac", "load", "--config", str(config), "--dsn", no_pgstac_dsn, expect=1),
-            lambda: run("inspect in a missing bucket", "inspect", f"s3://no-such-bucket-{secrets.token_hex(3)}/x.zarr", "--endpoint-url", endpoint, expect=1),
+            lambda: run(
+                "load --config with a wrong password (DATABASE_URL)",
+                "load",
+                "--config",
+                str(config),
+                extra_env={"DATABASE_URL": wrong_dsn},
+                expect=None,
+            ),
+            lambda: run(
+                "load into an unreachable database", "load", "--config", str(config), "--dsn", dead_dsn, expect=None
+            ),
+            lambda: run(
+                "load --config with a wrong password (--dsn)",
+                "load",
+                "--config",
+                str(config),
+                "--dsn",
+                wrong_dsn,
+                expect=None,
+            ),
+            lambda: run(
+                "load a missing bucket catalogue",
+                "load",
+                f"{sample_bucket}/no-such-catalogue/catalog.json",
+                "--dsn",
+                dsn,
+                "--endpoint-url",
+                endpoint,
+                expect=None,
+            ),
+            lambda: run(
+                "serve with a wrong password",
+                "serve",
+                "--port",
+                str(free_port()),
+                extra_env={"DATABASE_URL": wrong_dsn},
+                expect=None,
+                timeout=90,
+            ),
+            lambda: run(
+                "serve an unreachable database",
+                "serve",
+                "--port",
+                str(free_port()),
+                extra_env={"DATABASE_URL": dead_dsn},
+                expect=None,
+                timeout=90,
+            ),
+            lambda: run(
+                "serve with a wrong password (key=value DSN)",
+                "serve",
+                "--port",
+                str(free_port()),
+                "--dsn",
+                keyvalue_wrong_dsn,
+                expect=1,
+            ),
+            lambda: run(
+                "load into a database without pgstac", "load", "--config", str(config), "--dsn", no_pgstac_dsn, expect=1
+            ),
+            lambda: run(
+                "inspect in a missing bucket",
+                "inspect",
+                f"s3://no-such-bucket-{secrets.token_hex(3)}/x.zarr",
+                "--endpoint-url",
+                endpoint,
+                expect=1,
+            ),
             # (the password last: a message that quotes the settings' ends shows it)
-            lambda: run("serve with transactions but no token", "serve", "--port", str(free_port()), extra_env={"DATABASE_URL": query_dsn, "ENABLE_TRANSACTIONS_EXTENSIONS": "true"}, expect=None),
+            lambda: run(
+                "serve with transactions but no token",
+                "serve",
+                "--port",
+                str(free_port()),
+                extra_env={"DATABASE_URL": query_dsn, "ENABLE_TRANSACTIONS_EXTENSIONS": "true"},
+                expect=None,
+            ),
             lambda: run("crawl", "crawl", sample_bucket, "--endpoint-url", endpoint),
-            lambda: run("inspect", "inspect", f"{sample_bucket}/ocean/north-atlantic-sst.zarr", "--endpoint-url", endpoint),
-            lambda: run("build (env keys)", "build", sample_bucket, "-o", str(static), "--endpoint-url", endpoint, "--geoparquet"),
+            lambda: run(
+                "inspect", "inspect", f"{sample_bucket}/ocean/north-atlantic-sst.zarr", "--endpoint-url", endpoint
+            ),
+            lambda: run(
+                "build (env keys)",
+                "build",
+                sample_bucket,
+                "-o",
+                str(static),
+                "--endpoint-url",
+                endpoint,
+                "--geoparquet",
+            ),
             lambda: run("build --config", "build", "--config", str(config), "-o", str(configured), "--geoparquet"),
             lambda: run("build to a bucket", "build", sample_bucket, "-o", bucket_catalog, "--endpoint-url", endpoint),
-            lambda: run("crawl, signature refused", "crawl", sample_bucket, "--endpoint-url", wrong_endpoint, expect=None),
-            lambda: run("inspect, signature refused", "inspect", f"{sample_bucket}/ocean/north-atlantic-sst.zarr", "--endpoint-url", wrong_endpoint, expect=None),
-            lambda: run("build, signature refused", "build", sample_bucket, "-o", str(tmp / "refused"), "--endpoint-url", wrong_endpoint, "--strict", expect=None),
-            lambda: run("build to a bucket, signature refused", "build", str(empty), "-o", f"{bucket}/refused", "--endpoint-url", wrong_endpoint, expect=None),
-            lambda: run("build --config, S3 unreachable", "build", "--config", str(unreachable), "-o", str(tmp / "unreachable"), expect=None),
-            lambda: run("inspect a broken store", "inspect", f"{bucket}/bad/broken.zarr", "--endpoint-url", endpoint, expect=None),
-            lambda: run("validate a missing bucket catalogue", "validate", f"{bucket}/nothing/catalog.json", "--endpoint-url", endpoint, expect=None),
+            lambda: run(
+                "crawl, signature refused", "crawl", sample_bucket, "--endpoint-url", wrong_endpoint, expect=None
+            ),
+            lambda: run(
+                "inspect, signature refused",
+                "inspect",
+                f"{sample_bucket}/ocean/north-atlantic-sst.zarr",
+                "--endpoint-url",
+                wrong_endpoint,
+                expect=None,
+            ),
+            lambda: run(
+                "build, signature refused",
+                "build",
+                sample_bucket,
+                "-o",
+                str(tmp / "refused"),
+                "--endpoint-url",
+                wrong_endpoint,
+                "--strict",
+                expect=None,
+            ),
+            lambda: run(
+                "build to a bucket, signature refused",
+                "build",
+                str(empty),
+                "-o",
+                f"{bucket}/refused",
+                "--endpoint-url",
+                wrong_endpoint,
+                expect=None,
+            ),
+            lambda: run(
+                "build --config, S3 unreachable",
+                "build",
+                "--config",
+                str(unreachable),
+                "-o",
+                str(tmp / "unreachable"),
+                expect=None,
+            ),
+            lambda: run(
+                "inspect a broken store",
+                "inspect",
+                f"{bucket}/bad/broken.zarr",
+                "--endpoint-url",
+                endpoint,
+                expect=None,
+            ),
+            lambda: run(
+                "validate a missing bucket catalogue",
+                "validate",
+                f"{bucket}/nothing/catalog.json",
+                "--endpoint-url",
+                endpoint,
+                expect=None,
+            ),
             *[
-                (lambda name=name, path=path, command=command: run(f"{command} with a bad config: {name}", command, "--config", str(path), *(["-o", str(tmp / "never")] if command == "build" else ["--dsn", dsn]), expect=2))
+                (
+                    lambda name=name, path=path, command=command: run(
+                        f"{command} with a bad config: {name}",
+                        command,
+                        "--config",
+                        str(path),
+                        *(["-o", str(tmp / "never")] if command == "build" else ["--dsn", dsn]),
+                        expect=2,
+                    )
+                )
                 for (name, path), command in zip(bad_paths.items(), ["build", "load"] * len(bad_paths))
             ],
         )
@@ -347,9 +521,27 @@ sources:
         # -- 2: what reads what stage 1 wrote --------------------------------------------
         in_parallel(
             lambda: run("validate", "validate", str(static), "--schemas", str(SCHEMA_DIR)),
-            lambda: run("validate a bucket catalogue", "validate", f"{bucket_catalog}/catalog.json", "--schemas", str(SCHEMA_DIR), "--endpoint-url", endpoint),
+            lambda: run(
+                "validate a bucket catalogue",
+                "validate",
+                f"{bucket_catalog}/catalog.json",
+                "--schemas",
+                str(SCHEMA_DIR),
+                "--endpoint-url",
+                endpoint,
+            ),
             lambda: run("load a static catalogue (--dsn)", "load", str(static), "--dsn", dsn),
-            lambda: run("build --config again (a store gone, one broken)", "build", "--config", str(config), "-o", str(configured), "--geoparquet", "--strict", expect=1),
+            lambda: run(
+                "build --config again (a store gone, one broken)",
+                "build",
+                "--config",
+                str(config),
+                "-o",
+                str(configured),
+                "--geoparquet",
+                "--strict",
+                expect=1,
+            ),
         )
         run("load --config (DATABASE_URL)", "load", "--config", str(config), "--sync", extra_env={"DATABASE_URL": dsn})
         # -- 3: the API --------------------------------------------------------------------
@@ -362,9 +554,18 @@ sources:
         for path, text in read_tree(where).items():
             out.add(f"file {where.name}/{path}", text)
     for key in fs.find(bucket_catalog):
-        out.add(f"object s3://{key}", fs.cat_file(key).decode("utf-8", errors="replace") + json.dumps(fs.info(key), default=str))
-    for path in sorted(p for p in tmp.rglob("*") if p.is_file() and p.suffix != ".yaml" and not p.is_relative_to(static) and not p.is_relative_to(configured)):
-        out.add(f"file {path.relative_to(tmp)}", path.read_bytes().decode("utf-8", errors="replace"))  # anything else a command wrote
+        out.add(
+            f"object s3://{key}",
+            fs.cat_file(key).decode("utf-8", errors="replace") + json.dumps(fs.info(key), default=str),
+        )
+    for path in sorted(
+        p
+        for p in tmp.rglob("*")
+        if p.is_file() and p.suffix != ".yaml" and not p.is_relative_to(static) and not p.is_relative_to(configured)
+    ):
+        out.add(
+            f"file {path.relative_to(tmp)}", path.read_bytes().decode("utf-8", errors="replace")
+        )  # anything else a command wrote
     out.add("pgstac database", dump_database(dsn))
     if os.access(pg_cluster.log_file, os.R_OK):
         out.add("PostgreSQL server log", pg_cluster.log_file.read_text(errors="replace"))
@@ -378,7 +579,12 @@ def serve(run, out: Outputs, tmp: Path, env: dict[str, str], dsn: str, static: P
     api = f"http://127.0.0.1:{port}"
     server = subprocess.Popen(
         [ZARR_STAC, "serve", "--port", str(port)],
-        env={**env, "DATABASE_URL": dsn, "ENABLE_TRANSACTIONS_EXTENSIONS": "true", "TRANSACTIONS_TOKEN": planted["TRANSACTIONS_TOKEN"]},
+        env={
+            **env,
+            "DATABASE_URL": dsn,
+            "ENABLE_TRANSACTIONS_EXTENSIONS": "true",
+            "TRANSACTIONS_TOKEN": planted["TRANSACTIONS_TOKEN"],
+        },
         cwd=tmp,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -386,8 +592,14 @@ def serve(run, out: Outputs, tmp: Path, env: dict[str, str], dsn: str, static: P
     )
     try:
         wait_until_answering(f"{api}/_mgmt/ping", server, seconds=90)
-        item = json.loads((static / "cmip6" / "ModelA.historical.r1i1p1f1.tas.gn" / "ModelA.historical.r1i1p1f1.tas.gn.json").read_text())
-        good, wrong = ({"Authorization": f"Bearer {planted[name]}"} for name in ("TRANSACTIONS_TOKEN", "wrong bearer token"))
+        item = json.loads(
+            (
+                static / "cmip6" / "ModelA.historical.r1i1p1f1.tas.gn" / "ModelA.historical.r1i1p1f1.tas.gn.json"
+            ).read_text()
+        )
+        good, wrong = (
+            {"Authorization": f"Bearer {planted[name]}"} for name in ("TRANSACTIONS_TOKEN", "wrong bearer token")
+        )
         with httpx.Client(base_url=api, timeout=60) as client:
             responses = {
                 "landing": client.get("/"),
@@ -407,7 +619,9 @@ def serve(run, out: Outputs, tmp: Path, env: dict[str, str], dsn: str, static: P
                 "write without a token": client.post("/collections/cmip6/items", json=item),
                 "write with a wrong token": client.post("/collections/cmip6/items", json=item, headers=wrong),
                 "delete with a wrong token": client.delete(f"/collections/cmip6/items/{item['id']}", headers=wrong),
-                "write with the token, invalid body": client.post("/collections/cmip6/items", json={"not": "an item"}, headers=good),
+                "write with the token, invalid body": client.post(
+                    "/collections/cmip6/items", json={"not": "an item"}, headers=good
+                ),
                 "write with the token": client.put(f"/collections/cmip6/items/{item['id']}", json=item, headers=good),
             }
         for name, response in responses.items():
@@ -453,7 +667,7 @@ def test_the_scan_finds_a_planted_secret_in_any_form():
         leaks = scan(control, planted)
         assert leaks and all(leak.startswith("key ") for leak in leaks), control
         assert scan(masked(control, planted), planted) == [], control
-    assert scan(f"postgresql://u:***@h/db key=********** {secret[:WINDOW - 1]}", planted) == []
+    assert scan(f"postgresql://u:***@h/db key=********** {secret[: WINDOW - 1]}", planted) == []
 
 
 def test_every_command_ran_and_produced_something(outputs):
@@ -468,7 +682,9 @@ def test_every_command_ran_and_produced_something(outputs):
     assert "corrupt-metadata" in again and "unlinked" in again
     assert "loaded 3 collection(s) and 10 item(s)" in runs["load a static catalogue (--dsn)"].stderr
     assert "loaded 2 collection(s) and 2 item(s)" in runs["load --config (DATABASE_URL)"].stderr
-    assert any(where.endswith(".zarr-stac-pending-deletes.json") for where in texts), "the pending-deletes list was collected"
+    assert any(where.endswith(".zarr-stac-pending-deletes.json") for where in texts), (
+        "the pending-deletes list was collected"
+    )
     assert sum(where.endswith("items.parquet") for where in texts) >= 4
     assert sum(where.startswith("object s3://") for where in texts) >= 10
     assert texts["pgstac database"].count('"collection":"cmip6"') >= 6
@@ -483,20 +699,51 @@ def test_every_command_ran_and_produced_something(outputs):
     assert mirror_item["assets"]["zarr"]["xarray:storage_options"] == {"anon": True, "endpoint_url": public}
     assert '"storage:schemes"' in texts["pgstac database"] and '"custom-s3"' in texts["pgstac database"]
     statuses = json.loads(runs["API"].stdout)
-    assert {name: statuses[name] for name in ("landing", "collections", "items", "item", "search (GET)", "search (POST)", "api", "health", "queryables")} == dict.fromkeys(("landing", "collections", "items", "item", "search (GET)", "search (POST)", "api", "health", "queryables"), 200)
-    assert {statuses["write without a token"], statuses["write with a wrong token"], statuses["delete with a wrong token"]} <= {401, 403}
+    assert {
+        name: statuses[name]
+        for name in (
+            "landing",
+            "collections",
+            "items",
+            "item",
+            "search (GET)",
+            "search (POST)",
+            "api",
+            "health",
+            "queryables",
+        )
+    } == dict.fromkeys(
+        ("landing", "collections", "items", "item", "search (GET)", "search (POST)", "api", "health", "queryables"), 200
+    )
+    assert {
+        statuses["write without a token"],
+        statuses["write with a wrong token"],
+        statuses["delete with a wrong token"],
+    } <= {401, 403}
     assert statuses["write with the token"] == 200
     assert "GET /search" in texts["serve: stderr"] + texts["serve: stdout"], "the access log was collected"
     for label, run in runs.items():
         assert run.stdout.strip() or run.stderr.strip(), f"{label} said nothing"
     # the error paths failed for the reason they were meant to
-    for label in ("load --config with a wrong password (DATABASE_URL)", "serve with a wrong password", "serve with a wrong password (key=value DSN)"):
+    for label in (
+        "load --config with a wrong password (DATABASE_URL)",
+        "serve with a wrong password",
+        "serve with a wrong password (key=value DSN)",
+    ):
         assert "failed while connecting: authentication failed" in runs[label].stderr, label
     assert "has no pgstac: run `zarr-stac db migrate`" in runs["load into a database without pgstac"].stderr
     assert "does not exist" in runs["inspect in a missing bucket"].stderr
-    assert "SignatureDoesNotMatch" in runs["inspect, signature refused"].stderr or "signature" in runs["inspect, signature refused"].stderr.lower()
-    assert "not valid YAML: while scanning a quoted scalar (line 4, column" in runs["build with a bad config: YAML syntax error on the secret's line"].stderr
-    assert "valid string" in "".join(run.stderr for label, run in runs.items() if label.endswith("bad config: secret of the wrong type"))
+    assert (
+        "SignatureDoesNotMatch" in runs["inspect, signature refused"].stderr
+        or "signature" in runs["inspect, signature refused"].stderr.lower()
+    )
+    assert (
+        "not valid YAML: while scanning a quoted scalar (line 4, column"
+        in runs["build with a bad config: YAML syntax error on the secret's line"].stderr
+    )
+    assert "valid string" in "".join(
+        run.stderr for label, run in runs.items() if label.endswith("bad config: secret of the wrong type")
+    )
     assert "TRANSACTIONS_TOKEN is not set" in runs["serve with transactions but no token"].stderr
 
 
@@ -504,7 +751,10 @@ def test_no_secret_in_any_output(outputs):
     planted = outputs.planted
     assert len(outputs.texts) > 100
     leaks = {where: found for where, text in outputs.texts.items() if (found := scan(text, planted))}
-    report = "\n".join(f"- {where}: {', '.join(found)}\n    {masked_excerpt(outputs.texts[where], planted)!r}" for where, found in leaks.items())
+    report = "\n".join(
+        f"- {where}: {', '.join(found)}\n    {masked_excerpt(outputs.texts[where], planted)!r}"
+        for where, found in leaks.items()
+    )
     assert not leaks, f"secrets leaked into {len(leaks)} output(s):\n{report}"
 
 

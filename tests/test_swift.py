@@ -16,7 +16,8 @@ from typer.testing import CliRunner
 
 from loaders.config import default_config
 from loaders.crawl import crawl
-from static_catalog.write import DestinationError, StaticCatalog
+from static_catalog.catalog import StaticCatalog
+from static_catalog.destination import DestinationError
 from zarr_stac.cli import app
 from zarr_stac.samples import samples, write_samples
 

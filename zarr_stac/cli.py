@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
-from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Optional
 
@@ -20,38 +19,136 @@ from rich.markup import escape
 if TYPE_CHECKING:
     import pystac
 
-    from loaders.config import MappingConfig
-    from loaders.crawl import CrawlResult
     from common.storage import StorageOptions
+    from loaders.config import MappingConfig
+    from loaders.crawl import CrawlResult, Scale
 
 # An unexpected error prints a traceback, never its frames' local variables: they hold
 # DSNs with passwords and keys (older Typer releases show them by default).
-app = typer.Typer(help="Publish Zarr stores in object storage as a STAC catalogue (static JSON and a pgstac API).", no_args_is_help=True, pretty_exceptions_show_locals=False)
-db_app = typer.Typer(help="The project-managed PostgreSQL cluster (PostGIS + pgstac) on loopback.", no_args_is_help=True, pretty_exceptions_show_locals=False)
+app = typer.Typer(
+    help="Publish Zarr stores in object storage as a STAC catalogue (static JSON and a pgstac API).",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+)
+db_app = typer.Typer(
+    help="The project-managed PostgreSQL cluster (PostGIS + pgstac) on loopback.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+)
 app.add_typer(db_app, name="db")
 
 console = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 
 # -- options shared by commands that read object storage ------------------------------
-EndpointUrl = Annotated[Optional[str], typer.Option("--endpoint-url", envvar=["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"], help="S3-compatible endpoint (MinIO, Ceph, Swift's S3 API, ...).")]
+EndpointUrl = Annotated[
+    Optional[str],
+    typer.Option(
+        "--endpoint-url",
+        envvar=["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"],
+        help="S3-compatible endpoint (MinIO, Ceph, Swift's S3 API, ...).",
+    ),
+]
 Anon = Annotated[bool, typer.Option("--anon", help="Read without credentials (public buckets).")]
-PublicAnon = Annotated[Optional[bool], typer.Option("--public-anon/--no-public-anon", help="What the published assets tell readers to use (default: same as --anon).")]
-Profile = Annotated[Optional[str], typer.Option("--profile", envvar="AWS_PROFILE", help="Named profile from ~/.aws/config.")]
-Region = Annotated[Optional[str], typer.Option("--region", envvar=["AWS_REGION", "AWS_DEFAULT_REGION"], help="Region of the bucket.")]
-Timeout = Annotated[Optional[float], typer.Option("--timeout", envvar="ZARR_STAC_TIMEOUT", min=0.1, help="Seconds per object-store connection or read before a retry (default 30).", show_default=False)]
-Retries = Annotated[Optional[int], typer.Option("--retries", envvar="ZARR_STAC_RETRIES", min=0, help="Retries per object-store request, with exponential backoff and jitter (default 5).", show_default=False)]
+PublicAnon = Annotated[
+    Optional[bool],
+    typer.Option(
+        "--public-anon/--no-public-anon",
+        help="What the published assets tell readers to use (default: same as --anon).",
+    ),
+]
+Profile = Annotated[
+    Optional[str], typer.Option("--profile", envvar="AWS_PROFILE", help="Named profile from ~/.aws/config.")
+]
+Region = Annotated[
+    Optional[str], typer.Option("--region", envvar=["AWS_REGION", "AWS_DEFAULT_REGION"], help="Region of the bucket.")
+]
+Timeout = Annotated[
+    Optional[float],
+    typer.Option(
+        "--timeout",
+        envvar="ZARR_STAC_TIMEOUT",
+        min=0.1,
+        help="Seconds per object-store connection or read before a retry (default 30).",
+        show_default=False,
+    ),
+]
+Retries = Annotated[
+    Optional[int],
+    typer.Option(
+        "--retries",
+        envvar="ZARR_STAC_RETRIES",
+        min=0,
+        help="Retries per object-store request, with exponential backoff and jitter (default 5).",
+        show_default=False,
+    ),
+]
 Workers = Annotated[int, typer.Option("--workers", min=1, help="Prefixes listed at once during discovery.")]
-Concurrency = Annotated[int, typer.Option("--concurrency", min=1, help="Stores read at once per process (their requests are issued together).")]
-Processes = Annotated[Optional[int], typer.Option("--processes", min=1, help="Worker processes for the mapping, which is CPU-bound (default: one per CPU on large crawls).")]
-DaskScheduler = Annotated[Optional[str], typer.Option("--dask-scheduler", envvar="DASK_SCHEDULER_ADDRESS", help="Run the crawl on this Dask cluster (e.g. tcp://scheduler:8786).")]
-DaskGateway = Annotated[Optional[str], typer.Option("--dask-gateway", help="Run the crawl on a cluster created on this Dask Gateway (its URL, or 'config' for dask's gateway.address, e.g. DASK_GATEWAY__ADDRESS); auth from dask config (DASK_GATEWAY__AUTH__TYPE, JUPYTERHUB_API_TOKEN).", show_default=False)]
+Concurrency = Annotated[
+    int,
+    typer.Option("--concurrency", min=1, help="Stores read at once per process (their requests are issued together)."),
+]
+Processes = Annotated[
+    Optional[int],
+    typer.Option(
+        "--processes",
+        min=1,
+        help="Worker processes for the mapping, which is CPU-bound (default: one per CPU on large crawls).",
+    ),
+]
+DaskScheduler = Annotated[
+    Optional[str],
+    typer.Option(
+        "--dask-scheduler",
+        envvar="DASK_SCHEDULER_ADDRESS",
+        help="Run the crawl on this Dask cluster (e.g. tcp://scheduler:8786).",
+    ),
+]
+DaskGateway = Annotated[
+    Optional[str],
+    typer.Option(
+        "--dask-gateway",
+        help=(
+            "Run the crawl on a cluster created on this Dask Gateway (its URL, or 'config' for dask's "
+            "gateway.address, e.g. DASK_GATEWAY__ADDRESS); auth from dask config "
+            "(DASK_GATEWAY__AUTH__TYPE, JUPYTERHUB_API_TOKEN)."
+        ),
+        show_default=False,
+    ),
+]
 # Not --workers, which is discovery's listing threads: these are Dask worker processes.
 GatewayWorkers = Annotated[int, typer.Option("--gateway-workers", min=1, help="Workers of the --dask-gateway cluster.")]
-Dsn = Annotated[Optional[str], typer.Option("--dsn", envvar="DATABASE_URL", help="postgresql://USER:PASSWORD@HOST:PORT/DB of a pgstac database (default: the local cluster under --data-dir).", show_default=False)]
-DataDir = Annotated[Path, typer.Option("--data-dir", envvar="ZARR_STAC_DATA_DIR", help="Where the local cluster and demo files live.")]
-AssetColumn = Annotated[Optional[str], typer.Option("--asset-column", help="CSV inputs: the column of store URLs (default zstore; an intake-esm JSON names its own).")]
-Config = Annotated[Optional[Path], typer.Option("--config", "-c", envvar="ZARR_STAC_CONFIG", help="Mapping configuration (YAML): sources, templates, collections. Replaces URL.")]
+Dsn = Annotated[
+    Optional[str],
+    typer.Option(
+        "--dsn",
+        envvar="DATABASE_URL",
+        help=(
+            "postgresql://USER:PASSWORD@HOST:PORT/DB of a pgstac database (default: the local cluster under "
+            "--data-dir)."
+        ),
+        show_default=False,
+    ),
+]
+DataDir = Annotated[
+    Path, typer.Option("--data-dir", envvar="ZARR_STAC_DATA_DIR", help="Where the local cluster and demo files live.")
+]
+AssetColumn = Annotated[
+    Optional[str],
+    typer.Option(
+        "--asset-column",
+        help="CSV inputs: the column of store URLs (default zstore; an intake-esm JSON names its own).",
+    ),
+]
+Config = Annotated[
+    Optional[Path],
+    typer.Option(
+        "--config",
+        "-c",
+        envvar="ZARR_STAC_CONFIG",
+        help="Mapping configuration (YAML): sources, templates, collections. Replaces URL.",
+    ),
+]
 DEFAULT_DATA_DIR = Path(".data")
 
 
@@ -69,10 +166,14 @@ def storage_options(
     from common.storage import StorageOptions
 
     tuning = {name: value for name, value in (("timeout", timeout), ("retries", retries)) if value is not None}
-    return StorageOptions(endpoint_url=endpoint_url, anon=anon, profile=profile, region=region, public_anon=public_anon, **tuning)
+    return StorageOptions(
+        endpoint_url=endpoint_url, anon=anon, profile=profile, region=region, public_anon=public_anon, **tuning
+    )
 
 
-def mapping_config(url: str | None, config: Path | None, storage: StorageOptions, asset_column: str | None = None) -> MappingConfig:
+def mapping_config(
+    url: str | None, config: Path | None, storage: StorageOptions, asset_column: str | None = None
+) -> MappingConfig:
     """The sources to crawl: a configuration file, or one URL with the defaults."""
     from loaders.config import CatalogueConfig, ConfigError, default_config, load_config
 
@@ -93,62 +194,50 @@ def mapping_config(url: str | None, config: Path | None, storage: StorageOptions
     return mapping
 
 
-@dataclass
-class Scale:
-    """How a crawl is spread: requests in flight, processes, or a Dask cluster."""
-
-    workers: int = 16
-    concurrency: int = 64
-    processes: int | None = None
-    dask_scheduler: str | None = None
-    dask_gateway: str | None = None
-    gateway_workers: int = 2
-
-
-def run_crawl(config: MappingConfig, scale: Scale, sink: Callable[[pystac.Item], None] | None = None) -> CrawlResult:
-    """Crawl with a progress bar, handing each Item to `sink` as soon as it is made."""
+def crawl_with_progress(config: MappingConfig, scale: Scale, sink: Callable[[pystac.Item], None]) -> CrawlResult:
+    """`loaders.crawl.Crawl` with a spinner while it discovers and a progress bar while it
+    reads, each Item handed to `sink` as soon as it is made; exit 1 (nothing written yet)
+    when a source cannot be read, a catalogue yields no store, there are no stores at all
+    or a Dask Gateway cluster cannot be had."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from loaders.crawl import Crawl, CataloguedStore, ClusterError, make_executor
+    from loaders.crawl import Crawl
+    from loaders.executors import ClusterError
 
+    running = Crawl(config, scale=scale)
     where = ", ".join(source.url for source in config.sources)
     with err.status(f"discovering stores in {escape(where)}"):
-        running = Crawl(config, workers=scale.workers, concurrency=scale.concurrency)
-    # A source that cannot be read at all is a mistake to fix (a wrong path, no
-    # credentials), not a partial crawl: stop before anything is written or loaded.
-    unusable = {failure.url for failure in running.result.unusable_sources}
-    for failure in running.result.unusable_sources:
-        err.print(f"[red]cannot read {escape(failure.url)}: {escape(failure.reason)}[/]", highlight=False)
-    entries = [url for url, _ in running.result.empty_inputs if url not in unusable]
-    if entries and len(running.result.failures) > len(unusable):
-        print_summary(running.result)  # why each entry of such a catalogue is not a store
-    for url, reason in running.result.empty_inputs:  # a catalogue none of whose entries is a store
-        if url not in unusable:
-            err.print(f"[red]{escape(url)} yields no store: {escape(reason)}[/]", highlight=False)
-    if running.result.unusable_sources or running.result.empty_inputs:
-        raise typer.Exit(1)
-    if not running.total:
-        err.print(f"[red]no Zarr stores found in {escape(where)}: nothing catalogued, nothing written[/]", highlight=False)
-        raise typer.Exit(1)
-    # Worker processes pay for themselves only on crawls of more than a few batches.
-    processes = (scale.processes or os.cpu_count() or 1) if running.total > 2 * running.batch_size else 1
-    running.executor = make_executor(processes, scale.dask_scheduler, scale.dask_gateway, scale.gateway_workers)
+        found = running.discover()
+    stop_unless_usable(found, where, running.total)
+    columns = TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()
     try:
-        with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err, transient=False) as progress:
+        with Progress(*columns, console=err, transient=False) as progress:
             task = progress.add_task(f"reading {running.total} stores", total=running.total)
-            for outcome in running:
-                if isinstance(outcome, CataloguedStore):
-                    running.result.catalogued += 1
-                    if sink is not None:
-                        sink(outcome.item)
-                progress.advance(task)
+            return running.run(sink, on_progress=lambda outcome: progress.advance(task))
     except ClusterError as exc:
         err.print(f"[red]{escape(str(exc))}[/]")
         raise typer.Exit(1) from None
-    finally:
-        running.executor.close()  # a gateway's cluster is shut down, on Ctrl-C too
-    running.result.collections = running.collections()
-    return running.result
+
+
+def stop_unless_usable(found: CrawlResult, where: str, total: int) -> None:
+    """A source that cannot be read at all is a mistake to fix (a wrong path, no
+    credentials), not a partial crawl: stop before anything is written or loaded."""
+    unusable = {failure.url for failure in found.unusable_sources}
+    for failure in found.unusable_sources:
+        err.print(f"[red]cannot read {escape(failure.url)}: {escape(failure.reason)}[/]", highlight=False)
+    entries = [url for url, _ in found.empty_inputs if url not in unusable]
+    if entries and len(found.failures) > len(unusable):
+        print_summary(found)  # why each entry of such a catalogue is not a store
+    for url, reason in found.empty_inputs:  # a catalogue none of whose entries is a store
+        if url not in unusable:
+            err.print(f"[red]{escape(url)} yields no store: {escape(reason)}[/]", highlight=False)
+    if found.unusable_sources or found.empty_inputs:
+        raise typer.Exit(1)
+    if not total:
+        err.print(
+            f"[red]no Zarr stores found in {escape(where)}: nothing catalogued, nothing written[/]", highlight=False
+        )
+        raise typer.Exit(1)
 
 
 def print_summary(result: CrawlResult) -> None:
@@ -162,7 +251,9 @@ def print_summary(result: CrawlResult) -> None:
         table.add_row(f"skipped: {kind}", str(count))
     err.print(table)
     for failure in result.failures:
-        err.print(f"[yellow]skipped[/] {escape(failure.url)}: {failure.kind}: {escape(failure.reason)}", highlight=False)
+        err.print(
+            f"[yellow]skipped[/] {escape(failure.url)}: {failure.kind}: {escape(failure.reason)}", highlight=False
+        )
 
 
 def finish(result: CrawlResult, strict: bool) -> None:
@@ -205,7 +296,10 @@ def database_errors(dsn: str, doing: str, advice: str = RERUN_LOAD) -> Iterator[
         reason = cause(exc)
         # Rerunning helps when the database was away, not when it refuses these credentials.
         hint = f"\n{advice}" if is_transient(reason) else ""
-        err.print(f"[red]the database at {escape(public_dsn(dsn))} failed while {doing}: {escape(reason)}[/]{hint}", highlight=False)
+        err.print(
+            f"[red]the database at {escape(public_dsn(dsn))} failed while {doing}: {escape(reason)}[/]{hint}",
+            highlight=False,
+        )
         raise typer.Exit(1) from None
 
 
@@ -218,14 +312,19 @@ def resolve_dsn(dsn: str | None, data_dir: Path) -> str:
     if cluster.initialised() and cluster.password_file.exists():
         err.print(f"using the local cluster {cluster.public_dsn}")
         return cluster.dsn
-    err.print("[red]no database: pass --dsn / set DATABASE_URL, or start the local cluster with `zarr-stac db start`[/]")
+    err.print(
+        "[red]no database: pass --dsn / set DATABASE_URL, or start the local cluster with `zarr-stac db start`[/]"
+    )
     raise typer.Exit(2)
 
 
 # -- commands -------------------------------------------------------------------------
 @app.command("crawl")
 def crawl_command(
-    url: Annotated[str, typer.Argument(help="s3://bucket/prefix, gs://..., https://..., a folder, or a .txt/.csv/.json/.yaml input.")],
+    url: Annotated[
+        str,
+        typer.Argument(help="s3://bucket/prefix, gs://..., https://..., a folder, or a .txt/.csv/.json/.yaml input."),
+    ],
     endpoint_url: EndpointUrl = None,
     anon: Anon = False,
     profile: Profile = None,
@@ -249,7 +348,9 @@ def crawl_command(
     try:
         for entry in iter_entries(expand_input(url, storage, CatalogueConfig(asset_column=asset_column)), storage):
             if isinstance(entry, StoreFailure):
-                err.print(f"[yellow]skipped[/] {escape(entry.url)}: {entry.kind}: {escape(entry.reason)}", highlight=False)
+                err.print(
+                    f"[yellow]skipped[/] {escape(entry.url)}: {entry.kind}: {escape(entry.reason)}", highlight=False
+                )
                 skipped += 1
                 continue
             typer.echo(entry.url)
@@ -270,10 +371,19 @@ def inspect(
     timeout: Timeout = None,
     retries: Retries = None,
     public_anon: PublicAnon = None,
-    collection: Annotated[bool, typer.Option("--collection", help="Print the Collection this store alone would form (its defaults from the dataset's CF/ACDD attributes).")] = False,
+    collection: Annotated[
+        bool,
+        typer.Option(
+            "--collection",
+            help=(
+                "Print the Collection this store alone would form (its defaults from the dataset's CF/ACDD attributes)."
+            ),
+        ),
+    ] = False,
 ) -> None:
     """Print the STAC Item (or with --collection, the Collection) that one store produces, or why it cannot."""
-    from loaders.crawl import StoreFailure, inspect_store
+    from loaders.crawl import inspect_store
+    from loaders.failures import StoreFailure
 
     outcome = inspect_store(url, storage_options(endpoint_url, anon, profile, region, public_anon, timeout, retries))
     if isinstance(outcome, StoreFailure):
@@ -283,16 +393,22 @@ def inspect(
     if collection:
         from loaders.collections import build_collection
 
-        stac = build_collection(outcome.item.collection_id or outcome.item.id, [outcome.item], fields=outcome.fields, attrs=[outcome.attrs])
+        stac = build_collection(
+            outcome.item.collection_id or outcome.item.id, [outcome.item], fields=outcome.fields, attrs=[outcome.attrs]
+        )
     console.print_json(json.dumps(stac.to_dict(include_self_link=False, transform_hrefs=False)))
 
 
 @app.command()
 def build(
-    url: Annotated[Optional[str], typer.Argument(help="Where the Zarr stores are (prefix, folder or input file).")] = None,
+    url: Annotated[
+        Optional[str], typer.Argument(help="Where the Zarr stores are (prefix, folder or input file).")
+    ] = None,
     *,
     output: Annotated[str, typer.Option("-o", "--output", help="Folder or object-store prefix for the catalogue.")],
-    base_url: Annotated[Optional[str], typer.Option("--base-url", help="Publish with absolute links under this URL.")] = None,
+    base_url: Annotated[
+        Optional[str], typer.Option("--base-url", help="Publish with absolute links under this URL.")
+    ] = None,
     endpoint_url: EndpointUrl = None,
     anon: Anon = False,
     profile: Profile = None,
@@ -309,15 +425,29 @@ def build(
     strict: Annotated[bool, typer.Option("--strict", help="Exit with status 1 when any store was skipped.")] = False,
     config: Config = None,
     asset_column: AssetColumn = None,
-    geoparquet: Annotated[bool, typer.Option("--geoparquet", help="Also write each collection's items as stac-geoparquet, linked as a `stac-items` asset.")] = False,
-    delete_grace: Annotated[float, typer.Option("--delete-grace", min=0, help="Seconds an unlinked object stays before it is deleted (readers mid-walk still find it).")] = 600.0,
+    geoparquet: Annotated[
+        bool,
+        typer.Option(
+            "--geoparquet",
+            help="Also write each collection's items as stac-geoparquet, linked as a `stac-items` asset.",
+        ),
+    ] = False,
+    delete_grace: Annotated[
+        float,
+        typer.Option(
+            "--delete-grace",
+            min=0,
+            help="Seconds an unlinked object stays before it is deleted (readers mid-walk still find it).",
+        ),
+    ] = 600.0,
 ) -> None:
     """Crawl URL (or the sources of --config) and write a static STAC catalogue to OUTPUT.
 
     Incremental: only changed objects are written. Items of stores that are gone are
     deleted only from collections whose stores were all read without error.
     """
-    from static_catalog.write import DestinationError, StaticCatalog
+    from static_catalog.catalog import StaticCatalog
+    from static_catalog.destination import DestinationError
 
     storage = storage_options(endpoint_url, anon, profile, region, public_anon, timeout, retries)
     mapping = mapping_config(url, config, storage, asset_column)
@@ -340,12 +470,14 @@ def build(
         err.print(f"[red]{escape(str(exc))}[/]")
         raise typer.Exit(1) from None
     # Items are written as the crawl makes them: memory does not grow with the stores.
+    from loaders.crawl import Scale  # here: a mistake above is said without importing xarray first
+
     try:
         with catalog.publication() as publication:
             scale = Scale(workers, concurrency, processes, dask_scheduler, dask_gateway, gateway_workers)
-            result = run_crawl(mapping, scale, sink=publication.add)
+            result = crawl_with_progress(mapping, scale, sink=publication.add)
             print_summary(result)
-            report = publication.finish(result.collections, may_delete=result.may_delete_from)
+            report = publication.finish(result.collections, may_delete=result.may_delete)
     except OSError as exc:  # a full disk, a read-only mount, a refused PUT: one line
         from loaders.read import one_line
 
@@ -353,7 +485,10 @@ def build(
         raise typer.Exit(1) from None
     kept = f", {report.kept} kept from before (not re-read)" if report.kept else ""
     pending = f", {report.pending} unlinked (deleted after the grace period)" if report.pending else ""
-    err.print(f"catalogue at {escape(output)}: {report.written} written, {report.unchanged} unchanged, {report.deleted} deleted{kept}{pending}")
+    err.print(
+        f"catalogue at {escape(output)}: {report.written} written, {report.unchanged} unchanged, "
+        f"{report.deleted} deleted{kept}{pending}"
+    )
     finish(result, strict)
 
 
@@ -376,7 +511,15 @@ def local_destination_problem(output: str) -> str | None:
 
 @app.command()
 def load(
-    source: Annotated[Optional[str], typer.Argument(help="Where the Zarr stores are (prefix, folder, input file), or a static catalogue (folder or catalog.json).")] = None,
+    source: Annotated[
+        Optional[str],
+        typer.Argument(
+            help=(
+                "Where the Zarr stores are (prefix, folder, input file), or a static catalogue (folder or "
+                "catalog.json)."
+            )
+        ),
+    ] = None,
     *,
     dsn: Dsn = None,
     data_dir: DataDir = DEFAULT_DATA_DIR,
@@ -396,11 +539,20 @@ def load(
     strict: Annotated[bool, typer.Option("--strict", help="Exit with status 1 when any store was skipped.")] = False,
     config: Config = None,
     asset_column: AssetColumn = None,
-    sync: Annotated[bool, typer.Option("--sync", help="Also delete the items of stores that are gone, from collections whose stores were all read without error.")] = False,
+    sync: Annotated[
+        bool,
+        typer.Option(
+            "--sync",
+            help=(
+                "Also delete the items of stores that are gone, from collections whose stores were all read "
+                "without error."
+            ),
+        ),
+    ] = False,
 ) -> None:
     """Load Collections and Items into pgstac (upsert: safe to rerun)."""
-    from stac_api.ingest import Ingest, never
-    from stac_api.ingest import load as load_into_pgstac
+    from stac_api.loading.ingest import Ingest
+    from stac_api.loading.ingest import load as load_into_pgstac
 
     target = resolve_dsn(dsn, data_dir)
     check_database(target)
@@ -413,7 +565,9 @@ def load(
         from static_catalog.read import read_catalog
 
         try:
-            collections, items = read_catalog(source, storage_options(endpoint_url, anon, profile, region, timeout=timeout, retries=retries))
+            collections, items = read_catalog(
+                source, storage_options(endpoint_url, anon, profile, region, timeout=timeout, retries=retries)
+            )
         except Exception as exc:  # noqa: BLE001 - missing, not STAC, unreachable: one line
             err.print(f"[red]cannot read {escape(source)}: {escape(unreadable(exc))}[/]", highlight=False)
             raise typer.Exit(1) from None
@@ -421,12 +575,21 @@ def load(
             report = load_into_pgstac(target, collections, items)
         result = None
     else:
-        mapping = mapping_config(source, config, storage_options(endpoint_url, anon, profile, region, public_anon, timeout, retries), asset_column)
+        mapping = mapping_config(
+            source,
+            config,
+            storage_options(endpoint_url, anon, profile, region, public_anon, timeout, retries),
+            asset_column,
+        )
+        from common.stac import delete_nothing
+        from loaders.crawl import Scale
+
         # Items go to pgstac in batches as the crawl makes them.
         with database_errors(target, "loading"), Ingest(target) as ingest:
-            result = run_crawl(mapping, Scale(workers, concurrency, processes, dask_scheduler, dask_gateway, gateway_workers), sink=ingest.add)
+            scale = Scale(workers, concurrency, processes, dask_scheduler, dask_gateway, gateway_workers)
+            result = crawl_with_progress(mapping, scale, sink=ingest.add)
             print_summary(result)
-            report = ingest.finish(result.collections, sync=result.may_delete_from if sync else never)
+            report = ingest.finish(result.collections, may_delete=result.may_delete if sync else delete_nothing)
     deleted = f", deleted {report.deleted} item(s) of stores that are gone" if sync else ""
     err.print(f"loaded {report.collections} collection(s) and {report.items} item(s) into pgstac{deleted}")
     for note in report.notes:
@@ -442,18 +605,20 @@ def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
     keep_alive: Annotated[
-        int, typer.Option("--timeout-keep-alive", help="Seconds an idle client connection stays open; keep it above your clients' and proxy's idle timeout.")
+        int,
+        typer.Option(
+            "--timeout-keep-alive",
+            help="Seconds an idle client connection stays open; keep it above your clients' and proxy's idle timeout.",
+        ),
     ] = 75,
 ) -> None:
     """Serve the STAC API (stac-fastapi-pgstac) over the pgstac database."""
     import uvicorn
-
-    from stac_api.app import create_app
-    from stac_api.settings import Settings
-
     from pydantic import ValidationError
 
     from loaders.config import validation_problem
+    from stac_api.app import create_app
+    from stac_api.serving.settings import Settings
 
     target = resolve_dsn(dsn, data_dir)
     try:
@@ -465,11 +630,15 @@ def serve(
     from .services.base import port_in_use
 
     if port_in_use(port, host):
-        err.print(f"[red]port {port} on {escape(host)} is already in use: choose another with --port[/]", highlight=False)
+        err.print(
+            f"[red]port {port} on {escape(host)} is already in use: choose another with --port[/]", highlight=False
+        )
         raise typer.Exit(1)
     # uvicorn's default keep-alive (5 s) equals httpx's and requests' pool expiry: the
     # server then closes idle connections just as clients reuse them (ReadError under load).
-    uvicorn.run(create_app(settings), host=host, port=port, proxy_headers=True, timeout_keep_alive=keep_alive, log_level="info")
+    uvicorn.run(
+        create_app(settings), host=host, port=port, proxy_headers=True, timeout_keep_alive=keep_alive, log_level="info"
+    )
 
 
 @app.command("serve-static")
@@ -484,7 +653,9 @@ def serve_static(
     from .services.base import port_in_use
 
     if port_in_use(port, host):
-        err.print(f"[red]port {port} on {escape(host)} is already in use: choose another with --port[/]", highlight=False)
+        err.print(
+            f"[red]port {port} on {escape(host)} is already in use: choose another with --port[/]", highlight=False
+        )
         raise typer.Exit(1)
     server = make_server(directory, host, port)
     err.print(f"serving {directory} on http://{host}:{port}/catalog.json (Ctrl-C stops)")
@@ -501,8 +672,23 @@ SCHEMAS_UNAVAILABLE = 3  # exit status: some objects could not be checked (no sc
 
 @app.command()
 def validate(
-    href: Annotated[str, typer.Argument(help="A static catalogue (folder, catalog.json, s3://.../catalog.json, URL) or a STAC API's landing page URL.")],
-    schemas: Annotated[Optional[Path], typer.Option("--schemas", envvar="ZARR_STAC_SCHEMAS", help="Folder of JSON schemas laid out by URL; validation is then offline.")] = None,
+    href: Annotated[
+        str,
+        typer.Argument(
+            help=(
+                "A static catalogue (folder, catalog.json, s3://.../catalog.json, URL) or a STAC API's landing "
+                "page URL."
+            )
+        ),
+    ],
+    schemas: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--schemas",
+            envvar="ZARR_STAC_SCHEMAS",
+            help="Folder of JSON schemas laid out by URL; validation is then offline.",
+        ),
+    ] = None,
     endpoint_url: EndpointUrl = None,
     anon: Anon = False,
     profile: Profile = None,
@@ -520,7 +706,9 @@ def validate(
         err.print(f"[red]--schemas {escape(str(schemas))}: no such folder[/]", highlight=False)
         raise typer.Exit(2)
     try:
-        report = validate_any(target, OfflineValidator(schemas) if schemas else None, storage_options(endpoint_url, anon, profile, region))
+        report = validate_any(
+            target, OfflineValidator(schemas) if schemas else None, storage_options(endpoint_url, anon, profile, region)
+        )
     except Exception as exc:  # noqa: BLE001 - missing file, not STAC, unreachable: one line
         err.print(f"[red]cannot read {escape(target)}: {escape(unreadable(exc))}[/]", highlight=False)
         raise typer.Exit(1) from None
@@ -530,8 +718,11 @@ def validate(
     err.print(f"{report.checked} object(s) checked, {len(report.errors)} invalid{unchecked}")
     if report.unavailable_schemas:
         names = ", ".join(sorted(report.unavailable_schemas))
-        err.print(f"[yellow]could not fetch {len(report.unavailable_schemas)} schema(s) ({escape(names)}): no internet? "
-                  "Validate offline with --schemas DIR (a folder of schemas laid out by URL)[/]", highlight=False)
+        err.print(
+            f"[yellow]could not fetch {len(report.unavailable_schemas)} schema(s) ({escape(names)}): no internet? "
+            "Validate offline with --schemas DIR (a folder of schemas laid out by URL)[/]",
+            highlight=False,
+        )
     if report.errors:
         raise typer.Exit(1)
     if report.unchecked:
@@ -568,7 +759,9 @@ def demo(
     from .services import ServiceError
 
     try:
-        Demo(data_dir=data_dir, api_port=api_port, static_port=static_port, s3_port=s3_port, pg_port=pg_port, console=err).run()
+        Demo(
+            data_dir=data_dir, api_port=api_port, static_port=static_port, s3_port=s3_port, pg_port=pg_port, console=err
+        ).run()
     except ServiceError as exc:
         err.print(f"[red]{escape(str(exc))}[/]")
         raise typer.Exit(1) from None
@@ -632,7 +825,11 @@ def db_migrate(dsn: Dsn = None, data_dir: DataDir = DEFAULT_DATA_DIR) -> None:
 
     target = resolve_dsn(dsn, data_dir)
     check_database(target, pgstac=False)
-    with database_errors(target, "migrating", "Each pgstac migration runs in one transaction: rerun the command once the database answers."):
+    with database_errors(
+        target,
+        "migrating",
+        "Each pgstac migration runs in one transaction: rerun the command once the database answers.",
+    ):
         version = migrate(target)
     err.print(f"pgstac {version}")
 
@@ -641,6 +838,9 @@ def db_migrate(dsn: Dsn = None, data_dir: DataDir = DEFAULT_DATA_DIR) -> None:
 def db_status(data_dir: DataDir = DEFAULT_DATA_DIR, port: PgPort = 54329) -> None:
     """Whether the local cluster exists and runs."""
     cluster = _cluster(data_dir, port)
-    state = "running" if cluster.initialised() and cluster.is_running() else ("stopped" if cluster.initialised() else "not created")
+    state = (
+        "running"
+        if cluster.initialised() and cluster.is_running()
+        else ("stopped" if cluster.initialised() else "not created")
+    )
     console.print(f"{cluster.public_dsn}: {state}")
-

@@ -17,9 +17,9 @@ from pathlib import Path
 from rich.console import Console
 from rich.markup import escape
 
+from common.storage import StorageOptions
 from loaders.config import MappingConfig, load_config
 from loaders.crawl import crawl
-from common.storage import StorageOptions
 
 from .samples import write_samples
 from .services import LOCAL_CREDENTIALS, PostgresCluster, S3Server, ensure_postgis
@@ -57,7 +57,7 @@ def stop_on_signals() -> None:
 TRY_COMMANDS = (
     ".venv/bin/zarr-stac crawl s3://{bucket} --endpoint-url {s3_url} --anon",
     ".venv/bin/zarr-stac inspect s3://{bucket}/ocean/north-atlantic-sst.zarr --endpoint-url {s3_url} --anon",
-    ".venv/bin/python -c \"from pystac_client import Client; "
+    '.venv/bin/python -c "from pystac_client import Client; '
     "print([i.id for i in Client.open('{api_url}').search(collections=['cmip6'], "
     "filter=\\\"variable_id = 'tas' AND experiment_id = 'ssp585'\\\").items()])\"",
 )
@@ -87,7 +87,10 @@ class Demo:
         data_dir.mkdir(parents=True, exist_ok=True)
         busy = [p for p in (self.api_port, self.static_port, self.s3_port) if port_in_use(p, self.host)]
         if busy:
-            raise SystemExit(f"port(s) {', '.join(map(str, busy))} on {self.host} already in use: is a demo already running? (choose others with --api-port/--static-port/--s3-port)")
+            raise SystemExit(
+                f"port(s) {', '.join(map(str, busy))} on {self.host} already in use: is a demo already running? "
+                f"(choose others with --api-port/--static-port/--s3-port)"
+            )
 
         stop_on_signals()
         self.step("checking PostGIS")
@@ -112,9 +115,14 @@ class Demo:
 
             self.step(f"cataloguing them with {MAPPING.relative_to(MAPPING.parent.parent)}")
             result = crawl(mapping)
-            self.step(f"catalogued {len(result.items)} stores in {len(result.collections)} collections ({len(result.failures)} skipped)")
+            self.step(
+                f"catalogued {len(result.items)} stores in {len(result.collections)} collections "
+                f"({len(result.failures)} skipped)"
+            )
             for failure in result.failures:
-                self.console.print(f"  [yellow]skipped[/] {escape(failure.url)}: {escape(failure.reason)}", soft_wrap=True)
+                self.console.print(
+                    f"  [yellow]skipped[/] {escape(failure.url)}: {escape(failure.reason)}", soft_wrap=True
+                )
 
             from static_catalog.write import write_catalog
 
@@ -123,14 +131,17 @@ class Demo:
                 result.collections,
                 result.items,
                 str(static_dir),
-                may_delete=result.may_delete_from,
+                may_delete=result.may_delete,
                 catalog_id=mapping.catalog.id,
                 title=mapping.catalog.title,
                 description=mapping.catalog.description,
             )
-            self.step(f"static catalogue in {static_dir} ({report.written} written, {report.unchanged} unchanged, {report.deleted} deleted)")
+            self.step(
+                f"static catalogue in {static_dir} ({report.written} written, {report.unchanged} unchanged, "
+                f"{report.deleted} deleted)"
+            )
 
-            from stac_api.ingest import load
+            from stac_api.loading.ingest import load
 
             loaded = load(cluster.dsn, result.collections, result.items)
             self.step(f"loaded {loaded.collections} collections and {loaded.items} items into pgstac")
@@ -149,11 +160,17 @@ class Demo:
         import uvicorn
 
         from stac_api.app import create_app
-        from stac_api.settings import Settings
+        from stac_api.serving.settings import Settings
 
         api_url = f"http://{self.host}:{self.api_port}"
         static_url = f"http://{self.host}:{self.static_port}/catalog.json"
-        config = uvicorn.Config(create_app(Settings(database_url=dsn)), host=self.host, port=self.api_port, log_level="warning", proxy_headers=True)
+        config = uvicorn.Config(
+            create_app(Settings(database_url=dsn)),
+            host=self.host,
+            port=self.api_port,
+            log_level="warning",
+            proxy_headers=True,
+        )
         server = uvicorn.Server(config)
 
         # uvicorn runs in a thread so that Ctrl-C reaches this one, which then asks
@@ -169,8 +186,12 @@ class Demo:
                 f"\n[bold green]serving[/]\n"
                 f"  STAC API:          {escape(api_url)}\n"
                 f"  static catalogue:  {escape(static_url)}\n"
-                "  try:\n" + "".join(f"    {escape(c.format(bucket=BUCKET, s3_url=self.s3_url, api_url=api_url))}\n" for c in TRY_COMMANDS) +
-                "  Ctrl-C stops everything.\n",
+                "  try:\n"
+                + "".join(
+                    f"    {escape(c.format(bucket=BUCKET, s3_url=self.s3_url, api_url=api_url))}\n"
+                    for c in TRY_COMMANDS
+                )
+                + "  Ctrl-C stops everything.\n",
                 highlight=False,
                 soft_wrap=True,
             )

@@ -44,8 +44,12 @@ class Sample:
 
 def _lat_lon_coords(lat: np.ndarray, lon: np.ndarray) -> dict[str, xr.Variable]:
     return {
-        "lat": xr.Variable("lat", lat, {"standard_name": "latitude", "units": "degrees_north", "axis": "Y", "long_name": "latitude"}),
-        "lon": xr.Variable("lon", lon, {"standard_name": "longitude", "units": "degrees_east", "axis": "X", "long_name": "longitude"}),
+        "lat": xr.Variable(
+            "lat", lat, {"standard_name": "latitude", "units": "degrees_north", "axis": "Y", "long_name": "latitude"}
+        ),
+        "lon": xr.Variable(
+            "lon", lon, {"standard_name": "longitude", "units": "degrees_east", "axis": "X", "long_name": "longitude"}
+        ),
     }
 
 
@@ -59,14 +63,25 @@ def era_like_daily() -> xr.Dataset:
     time = pd.date_range("2000-01-01", periods=31, freq="D")
     bounds = np.stack([time.values, (time + pd.Timedelta(days=1)).values], axis=1)
     rng = np.random.default_rng(0)
-    data = (273.15 + 30 * np.cos(np.deg2rad(lat))[None, :, None] + rng.normal(0, 1, (time.size, lat.size, lon.size))).astype("f4")
+    data = (
+        273.15 + 30 * np.cos(np.deg2rad(lat))[None, :, None] + rng.normal(0, 1, (time.size, lat.size, lon.size))
+    ).astype("f4")
     ds = xr.Dataset(
         {
-            "t2m": (("time", "lat", "lon"), data, {"standard_name": "air_temperature", "long_name": "2 metre temperature", "units": "K"}),
+            "t2m": (
+                ("time", "lat", "lon"),
+                data,
+                {"standard_name": "air_temperature", "long_name": "2 metre temperature", "units": "K"},
+            ),
             "time_bnds": (("time", "nv"), bounds),
         },
         coords={"time": ("time", time, {**_time_attrs(), "bounds": "time_bnds"}), **_lat_lon_coords(lat, lon)},
-        attrs={"Conventions": "CF-1.8", "title": "ERA-like daily 2 m temperature", "institution": "zarr-stac samples", "license": "CC-BY-4.0"},
+        attrs={
+            "Conventions": "CF-1.8",
+            "title": "ERA-like daily 2 m temperature",
+            "institution": "zarr-stac samples",
+            "license": "CC-BY-4.0",
+        },
     )
     ds["t2m"].encoding.update(chunks=(31, 37, 72), _FillValue=np.float32(np.nan))
     ds["time"].encoding.update(units="days since 2000-01-01", calendar="proleptic_gregorian")
@@ -76,7 +91,9 @@ def era_like_daily() -> xr.Dataset:
 
 def _monthly_times(first_year: int, last_year: int, calendar: str) -> xr.DataArray:
     """Mid-month time stamps, as CMIP6 monthly means have them."""
-    starts = xr.date_range(f"{first_year}-01-01", f"{last_year + 1}-01-01", freq="MS", calendar=calendar, use_cftime=calendar != "standard")
+    starts = xr.date_range(
+        f"{first_year}-01-01", f"{last_year + 1}-01-01", freq="MS", calendar=calendar, use_cftime=calendar != "standard"
+    )
     mids = [a + (b - a) / 2 for a, b in zip(starts[:-1], starts[1:])]
     return xr.DataArray(mids, dims="time")
 
@@ -91,7 +108,13 @@ def cmip6_like(source: str, experiment: str, variable: str) -> xr.Dataset:
     rng = np.random.default_rng(zlib.crc32(f"{source}/{experiment}/{variable}".encode()))
     data = (base * (1 + 0.01 * rng.standard_normal((time.size, lat.size, lon.size)))).astype("f4")
     ds = xr.Dataset(
-        {variable: (("time", "lat", "lon"), data, {"standard_name": standard_name, "long_name": long_name, "units": units, "cell_methods": "time: mean"})},
+        {
+            variable: (
+                ("time", "lat", "lon"),
+                data,
+                {"standard_name": standard_name, "long_name": long_name, "units": units, "cell_methods": "time: mean"},
+            )
+        },
         coords={"time": ("time", time.values, _time_attrs()), **_lat_lon_coords(lat, lon)},
         attrs={
             "Conventions": "CF-1.7 CMIP-6.2",
@@ -118,10 +141,24 @@ def ocean_regional_v3() -> xr.Dataset:
     rng = np.random.default_rng(1)
     data = (15 + rng.normal(0, 2, (time.size, depth.size, lat.size, lon.size))).astype("f4")
     ds = xr.Dataset(
-        {"thetao": (("time", "depth", "lat", "lon"), data, {"standard_name": "sea_water_potential_temperature", "long_name": "Sea Water Potential Temperature", "units": "degC"})},
+        {
+            "thetao": (
+                ("time", "depth", "lat", "lon"),
+                data,
+                {
+                    "standard_name": "sea_water_potential_temperature",
+                    "long_name": "Sea Water Potential Temperature",
+                    "units": "degC",
+                },
+            )
+        },
         coords={
             "time": ("time", time, _time_attrs()),
-            "depth": ("depth", depth, {"standard_name": "depth", "units": "m", "positive": "down", "axis": "Z", "long_name": "depth"}),
+            "depth": (
+                "depth",
+                depth,
+                {"standard_name": "depth", "units": "m", "positive": "down", "axis": "Z", "long_name": "depth"},
+            ),
             **_lat_lon_coords(lat, lon),
         },
         attrs={"Conventions": "CF-1.8", "title": "North Atlantic sea water temperature (Zarr v3)"},

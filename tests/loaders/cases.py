@@ -32,7 +32,11 @@ class Case:
 
 
 def _variable(dims: tuple[str, ...], shape: tuple[int, ...], **attrs) -> tuple:
-    return (dims, np.zeros(shape, dtype="f4"), {"standard_name": "air_temperature", "units": "K", "long_name": "temperature", **attrs})
+    return (
+        dims,
+        np.zeros(shape, dtype="f4"),
+        {"standard_name": "air_temperature", "units": "K", "long_name": "temperature", **attrs},
+    )
 
 
 def _regular(lon: np.ndarray, lat: np.ndarray, time, *, time_encoding: dict | None = None) -> xr.Dataset:
@@ -60,20 +64,86 @@ SMALL_LAT = np.arange(40.0, 50.1, 5.0)
 
 def calendar_case(name: str, calendar: str, times: np.ndarray, start: str, end: str, step: Any) -> Case:
     def build() -> xr.Dataset:
-        return _regular(SMALL_LON, SMALL_LAT, times, time_encoding={"units": "days since 1850-01-01", "calendar": calendar})
+        return _regular(
+            SMALL_LON, SMALL_LAT, times, time_encoding={"units": "days since 1850-01-01", "calendar": calendar}
+        )
 
-    return Case(name, build, {"properties.start_datetime": start, "properties.end_datetime": end, "properties.cube:dimensions.time.step": step})
+    return Case(
+        name,
+        build,
+        {
+            "properties.start_datetime": start,
+            "properties.end_datetime": end,
+            "properties.cube:dimensions.time.step": step,
+        },
+    )
 
 
 CALENDAR_CASES = [
-    calendar_case("calendar-standard-6hourly", "standard", pd.date_range("2000-02-28", periods=8, freq="6h").values, "2000-02-28T00:00:00Z", "2000-02-29T18:00:00Z", "PT6H"),
-    calendar_case("calendar-proleptic-yearly", "proleptic_gregorian", pd.date_range("1990-07-01", periods=5, freq="YS-JUL").values, "1990-07-01T00:00:00Z", "1994-07-01T00:00:00Z", "P1Y"),
-    calendar_case("calendar-noleap-monthly", "noleap", _monthly("noleap", 2001, 2002), "2001-01-16T12:00:00Z", "2002-12-16T12:00:00Z", "P1M"),
-    calendar_case("calendar-360day-daily", "360_day", _cf_dates("360_day", (2001, 2, 29), (2001, 2, 30), (2001, 3, 1), (2001, 3, 2)), "2001-02-28T00:00:00Z", "2001-03-02T00:00:00Z", "P1D"),
-    calendar_case("calendar-360day-monthly", "360_day", _monthly("360_day", 2001, 2001), "2001-01-16T00:00:00Z", "2001-12-16T00:00:00Z", "P1M"),
-    calendar_case("calendar-allleap-yearly", "all_leap", _cf_dates("all_leap", (2001, 2, 29), (2002, 2, 29), (2003, 2, 29)), "2001-02-28T00:00:00Z", "2003-02-28T00:00:00Z", "P1Y"),
-    calendar_case("calendar-julian-daily", "julian", _cf_dates("julian", (1900, 2, 27), (1900, 2, 28), (1900, 2, 29), (1900, 3, 1)), "1900-02-27T00:00:00Z", "1900-03-01T00:00:00Z", "P1D"),
-    calendar_case("calendar-irregular", "standard", pd.to_datetime(["2000-01-01", "2000-01-02", "2000-01-10"]).values, "2000-01-01T00:00:00Z", "2000-01-10T00:00:00Z", MISSING),
+    calendar_case(
+        "calendar-standard-6hourly",
+        "standard",
+        pd.date_range("2000-02-28", periods=8, freq="6h").values,
+        "2000-02-28T00:00:00Z",
+        "2000-02-29T18:00:00Z",
+        "PT6H",
+    ),
+    calendar_case(
+        "calendar-proleptic-yearly",
+        "proleptic_gregorian",
+        pd.date_range("1990-07-01", periods=5, freq="YS-JUL").values,
+        "1990-07-01T00:00:00Z",
+        "1994-07-01T00:00:00Z",
+        "P1Y",
+    ),
+    calendar_case(
+        "calendar-noleap-monthly",
+        "noleap",
+        _monthly("noleap", 2001, 2002),
+        "2001-01-16T12:00:00Z",
+        "2002-12-16T12:00:00Z",
+        "P1M",
+    ),
+    calendar_case(
+        "calendar-360day-daily",
+        "360_day",
+        _cf_dates("360_day", (2001, 2, 29), (2001, 2, 30), (2001, 3, 1), (2001, 3, 2)),
+        "2001-02-28T00:00:00Z",
+        "2001-03-02T00:00:00Z",
+        "P1D",
+    ),
+    calendar_case(
+        "calendar-360day-monthly",
+        "360_day",
+        _monthly("360_day", 2001, 2001),
+        "2001-01-16T00:00:00Z",
+        "2001-12-16T00:00:00Z",
+        "P1M",
+    ),
+    calendar_case(
+        "calendar-allleap-yearly",
+        "all_leap",
+        _cf_dates("all_leap", (2001, 2, 29), (2002, 2, 29), (2003, 2, 29)),
+        "2001-02-28T00:00:00Z",
+        "2003-02-28T00:00:00Z",
+        "P1Y",
+    ),
+    calendar_case(
+        "calendar-julian-daily",
+        "julian",
+        _cf_dates("julian", (1900, 2, 27), (1900, 2, 28), (1900, 2, 29), (1900, 3, 1)),
+        "1900-02-27T00:00:00Z",
+        "1900-03-01T00:00:00Z",
+        "P1D",
+    ),
+    calendar_case(
+        "calendar-irregular",
+        "standard",
+        pd.to_datetime(["2000-01-01", "2000-01-02", "2000-01-10"]).values,
+        "2000-01-01T00:00:00Z",
+        "2000-01-10T00:00:00Z",
+        MISSING,
+    ),
 ]
 
 DAYS = pd.date_range("2010-01-01", periods=3, freq="D").values
@@ -135,7 +205,11 @@ LAMBERT = {
 LAMBERT_X = np.arange(-1_000_000.0, 1_000_000.1, 50_000.0)
 LAMBERT_Y = np.arange(-800_000.0, 800_000.1, 50_000.0)
 
-ROTATED_POLE = {"grid_mapping_name": "rotated_latitude_longitude", "grid_north_pole_latitude": 39.25, "grid_north_pole_longitude": -162.0}
+ROTATED_POLE = {
+    "grid_mapping_name": "rotated_latitude_longitude",
+    "grid_north_pole_latitude": 39.25,
+    "grid_north_pole_longitude": -162.0,
+}
 ROTATED_X = np.round(np.arange(-28.375, 18.155 + 0.01, 0.44), 3)
 ROTATED_Y = np.round(np.arange(-23.375, 21.835 + 0.01, 0.44), 3)
 
@@ -153,7 +227,10 @@ def _projected(x: np.ndarray, y: np.ndarray, mapping: dict, *, xy_attrs: tuple[d
     )
 
 
-PROJECTION_XY = ({"standard_name": "projection_x_coordinate", "units": "m", "axis": "X"}, {"standard_name": "projection_y_coordinate", "units": "m", "axis": "Y"})
+PROJECTION_XY = (
+    {"standard_name": "projection_x_coordinate", "units": "m", "axis": "X"},
+    {"standard_name": "projection_y_coordinate", "units": "m", "axis": "Y"},
+)
 
 
 def lambert_conformal() -> xr.Dataset:
@@ -161,7 +238,11 @@ def lambert_conformal() -> xr.Dataset:
 
 
 def polar_stereographic() -> xr.Dataset:
-    mapping = {"grid_mapping_name": "polar_stereographic", "crs_wkt": CRS.from_epsg(3413).to_wkt(), **CRS.from_epsg(3413).to_cf()}
+    mapping = {
+        "grid_mapping_name": "polar_stereographic",
+        "crs_wkt": CRS.from_epsg(3413).to_wkt(),
+        **CRS.from_epsg(3413).to_cf(),
+    }
     return _projected(POLAR_X, POLAR_Y, mapping, xy_attrs=PROJECTION_XY)
 
 
@@ -171,8 +252,18 @@ def rotated_pole() -> xr.Dataset:
         ROTATED_Y,
         ROTATED_POLE,
         xy_attrs=(
-            {"standard_name": "grid_longitude", "units": "degrees", "axis": "X", "long_name": "longitude in rotated pole grid"},
-            {"standard_name": "grid_latitude", "units": "degrees", "axis": "Y", "long_name": "latitude in rotated pole grid"},
+            {
+                "standard_name": "grid_longitude",
+                "units": "degrees",
+                "axis": "X",
+                "long_name": "longitude in rotated pole grid",
+            },
+            {
+                "standard_name": "grid_latitude",
+                "units": "degrees",
+                "axis": "Y",
+                "long_name": "latitude in rotated pole grid",
+            },
         ),
     )
     return ds.rename({"x": "rlon", "y": "rlat"})
@@ -186,8 +277,20 @@ def bbox_of_all_points(x: np.ndarray, y: np.ndarray, crs: CRS) -> list[float]:
 
 
 GRID_CASES = [
-    Case("antimeridian-0-360", antimeridian, {"bbox": [160.0, -10.0, -160.0, 10.0], "geometry.type": "MultiPolygon", "properties.cube:dimensions.lon.extent": [160.0, 200.0]}),
-    Case("descending-lat", descending_lat, {"bbox": [-10.0, 30.0, 10.0, 60.0], "properties.cube:dimensions.lat.step": -0.5}),
+    Case(
+        "antimeridian-0-360",
+        antimeridian,
+        {
+            "bbox": [160.0, -10.0, -160.0, 10.0],
+            "geometry.type": "MultiPolygon",
+            "properties.cube:dimensions.lon.extent": [160.0, 200.0],
+        },
+    ),
+    Case(
+        "descending-lat",
+        descending_lat,
+        {"bbox": [-10.0, 30.0, 10.0, 60.0], "properties.cube:dimensions.lat.step": -0.5},
+    ),
     Case(
         "curvilinear",
         curvilinear,
@@ -201,7 +304,12 @@ GRID_CASES = [
         "unstructured-radians",
         unstructured_radians,
         {
-            "bbox": [-180.0, float(np.degrees(fibonacci_sphere(2000)[1].min())), 180.0, float(np.degrees(fibonacci_sphere(2000)[1].max()))],
+            "bbox": [
+                -180.0,
+                float(np.degrees(fibonacci_sphere(2000)[1].min())),
+                180.0,
+                float(np.degrees(fibonacci_sphere(2000)[1].max())),
+            ],
             "properties.cube:dimensions.ncells": {"type": "ncells", "extent": [0, 1999]},
             "properties.cube:variables.tas.dimensions": ["time", "ncells"],
         },
@@ -218,15 +326,51 @@ GRID_CASES = [
             "properties.cube:dimensions.x.unit": "m",
         },
     ),
-    Case("polar-stereographic", polar_stereographic, {"bbox": [-180.0, bbox_of_all_points(POLAR_X, POLAR_Y, CRS.from_epsg(3413))[1], 180.0, 90.0], "properties.proj:code": "EPSG:3413", "properties.cube:dimensions.x.reference_system": 3413}),
-    Case("rotated-pole", rotated_pole, {"bbox": bbox_of_all_points(ROTATED_X, ROTATED_Y, CRS.from_cf(ROTATED_POLE)), "properties.proj:code": None}),
+    Case(
+        "polar-stereographic",
+        polar_stereographic,
+        {
+            "bbox": [-180.0, bbox_of_all_points(POLAR_X, POLAR_Y, CRS.from_epsg(3413))[1], 180.0, 90.0],
+            "properties.proj:code": "EPSG:3413",
+            "properties.cube:dimensions.x.reference_system": 3413,
+        },
+    ),
+    Case(
+        "rotated-pole",
+        rotated_pole,
+        {"bbox": bbox_of_all_points(ROTATED_X, ROTATED_Y, CRS.from_cf(ROTATED_POLE)), "properties.proj:code": None},
+    ),
 ]
 
 FORMAT_CASES = [
-    Case("v2-consolidated", antimeridian, {"assets.zarr.xarray:open_kwargs": {"engine": "zarr", "consolidated": True, "chunks": {}}}, zarr_format=2, consolidated=True),
-    Case("v2-unconsolidated", antimeridian, {"assets.zarr.xarray:open_kwargs": {"engine": "zarr", "consolidated": False, "chunks": {}}}, zarr_format=2, consolidated=False),
-    Case("v3-consolidated", antimeridian, {"assets.zarr.xarray:open_kwargs": {"engine": "zarr", "consolidated": True, "chunks": {}}}, zarr_format=3, consolidated=True),
-    Case("v3-unconsolidated", antimeridian, {"assets.zarr.xarray:open_kwargs": {"engine": "zarr", "consolidated": False, "chunks": {}}}, zarr_format=3, consolidated=False),
+    Case(
+        "v2-consolidated",
+        antimeridian,
+        {"assets.zarr.xarray:open_kwargs": {"engine": "zarr", "consolidated": True, "chunks": {}}},
+        zarr_format=2,
+        consolidated=True,
+    ),
+    Case(
+        "v2-unconsolidated",
+        antimeridian,
+        {"assets.zarr.xarray:open_kwargs": {"engine": "zarr", "consolidated": False, "chunks": {}}},
+        zarr_format=2,
+        consolidated=False,
+    ),
+    Case(
+        "v3-consolidated",
+        antimeridian,
+        {"assets.zarr.xarray:open_kwargs": {"engine": "zarr", "consolidated": True, "chunks": {}}},
+        zarr_format=3,
+        consolidated=True,
+    ),
+    Case(
+        "v3-unconsolidated",
+        antimeridian,
+        {"assets.zarr.xarray:open_kwargs": {"engine": "zarr", "consolidated": False, "chunks": {}}},
+        zarr_format=3,
+        consolidated=False,
+    ),
 ]
 
 CASES = CALENDAR_CASES + GRID_CASES + FORMAT_CASES

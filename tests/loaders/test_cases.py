@@ -21,7 +21,14 @@ def cases_crawl(s3_server, storage):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for case in CASES:
-            write_dataset(case.build(), f"s3://{BUCKET}/cases/{case.name}.zarr", storage, zarr_format=case.zarr_format, consolidated=case.consolidated, public=True)
+            write_dataset(
+                case.build(),
+                f"s3://{BUCKET}/cases/{case.name}.zarr",
+                storage,
+                zarr_format=case.zarr_format,
+                consolidated=case.consolidated,
+                public=True,
+            )
     return crawl(f"s3://{BUCKET}", storage)
 
 
@@ -49,7 +56,9 @@ def test_case_maps_exactly(cases_crawl, cases_catalogue, validator, case):
         elif path == "bbox" and case.name == "rotated-pole":
             # Densified edges against every grid point: equal to within the edge sampling.
             assert found == pytest.approx(expected, abs=0.02), path
-        elif isinstance(expected, float) or (isinstance(expected, list) and all(isinstance(v, float) for v in expected)):
+        elif isinstance(expected, float) or (
+            isinstance(expected, list) and all(isinstance(v, float) for v in expected)
+        ):
             assert found == pytest.approx(expected, rel=1e-9), path
         else:
             assert found == expected, path

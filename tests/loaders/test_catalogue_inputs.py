@@ -85,8 +85,13 @@ def nextgems(tmp_path, one_store) -> Path:
     outdata = tmp_path / "outdata"
     catalogue = tmp_path / "catalog" / "ICON"
     shutil.copytree(DATA / "nextgems3" / "ICON", catalogue)
-    copy_rewritten(DATA / "nextgems3" / "ICON" / "ngc3028.yaml", catalogue / "ngc3028.yaml", NEXTGEMS_OUTDATA, str(outdata))
-    link_stores(one_store, [str(outdata / f"ngc3028_{freq}_{zoom}.zarr") for freq in ("PT30M", "PT3H", "P1D") for zoom in range(11)])
+    copy_rewritten(
+        DATA / "nextgems3" / "ICON" / "ngc3028.yaml", catalogue / "ngc3028.yaml", NEXTGEMS_OUTDATA, str(outdata)
+    )
+    link_stores(
+        one_store,
+        [str(outdata / f"ngc3028_{freq}_{zoom}.zarr") for freq in ("PT30M", "PT3H", "P1D") for zoom in range(11)],
+    )
     return catalogue / "main.yaml"
 
 
@@ -129,11 +134,23 @@ def test_collections_by_nesting_are_configurable(nextgems):
 def test_nested_catalogues_over_s3_with_a_loop(empty_bucket, storage):
     """A remote master catalogue whose nested catalogue includes the master again."""
     fs = storage.filesystem(empty_bucket)
-    master = {"sources": {"ocean": {"driver": "intake.catalog.local.YAMLFileCatalog", "description": "Ocean runs", "args": {"path": "{{ CATALOG_DIR }}/ocean/ocean.yaml"}}}}
+    master = {
+        "sources": {
+            "ocean": {
+                "driver": "intake.catalog.local.YAMLFileCatalog",
+                "description": "Ocean runs",
+                "args": {"path": "{{ CATALOG_DIR }}/ocean/ocean.yaml"},
+            }
+        }
+    }
     ocean = {
         "metadata": {"title": "Ocean"},
         "sources": {
-            "sst": {"driver": "zarr", "args": {"urlpath": "{{ CATALOG_DIR }}/../data/sst.zarr"}, "metadata": {"realm": "ocean"}},
+            "sst": {
+                "driver": "zarr",
+                "args": {"urlpath": "{{ CATALOG_DIR }}/../data/sst.zarr"},
+                "metadata": {"realm": "ocean"},
+            },
             "back": {"driver": "yaml_file_cat", "args": {"path": "{{ CATALOG_DIR }}/../master.yaml"}},
         },
     }
@@ -153,8 +170,16 @@ def test_an_entry_that_cannot_be_expanded_is_its_own_failure(tmp_path, one_store
     link_stores(one_store, [str(tmp_path / "run_0.zarr"), str(tmp_path / "run_5.zarr")])
     catalogue = {
         "sources": {
-            "by_default": {"driver": "zarr", "args": {"urlpath": "{{ CATALOG_DIR }}/run_{{ zoom }}.zarr"}, "parameters": {"zoom": {"type": "int", "default": 5}}},
-            "no_value": {"driver": "zarr", "args": {"urlpath": "{{ CATALOG_DIR }}/run_{{ zoom }}.zarr"}, "parameters": {"zoom": {"type": "int"}}},
+            "by_default": {
+                "driver": "zarr",
+                "args": {"urlpath": "{{ CATALOG_DIR }}/run_{{ zoom }}.zarr"},
+                "parameters": {"zoom": {"type": "int", "default": 5}},
+            },
+            "no_value": {
+                "driver": "zarr",
+                "args": {"urlpath": "{{ CATALOG_DIR }}/run_{{ zoom }}.zarr"},
+                "parameters": {"zoom": {"type": "int"}},
+            },
             "undefined": {"driver": "zarr", "args": {"urlpath": "{{ CATALOG_DIR }}/run_{{ level }}.zarr"}},
             "from_env": {"driver": "zarr", "args": {"urlpath": "{{ env('HOME') }}/run_0.zarr"}},
             "plain": {"driver": "zarr", "args": {"urlpath": "run_0.zarr"}},
@@ -164,9 +189,16 @@ def test_an_entry_that_cannot_be_expanded_is_its_own_failure(tmp_path, one_store
     path.write_text(yaml.safe_dump(catalogue))
     result = crawl(str(path))
     assert sorted((i.id, i.properties.get("zoom")) for i in result.items) == [("by_default", 5), ("plain", None)]
-    assert sorted((f.url.rsplit("#", 1)[1], f.kind) for f in result.failures) == [("from_env", "template"), ("no_value", "template"), ("undefined", "template")]
+    assert sorted((f.url.rsplit("#", 1)[1], f.kind) for f in result.failures) == [
+        ("from_env", "template"),
+        ("no_value", "template"),
+        ("undefined", "template"),
+    ]
     reasons = {f.url.rsplit("#", 1)[1]: f.reason for f in result.failures}
-    assert reasons["no_value"] == "entry 'no_value' cannot be expanded: parameter 'zoom' has neither an 'allowed' list nor a default"
+    assert (
+        reasons["no_value"]
+        == "entry 'no_value' cannot be expanded: parameter 'zoom' has neither an 'allowed' list nor a default"
+    )
     assert "'level' is undefined" in reasons["undefined"]
 
 
@@ -193,10 +225,22 @@ def test_list_urls_chains_and_kerchunk_sources(tmp_path, one_store, reference, e
     catalogue = {
         "sources": {
             "pair": {"driver": "zarr", "args": {"urlpath": ["{{ CATALOG_DIR }}/a.zarr", "{{ CATALOG_DIR }}/b.zarr"]}},
-            "cached": {"driver": "intake_xarray.xzarr.ZarrSource", "args": {"urlpath": f"simplecache::{empty_bucket}/cached.zarr"}},
-            "refs_engine": {"driver": "netcdf", "args": {"urlpath": "{{ CATALOG_DIR }}/tas.json", "engine": "kerchunk"}},
-            "refs_fo": {"driver": "zarr", "args": {"urlpath": "reference://", "storage_options": {"fo": "{{ CATALOG_DIR }}/tas.json"}}},
-            "refs_chain": {"driver": "xarray", "args": {"urlpath": "reference::{{ CATALOG_DIR }}/tas.json", "engine": "kerchunk"}},
+            "cached": {
+                "driver": "intake_xarray.xzarr.ZarrSource",
+                "args": {"urlpath": f"simplecache::{empty_bucket}/cached.zarr"},
+            },
+            "refs_engine": {
+                "driver": "netcdf",
+                "args": {"urlpath": "{{ CATALOG_DIR }}/tas.json", "engine": "kerchunk"},
+            },
+            "refs_fo": {
+                "driver": "zarr",
+                "args": {"urlpath": "reference://", "storage_options": {"fo": "{{ CATALOG_DIR }}/tas.json"}},
+            },
+            "refs_chain": {
+                "driver": "xarray",
+                "args": {"urlpath": "reference::{{ CATALOG_DIR }}/tas.json", "engine": "kerchunk"},
+            },
         }
     }
     path = tmp_path / "catalog.yaml"
@@ -219,7 +263,11 @@ def test_list_urls_chains_and_kerchunk_sources(tmp_path, one_store, reference, e
         options = dict(asset.extra_fields.get("xarray:storage_options", {}))
         if asset.href.startswith("s3://"):
             # The bucket is private: the published options (anon) plus the test's keys.
-            options.update(anon=False, key=LOCAL_CREDENTIALS["AWS_ACCESS_KEY_ID"], secret=LOCAL_CREDENTIALS["AWS_SECRET_ACCESS_KEY"])
+            options.update(
+                anon=False,
+                key=LOCAL_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+                secret=LOCAL_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+            )
         ds = xr.open_dataset(asset.href, **asset.extra_fields["xarray:open_kwargs"], storage_options=options or None)
         assert ds.sizes["lon"] == 21
 
@@ -236,7 +284,9 @@ def test_hytest_catalogue_with_kerchunk_references_and_a_relative_nested_catalog
     catalogue.write_text(text)
     sources = yaml.safe_load(text)["sources"]
     stores = [e["args"]["urlpath"] for e in sources.values() if e["driver"] == "zarr"]
-    references = [e["args"]["storage_options"]["fo"] for e in sources.values() if e["args"].get("urlpath") == "reference://"]
+    references = [
+        e["args"]["storage_options"]["fo"] for e in sources.values() if e["args"].get("urlpath") == "reference://"
+    ]
     link_stores(one_store, stores)
     for path in references:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
@@ -244,12 +294,18 @@ def test_hytest_catalogue_with_kerchunk_references_and_a_relative_nested_catalog
     result = crawl(str(catalogue))
     assert (len(stores), len(references)) == (14, 9)
     kinds = {item.id: item.assets["zarr"].extra_fields["xarray:open_kwargs"]["engine"] for item in result.items}
-    assert kinds == {name: "kerchunk" if e["args"]["urlpath"] == "reference://" else "zarr" for name, e in sources.items() if e["driver"] != "csv" and "path" not in e["args"]}
+    assert kinds == {
+        name: "kerchunk" if e["args"]["urlpath"] == "reference://" else "zarr"
+        for name, e in sources.items()
+        if e["driver"] != "csv" and "path" not in e["args"]
+    }
     lcmap = next(item for item in result.items if item.id == "lcmap-cloud")
     assert lcmap.assets["zarr"].href == f"{tmp_path}/nhgf/lcmap/lcmap.json"
     # The entry's description, then the lines that open it (issue 17).
     description, recipe = lcmap.properties["description"].split("\n\nOpen it with xarray", 1)
-    assert description == "LCMAP, all 36 years" and f"'{tmp_path}/nhgf/lcmap/lcmap.json',\n    engine='kerchunk'" in recipe
+    assert (
+        description == "LCMAP, all 36 years" and f"'{tmp_path}/nhgf/lcmap/lcmap.json',\n    engine='kerchunk'" in recipe
+    )
     assert lcmap.bbox == BBOX
     hourly = next(item for item in result.items if item.id == "conus404-hourly-onprem")
     assert hourly.assets["zarr"].href == f"{tmp_path}/caldera/hytest_scratch/scratch/conus404/conus404_hourly.zarr"
@@ -263,7 +319,9 @@ def test_hytest_catalogue_with_kerchunk_references_and_a_relative_nested_catalog
 def test_esm_collection_with_mixed_formats_over_s3(empty_bucket, storage):
     """intake-esm's mixed-format sample: zarr rows are Items, netcdf rows are reported."""
     fs = storage.filesystem(empty_bucket)
-    fs.pipe(f"{empty_bucket}/esm/cmip6-bcc-mixed-formats.json", (DATA / "esm" / "cmip6-bcc-mixed-formats.json").read_bytes())
+    fs.pipe(
+        f"{empty_bucket}/esm/cmip6-bcc-mixed-formats.json", (DATA / "esm" / "cmip6-bcc-mixed-formats.json").read_bytes()
+    )
     table = (DATA / "esm" / "cmip6-bcc-mixed-formats.csv").read_text().replace("gs://cmip6/", f"{empty_bucket}/")
     fs.pipe(f"{empty_bucket}/esm/cmip6-bcc-mixed-formats.csv", table.encode())
     zarr_rows = [
@@ -282,7 +340,8 @@ def test_esm_collection_with_mixed_formats_over_s3(empty_bucket, storage):
     # Other columns as properties; the asset and format columns and empty cells left out.
     assert columns == {
         "activity_id": "CMIP", "institution_id": "BCC", "source_id": "BCC-ESM1", "experiment_id": "piControl",
-        "member_id": "r1i1p1f1", "table_id": "Amon", "variable_id": "tasmin", "grid_label": "gn", "time_range": "185001-230012",
+        "member_id": "r1i1p1f1", "table_id": "Amon", "variable_id": "tasmin", "grid_label": "gn",
+        "time_range": "185001-230012",
     }  # fmt: skip
     assert item.assets["zarr"].href == zarr_rows[0]
     collection = next(c for c in result.collections if c.id == "CMIP.BCC.BCC-ESM1.piControl.Amon.gn")
@@ -308,7 +367,9 @@ def test_pangeo_esm_collection_with_a_remote_gzipped_table(empty_bucket, storage
         "gs://cmip6/cmip6-zarr-consolidated-stores.csv", f"{empty_bucket}/tables/pangeo.csv.gz",
     )  # fmt: skip
     variables = ("ch4", "clt", "co2", "evspsbl")
-    write_s3_stores(storage, [f"{empty_bucket}/cmip6/AerChemMIP/BCC/BCC-ESM1/piClim-CH4/r1i1p1f1/Amon/{v}/gn" for v in variables])
+    write_s3_stores(
+        storage, [f"{empty_bucket}/cmip6/AerChemMIP/BCC/BCC-ESM1/piClim-CH4/r1i1p1f1/Amon/{v}/gn" for v in variables]
+    )
     result = crawl(MappingConfig(sources=[SourceConfig(url=str(collection), storage=storage)]))
     assert result.failures == []
     group = "AerChemMIP.BCC.BCC-ESM1.piClim-CH4.Amon.gn"
@@ -320,7 +381,9 @@ def test_pangeo_esm_collection_with_a_remote_gzipped_table(empty_bucket, storage
 
 
 def test_esm_collection_with_an_embedded_table(tmp_path, one_store):
-    collection = copy_rewritten(DATA / "esm" / "catalog-dict-records.json", tmp_path / "cesm.json", "s3://ncar-cesm-lens/", f"{tmp_path}/lens/")
+    collection = copy_rewritten(
+        DATA / "esm" / "catalog-dict-records.json", tmp_path / "cesm.json", "s3://ncar-cesm-lens/", f"{tmp_path}/lens/"
+    )
     variables = ("FLNS", "FLNSC", "FLUT", "FSNS", "FSNSC")
     link_stores(one_store, [f"{tmp_path}/lens/atm/daily/cesmLE-20C-{v}.zarr" for v in variables])
     result = crawl(str(collection))
@@ -345,7 +408,9 @@ def test_a_kerchunk_reference_is_not_taken_for_an_esm_collection(reference):
 @pytest.fixture
 def cmip6_table(tmp_path, one_store) -> Path:
     """intake-esm's test table of Pangeo stores: its asset column is `path`, not `zstore`."""
-    text = (DATA / "esm" / "cmip6-zarr-consolidated-stores.csv").read_text().replace("gs://cmip6/", f"{tmp_path}/cmip6/")
+    text = (
+        (DATA / "esm" / "cmip6-zarr-consolidated-stores.csv").read_text().replace("gs://cmip6/", f"{tmp_path}/cmip6/")
+    )
     path = tmp_path / "stores.csv"
     path.write_text(text)
     link_stores(one_store, [line.split(",")[8] for line in text.splitlines()[1:]])
@@ -357,7 +422,9 @@ def test_csv_names_its_asset_column(cmip6_table):
     assert [f.kind for f in refused.failures] == ["input"]
     assert "needs a 'zstore' column" in refused.failures[0].reason and "--asset-column" in refused.failures[0].reason
     assert refused.empty_inputs and not refused.complete
-    result = crawl(MappingConfig(sources=[SourceConfig(url=str(cmip6_table), catalogue=CatalogueConfig(asset_column="path"))]))
+    result = crawl(
+        MappingConfig(sources=[SourceConfig(url=str(cmip6_table), catalogue=CatalogueConfig(asset_column="path"))])
+    )
     assert result.failures == []
     counts = {c.id: len(result.items_of(c.id)) for c in result.collections}
     assert counts == {"AerChemMIP": 7, "C4MIP": 2, "CMIP": 5, "DCPP": 16}
@@ -386,9 +453,18 @@ def cli(monkeypatch, s3_server):
 
 @pytest.fixture
 def inputs(nextgems, cmip6_table, tmp_path, one_store) -> dict:
-    collection = copy_rewritten(DATA / "esm" / "catalog-dict-records.json", tmp_path / "cesm.json", "s3://ncar-cesm-lens/", f"{tmp_path}/lens/")
-    link_stores(one_store, [f"{tmp_path}/lens/atm/daily/cesmLE-20C-{v}.zarr" for v in ("FLNS", "FLNSC", "FLUT", "FSNS", "FSNSC")])
-    return {"intake": ([str(nextgems)], 33, 4), "esm": ([str(collection)], 5, 0), "csv": ([str(cmip6_table), "--asset-column", "path"], 30, 0)}
+    collection = copy_rewritten(
+        DATA / "esm" / "catalog-dict-records.json", tmp_path / "cesm.json", "s3://ncar-cesm-lens/", f"{tmp_path}/lens/"
+    )
+    link_stores(
+        one_store,
+        [f"{tmp_path}/lens/atm/daily/cesmLE-20C-{v}.zarr" for v in ("FLNS", "FLNSC", "FLUT", "FSNS", "FSNSC")],
+    )
+    return {
+        "intake": ([str(nextgems)], 33, 4),
+        "esm": ([str(collection)], 5, 0),
+        "csv": ([str(cmip6_table), "--asset-column", "path"], 30, 0),
+    }
 
 
 @pytest.mark.parametrize("kind", ["intake", "esm", "csv"])
@@ -416,4 +492,7 @@ def test_load_accepts_every_kind(cli, inputs, kind, pgstac_dsn):
 def test_an_input_that_yields_no_store_exits_non_zero(cli, tmp_path):
     shutil.copy(DATA / "nextgems3" / "ICON" / "main.yaml", tmp_path / "main.yaml")  # its nested catalogues left behind
     result = cli("build", str(tmp_path / "main.yaml"), "-o", str(tmp_path / "stac"), expect=1)
-    assert f"{tmp_path / 'main.yaml'} yields no store: none of its entries is a store (4 input; see the skipped entries)" in result.output
+    assert (
+        f"{tmp_path / 'main.yaml'} yields no store: none of its entries is a store (4 input; see the skipped entries)"
+        in result.output
+    )

@@ -28,7 +28,11 @@ def cmip6_bucket(s3_server, storage):
             "CMIP6/ModelX/scratch/test.zarr": antimeridian,
         }.items():
             ds = build()
-            ds.attrs.update(license="CMIP6 model data is licensed under a Creative Commons Attribution 4.0 International License", institution="Model X Centre", keywords="climate, CMIP6")
+            ds.attrs.update(
+                license="CMIP6 model data is licensed under a Creative Commons Attribution 4.0 International License",
+                institution="Model X Centre",
+                keywords="climate, CMIP6",
+            )
             write_dataset(ds, f"s3://cmip6/{path}", storage, public=True)
     return "s3://cmip6/CMIP6"
 
@@ -80,7 +84,8 @@ def test_templates_place_items_and_become_properties(cmip6_config):
         ("cmip6-Omon", "ModelX.ssp585.r1i1p1f1.Omon.tos.gr"),
     ]
     tos = next(i for i in result.items if i.id.endswith("tos.gr"))
-    assert {k: tos.properties[k] for k in ("source_id", "experiment_id", "member_id", "table_id", "variable_id", "grid_label", "version", "project")} == {
+    fields = ("source_id", "experiment_id", "member_id", "table_id", "variable_id", "grid_label", "version", "project")
+    assert {k: tos.properties[k] for k in fields} == {
         "source_id": "ModelX", "experiment_id": "ssp585", "member_id": "r1i1p1f1", "table_id": "Omon",
         "variable_id": "tos", "grid_label": "gr", "version": "20200101", "project": "CMIP6",
     }  # fmt: skip
@@ -127,10 +132,19 @@ def test_secrets_from_the_environment_never_reach_stac(cmip6_config):
     ("text", "message"),
     [
         ("sources: []\n", "mapping.yaml: sources: List should have at least 1 item"),
-        ("sources:\n  - url: s3://b\n    storage: {endpoint: x}\n", "mapping.yaml: sources.0.storage.endpoint: Extra inputs are not permitted"),
-        ("sources:\n  - url: s3://b\n    collection: {id: '{table_id}'}\n", "collection.id uses {table_id}, which path_template does not define (defined: none: set path_template)"),
+        (
+            "sources:\n  - url: s3://b\n    storage: {endpoint: x}\n",
+            "mapping.yaml: sources.0.storage.endpoint: Extra inputs are not permitted",
+        ),
+        (
+            "sources:\n  - url: s3://b\n    collection: {id: '{table_id}'}\n",
+            "collection.id uses {table_id}, which path_template does not define (defined: none: set path_template)",
+        ),
         ("sources:\n  - url: s3://b\n    path_template: '{a}/{a}'\n", "repeats a field"),
-        ("sources:\n  - url: s3://b\n    storage: {key: '${ZARR_STAC_TEST_UNSET}'}\n", "mapping.yaml.sources[0].storage.key: environment variable ZARR_STAC_TEST_UNSET is not set"),
+        (
+            "sources:\n  - url: s3://b\n    storage: {key: '${ZARR_STAC_TEST_UNSET}'}\n",
+            "mapping.yaml.sources[0].storage.key: environment variable ZARR_STAC_TEST_UNSET is not set",
+        ),
         ("sources: [\n", "not valid YAML"),
         ("- just a list\n", "expected a mapping"),
     ],
@@ -145,7 +159,10 @@ def test_invalid_configurations_name_the_culprit(tmp_path, text, message):
     ("attrs", "expected"),
     [
         ([{"summary": "Monthly means."}, {"summary": "Monthly means."}], "Monthly means."),
-        ([{"summary": "Monthly means."}, {"summary": "Daily means."}], "2 Zarr datasets in `x`."),  # not shared: not used
+        (
+            [{"summary": "Monthly means."}, {"summary": "Daily means."}],
+            "2 Zarr datasets in `x`.",
+        ),  # not shared: not used
         ([{}, {}], "2 Zarr datasets in `x`."),
     ],
     ids=["shared", "conflicting", "absent"],
@@ -155,5 +172,8 @@ def test_collection_description_defaults_to_the_shared_acdd_summary(sample_crawl
 
     items = [item.clone() for item in sample_crawl.items[:2]]
     # (without the lines of Python that open a store, which follow by default)
-    assert build_collection("x", items, config=CollectionConfig(open_instructions=False), attrs=attrs).description == expected
+    assert (
+        build_collection("x", items, config=CollectionConfig(open_instructions=False), attrs=attrs).description
+        == expected
+    )
     assert build_collection("x", items, attrs=attrs).description.startswith(f"{expected}\n\nEach item is one store")

@@ -7,11 +7,15 @@ import pytest
 from loaders.discover import discover_stores
 from zarr_stac.samples import CMIP6_EXPERIMENTS, CMIP6_SOURCES, CMIP6_VARIABLES
 
-
 EXPECTED_STORES = {
     "s3://samples/reanalysis/era-like-daily.zarr",
     "s3://samples/ocean/north-atlantic-sst.zarr",
-    *(f"s3://samples/cmip6/{s}/{e}/r1i1p1f1/{v}/gn.zarr" for s in CMIP6_SOURCES for e in CMIP6_EXPERIMENTS for v in CMIP6_VARIABLES),
+    *(
+        f"s3://samples/cmip6/{s}/{e}/r1i1p1f1/{v}/gn.zarr"
+        for s in CMIP6_SOURCES
+        for e in CMIP6_EXPERIMENTS
+        for v in CMIP6_VARIABLES
+    ),
 }
 
 
@@ -40,7 +44,11 @@ def test_stores_not_named_zarr_are_recognised_by_their_metadata(empty_bucket, st
 def test_one_collection_per_top_level_prefix(sample_crawl):
     assert sample_crawl.failures == []
     assert sample_crawl.complete
-    assert {c.id: len(sample_crawl.items_of(c.id)) for c in sample_crawl.collections} == {"cmip6": 8, "ocean": 1, "reanalysis": 1}
+    assert {c.id: len(sample_crawl.items_of(c.id)) for c in sample_crawl.collections} == {
+        "cmip6": 8,
+        "ocean": 1,
+        "reanalysis": 1,
+    }
 
 
 def item(crawl, item_id):
@@ -55,7 +63,12 @@ def test_global_0_360_daily_store(sample_crawl):
     assert era.properties["start_datetime"] == "2000-01-01T00:00:00Z"
     assert era.properties["end_datetime"] == "2000-02-01T00:00:00Z"  # widened by time_bnds
     dims = era.properties["cube:dimensions"]
-    assert dims["time"] == {"type": "temporal", "extent": ["2000-01-01T00:00:00Z", "2000-02-01T00:00:00Z"], "step": "P1D", "description": "time"}
+    assert dims["time"] == {
+        "type": "temporal",
+        "extent": ["2000-01-01T00:00:00Z", "2000-02-01T00:00:00Z"],
+        "step": "P1D",
+        "description": "time",
+    }
     assert dims["lon"]["extent"] == [0.0, 357.5] and dims["lon"]["axis"] == "x"
     assert dims["lat"]["extent"] == [-90.0, 90.0] and dims["lat"]["step"] == -2.5
     t2m = era.properties["cube:variables"]["t2m"]
@@ -90,8 +103,17 @@ def test_cmip6_like_monthly_stores(sample_crawl, source):
 def test_zarr_v3_regional_store_with_depth(sample_crawl, s3_server):
     sst = item(sample_crawl, "north-atlantic-sst")
     assert sst.bbox == [-80.0, 0.0, 0.0, 60.0]
-    assert sst.geometry == {"type": "Polygon", "coordinates": [[[-80.0, 0.0], [0.0, 0.0], [0.0, 60.0], [-80.0, 60.0], [-80.0, 0.0]]]}
-    assert sst.properties["cube:dimensions"]["depth"] == {"type": "spatial", "axis": "z", "extent": [0.5, 50.0], "unit": "m", "description": "depth"}
+    assert sst.geometry == {
+        "type": "Polygon",
+        "coordinates": [[[-80.0, 0.0], [0.0, 0.0], [0.0, 60.0], [-80.0, 60.0], [-80.0, 0.0]]],
+    }
+    assert sst.properties["cube:dimensions"]["depth"] == {
+        "type": "spatial",
+        "axis": "z",
+        "extent": [0.5, 50.0],
+        "unit": "m",
+        "description": "depth",
+    }
     asset = sst.assets["zarr"]
     assert asset.extra_fields["xarray:open_kwargs"] == {"engine": "zarr", "consolidated": True, "chunks": {}}
 
@@ -114,8 +136,8 @@ def test_discovery_never_descends_into_a_store(empty_bucket, storage, s3_server)
     import warnings
     from urllib.parse import unquote
 
+    from tests.proxy import FaultProxy, FaultRules
     from zarr_stac.samples import era_like_daily, write_dataset
-    from zarr_stac.services.proxy import FaultProxy, FaultRules
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -123,7 +145,9 @@ def test_discovery_never_descends_into_a_store(empty_bucket, storage, s3_server)
         # A group (here a whole dataset) inside the store: part of it, not a store of its own.
         write_dataset(era_like_daily(), f"{empty_bucket}/outer.zarr/inner", storage, zarr_format=2, consolidated=True)
     with FaultProxy(s3_server.endpoint_url, FaultRules()) as proxy:
-        found = [ref.url for ref in discover_stores(empty_bucket, storage.model_copy(update={"endpoint_url": proxy.url}))]
+        found = [
+            ref.url for ref in discover_stores(empty_bucket, storage.model_copy(update={"endpoint_url": proxy.url}))
+        ]
     assert found == [f"{empty_bucket}/outer.zarr"]
     listed = [unquote(r.path) for r in proxy.requests if "list-type" in r.path or "prefix=" in r.path]
     assert listed and not [path for path in listed if "prefix=outer.zarr/" in path], listed

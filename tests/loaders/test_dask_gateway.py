@@ -19,9 +19,10 @@ import dask.config
 import pytest
 from typer.testing import CliRunner
 
-from loaders.config import MappingConfig, SourceConfig
-from loaders.crawl import CataloguedStore, ClusterError, Crawl, GatewayExecutor, crawl
 from common.storage import StorageOptions
+from loaders.config import MappingConfig, SourceConfig
+from loaders.crawl import Crawl, Scale, crawl
+from loaders.executors import ClusterError, GatewayExecutor
 from zarr_stac.cli import app
 from zarr_stac.samples import write_dataset
 from zarr_stac.services import LOCAL_CREDENTIALS, free_port
@@ -117,8 +118,9 @@ def as_dicts(objects) -> list[dict]:
 def test_catalogue_equals_a_single_process_run(gateway_url, gateway_auth, sample_config, sample_crawl):
     executor = RecordingExecutor(gateway_url, workers=2)
     try:
-        running = Crawl(sample_config, executor=executor, batch_size=2)  # several tasks per worker
-        items = [outcome.item for outcome in running if isinstance(outcome, CataloguedStore)]
+        items = []
+        running = Crawl(sample_config, scale=Scale(batch_size=2), executor=executor)  # several tasks per worker
+        result = running.run(sink=items.append)
         # TLS to the scheduler (through the gateway's proxy) and between workers, with the
         # certificates the gateway issued for this cluster.
         assert executor.client.scheduler.address.startswith("gateway://")
@@ -132,8 +134,8 @@ def test_catalogue_equals_a_single_process_run(gateway_url, gateway_auth, sample
     finally:
         executor.close()
     assert as_dicts(items) == as_dicts(sample_crawl.items)
-    assert as_dicts(running.collections()) == as_dicts(sample_crawl.collections)
-    assert running.result.failures == sample_crawl.failures == []
+    assert as_dicts(result.collections) == as_dicts(sample_crawl.collections)
+    assert result.failures == sample_crawl.failures == []
     assert running_clusters(gateway_url) == []  # shut down at the end
 
 
@@ -153,7 +155,7 @@ def test_configured_keys_reach_the_workers_through_their_environment(
 ):
     # Keys as a mapping configuration gives them: in StorageOptions, never in a task.
     source = SourceConfig(url=f"s3://{PRIVATE_BUCKET}/region", storage=storage)
-    result = crawl(MappingConfig(sources=[source]), dask_gateway=gateway_url, gateway_workers=1)
+    result = crawl(MappingConfig(sources=[source]), scale=Scale(dask_gateway=gateway_url, gateway_workers=1))
     assert result.failures == []
     assert [item.id for item in result.items] == ["antimeridian"]
     assert running_clusters(gateway_url) == []
@@ -184,12 +186,12 @@ def test_cli_passes_environment_keys_to_the_workers(
 
 @pytest.mark.parametrize("interruption", [RuntimeError, KeyboardInterrupt])
 def test_cluster_is_shut_down_when_the_crawl_stops(gateway_url, gateway_auth, sample_config, interruption):
-    def stop(ref, outcome):
+    def stop(outcome):
         assert running_clusters(gateway_url) != []  # the cluster is up while the crawl runs
         raise interruption("stop here")
 
     with pytest.raises(interruption):
-        crawl(sample_config, dask_gateway=gateway_url, gateway_workers=1, on_store=stop)
+        crawl(sample_config, scale=Scale(dask_gateway=gateway_url, gateway_workers=1), on_progress=stop)
     assert running_clusters(gateway_url) == []
 
 
@@ -197,7 +199,7 @@ def test_wrong_password_is_one_line(gateway_url, gateway_auth, sample_config, mo
     monkeypatch.setenv("DASK_GATEWAY__AUTH__KWARGS__PASSWORD", "not-the-password")
     dask.config.refresh()
     with pytest.raises(ClusterError) as raised:
-        crawl(sample_config, dask_gateway=gateway_url)
+        crawl(sample_config, scale=Scale(dask_gateway=gateway_url))
     message = str(raised.value)
     assert "\n" not in message and gateway_url in message and "401" in message
     assert "not-the-password" not in message

@@ -9,11 +9,11 @@ import pandas as pd
 import pytest
 import xarray as xr
 
+from common.storage import StorageOptions
 from loaders.config import MappingConfig, SourceConfig
 from loaders.crawl import crawl
-from common.storage import StorageOptions
+from tests.proxy import FaultProxy, FaultRules
 from zarr_stac.samples import write_dataset
-from zarr_stac.services.proxy import FaultProxy, FaultRules
 
 from .cases import antimeridian
 
@@ -22,7 +22,10 @@ PRIVATE_BUCKET = "broken-private"
 
 
 def _no_coordinates() -> xr.Dataset:
-    return xr.Dataset({"v": (("time", "a", "b"), np.zeros((2, 3, 4), "f4"))}, coords={"time": ("time", pd.date_range("2000-01-01", periods=2), {"standard_name": "time"})})
+    return xr.Dataset(
+        {"v": (("time", "a", "b"), np.zeros((2, 3, 4), "f4"))},
+        coords={"time": ("time", pd.date_range("2000-01-01", periods=2), {"standard_name": "time"})},
+    )
 
 
 def _no_time() -> xr.Dataset:
@@ -76,9 +79,14 @@ def broken_crawl(broken_bucket, s3_server):
     # Read anonymously, through a proxy on which every request for slow.zarr hangs.
     rules = FaultRules(hang=re.compile(r"^/broken/slow\.zarr/"))
     with FaultProxy(s3_server.endpoint_url, rules) as proxy:
-        storage = StorageOptions(endpoint_url=proxy.url, anon=True, timeout=2.0, retries=0)  # the hang never answers; 2 s leaves the others room on a busy machine
+        storage = StorageOptions(
+            endpoint_url=proxy.url, anon=True, timeout=2.0, retries=0
+        )  # the hang never answers; 2 s leaves the others room on a busy machine
         # The private store comes from an explicit list: listing its bucket is refused too.
-        sources = [SourceConfig(url=broken_bucket, storage=storage), SourceConfig(url=f"{broken_bucket}/lists/private.txt", storage=storage)]
+        sources = [
+            SourceConfig(url=broken_bucket, storage=storage),
+            SourceConfig(url=f"{broken_bucket}/lists/private.txt", storage=storage),
+        ]
         return crawl(MappingConfig(sources=sources))
 
 

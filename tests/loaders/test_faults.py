@@ -15,9 +15,9 @@ import pytest
 
 from loaders.config import MappingConfig
 from loaders.crawl import crawl
+from stac_api.loading.ingest import load
 from static_catalog.write import write_catalog
-from stac_api.ingest import load
-from zarr_stac.services.proxy import FaultProxy, FaultRules
+from tests.proxy import FaultProxy, FaultRules
 
 FAULTS = FaultRules(error_rate=0.04, reset_rate=0.03, slow_rate=0.03, slow_seconds=3.0, seed=12)
 BROKEN_STORE = "s3://samples/cmip6/ModelA/historical/r1i1p1f1/pr/gn.zarr"
@@ -26,13 +26,19 @@ BROKEN_ID = "ModelA.historical.r1i1p1f1.pr.gn"
 
 def through(proxy: FaultProxy, config: MappingConfig) -> MappingConfig:
     """The same sources, read through the proxy with a short timeout and generous retries."""
-    sources = [s.model_copy(update={"storage": s.storage.model_copy(update={"endpoint_url": proxy.url, "timeout": 1.0, "retries": 4})}) for s in config.sources]
+    sources = [
+        s.model_copy(
+            update={"storage": s.storage.model_copy(update={"endpoint_url": proxy.url, "timeout": 1.0, "retries": 4})}
+        )
+        for s in config.sources
+    ]
     return config.model_copy(update={"sources": sources})
 
 
 def as_published(objects, proxy_url: str, server_url: str) -> list[dict]:
     """Documents as JSON, the proxy's address (published as the endpoint, and as host:port
     in the keys of storage:schemes) put back."""
+
     def restore(text: str) -> str:
         if not proxy_url:
             return text
@@ -62,7 +68,9 @@ def test_a_crawl_at_a_10_percent_fault_rate_equals_a_fault_free_one(faulty_crawl
     result, proxy = faulty_crawl
     assert result.failures == []
     assert as_published(result.items, proxy.url, s3_server.endpoint_url) == as_published(sample_crawl.items, "", "")
-    assert as_published(result.collections, proxy.url, s3_server.endpoint_url) == as_published(sample_crawl.collections, "", "")
+    assert as_published(result.collections, proxy.url, s3_server.endpoint_url) == as_published(
+        sample_crawl.collections, "", ""
+    )
 
 
 @pytest.fixture(scope="module")
@@ -80,10 +88,12 @@ def test_a_store_that_keeps_failing_is_reported(crawl_with_a_store_that_keeps_fa
     assert sorted(i.id for i in result.items) == sorted(i.id for i in sample_crawl.items if i.id != BROKEN_ID)
 
 
-def test_a_store_that_keeps_failing_stays_in_the_static_catalogue(crawl_with_a_store_that_keeps_failing, sample_crawl, tmp_path):
+def test_a_store_that_keeps_failing_stays_in_the_static_catalogue(
+    crawl_with_a_store_that_keeps_failing, sample_crawl, tmp_path
+):
     write_catalog(sample_crawl.collections, sample_crawl.items, str(tmp_path))
     result = crawl_with_a_store_that_keeps_failing
-    report = write_catalog(result.collections, result.items, str(tmp_path), may_delete=result.may_delete_from)
+    report = write_catalog(result.collections, result.items, str(tmp_path), may_delete=result.may_delete)
     assert report.deleted == 0
     assert list(tmp_path.rglob(f"{BROKEN_ID}.json")), "the earlier item was deleted"
 
@@ -93,7 +103,7 @@ def test_a_store_that_keeps_failing_stays_in_pgstac(crawl_with_a_store_that_keep
 
     load(pgstac_dsn, sample_crawl.collections, sample_crawl.items)
     result = crawl_with_a_store_that_keeps_failing
-    report = load(pgstac_dsn, result.collections, result.items, sync=result.may_delete_from)
+    report = load(pgstac_dsn, result.collections, result.items, may_delete=result.may_delete)
     assert report.deleted == 0
     with psycopg.connect(pgstac_dsn) as conn:
         ids = [row[0] for row in conn.execute("SELECT id FROM pgstac.items")]
@@ -111,7 +121,9 @@ def test_the_cli_retries_as_often_as_told(s3_server, sample_bucket, monkeypatch,
         monkeypatch.setenv(name, value)
     rules = FaultRules(fail=re.compile(re.escape(BROKEN_STORE.removeprefix("s3:/")) + "/"))
     with FaultProxy(s3_server.endpoint_url, rules) as proxy:
-        result = CliRunner().invoke(app, ["inspect", BROKEN_STORE, "--endpoint-url", proxy.url, "--retries", str(retries), "--timeout", "2"])
+        result = CliRunner().invoke(
+            app, ["inspect", BROKEN_STORE, "--endpoint-url", proxy.url, "--retries", str(retries), "--timeout", "2"]
+        )
     assert result.exit_code == 1 and "unavailable" in result.output, result.output
     # botocore tries each request 1 + retries times; s3fs tries the call once more. The
     # store's metadata is requested several keys at once: the first key to use up its

@@ -31,12 +31,23 @@ def found(name: str) -> dict:
     return json.loads((DATA / name).read_text())
 
 
-def _dataset(crs: dict, cells: np.ndarray | None, npix: int, *, cell_attrs: dict | None = None,
-             lonlat: tuple[np.ndarray, np.ndarray] | None = None) -> xr.Dataset:
+def _dataset(
+    crs: dict,
+    cells: np.ndarray | None,
+    npix: int,
+    *,
+    cell_attrs: dict | None = None,
+    lonlat: tuple[np.ndarray, np.ndarray] | None = None,
+) -> xr.Dataset:
     size = npix if cells is None else cells.size
     ds = xr.Dataset(
-        {"tas": (("time", "cell"), np.zeros((TIMES.size, size), "f4"),
-                 {"standard_name": "air_temperature", "units": "K", "grid_mapping": "crs"})},
+        {
+            "tas": (
+                ("time", "cell"),
+                np.zeros((TIMES.size, size), "f4"),
+                {"standard_name": "air_temperature", "units": "K", "grid_mapping": "crs"},
+            )
+        },
         coords={"time": ("time", TIMES, {"standard_name": "time", "axis": "T"})},
     )
     ds = ds.assign_coords(crs=(tuple(crs["dims"]), np.asarray(crs["data"]), crs["attrs"]))
@@ -111,8 +122,11 @@ def test_global_store_without_cell_coordinate(items):
     assert item.bbox == [-180.0, -90.0, 180.0, 90.0]
     props = item.properties
     assert {k: props[k] for k in props if k.startswith(("dggs:", "healpix:"))} == {
-        "dggs:name": "healpix", "dggs:refinement_level": 0, "dggs:indexing_scheme": "nested",
-        "dggs:spatial_dimension": "cell", "healpix:nside": 1,
+        "dggs:name": "healpix",
+        "dggs:refinement_level": 0,
+        "dggs:indexing_scheme": "nested",
+        "dggs:spatial_dimension": "cell",
+        "healpix:nside": 1,
     }
     cell = props["cube:dimensions"]["cell"]
     assert (cell["type"], cell["extent"], cell["step"]) == ("healpix", [0, 11], 1)

@@ -30,7 +30,13 @@ def inputs_bucket(s3_server, storage):
     for month, (first, days) in enumerate((("2000-01-01", 29), ("2000-01-30", 29)), start=1):
         time = pd.date_range(first, periods=days, freq="D")
         ds = xr.Dataset(
-            {"pr": (("time", "lat", "lon"), np.full((days, 3, 4), month, dtype="f4"), {"standard_name": "precipitation_flux", "units": "kg m-2 s-1"})},
+            {
+                "pr": (
+                    ("time", "lat", "lon"),
+                    np.full((days, 3, 4), month, dtype="f4"),
+                    {"standard_name": "precipitation_flux", "units": "kg m-2 s-1"},
+                )
+            },
             coords={
                 "time": ("time", time, {"standard_name": "time"}),
                 "lat": ("lat", [10.0, 20.0, 30.0], {"standard_name": "latitude", "units": "degrees_north"}),
@@ -65,25 +71,41 @@ def test_kerchunk_reference_is_a_virtual_store(inputs_bucket, storage):
     item = only(crawl(f"{inputs_bucket}/netcdf/pr_2000.json", storage))
     assert item.id == "pr_2000"
     assert item.bbox == [100.0, 10.0, 130.0, 30.0]
-    assert (item.properties["start_datetime"], item.properties["end_datetime"]) == ("2000-01-01T00:00:00Z", "2000-02-27T00:00:00Z")
+    assert (item.properties["start_datetime"], item.properties["end_datetime"]) == (
+        "2000-01-01T00:00:00Z",
+        "2000-02-27T00:00:00Z",
+    )
     assert item.properties["cube:dimensions"]["time"]["step"] == "P1D"
     asset = item.assets["zarr"]
     assert (asset.href, asset.media_type, asset.roles) == (
-        f"{inputs_bucket}/netcdf/pr_2000.json", "application/vnd.zarr+kerchunk", ["data", "virtual", "references"]
+        f"{inputs_bucket}/netcdf/pr_2000.json",
+        "application/vnd.zarr+kerchunk",
+        ["data", "virtual", "references"],
     )
     assert asset.extra_fields["xarray:open_kwargs"] == {"engine": "kerchunk", "chunks": {}}
     # What a user does with the published asset, anonymously:
-    ds = xr.open_dataset(asset.href, **asset.extra_fields["xarray:open_kwargs"], storage_options=asset.extra_fields["xarray:storage_options"])
+    ds = xr.open_dataset(
+        asset.href,
+        **asset.extra_fields["xarray:open_kwargs"],
+        storage_options=asset.extra_fields["xarray:storage_options"],
+    )
     assert float(ds["pr"].sel(time="2000-02-10").isel(lat=0, lon=0)) == 2.0
 
 
 def test_text_list(inputs_bucket, storage):
     fs = storage.filesystem(inputs_bucket)
-    fs.pipe(f"{inputs_bucket}/lists/stores.txt", b"# two stores\ns3://inputs/zarr/ModelX/ssp126/east.zarr\n\ns3://inputs/zarr/ModelY/ssp245/north.zarr  # trailing comment\n")
+    fs.pipe(
+        f"{inputs_bucket}/lists/stores.txt",
+        b"# two stores\ns3://inputs/zarr/ModelX/ssp126/east.zarr\n\ns3://inputs/zarr/ModelY/ssp245/north.zarr  "
+        b"# trailing comment\n",
+    )
     result = crawl(f"{inputs_bucket}/lists/stores.txt", storage)
     assert result.failures == []
     # Placed relative to the prefix the stores share (s3://inputs/zarr).
-    assert sorted((i.collection_id, i.id) for i in result.items) == [("ModelX", "ssp126.east"), ("ModelY", "ssp245.north")]
+    assert sorted((i.collection_id, i.id) for i in result.items) == [
+        ("ModelX", "ssp126.east"),
+        ("ModelY", "ssp245.north"),
+    ]
 
 
 def test_csv_columns_become_properties(inputs_bucket, storage):
@@ -96,7 +118,12 @@ def test_csv_columns_become_properties(inputs_bucket, storage):
     fs.pipe(f"{inputs_bucket}/lists/stores.csv", csv.encode())
     result = crawl(f"{inputs_bucket}/lists/stores.csv", storage)
     x = only(result, "ssp126.east")
-    assert {k: x.properties[k] for k in ("activity_id", "source_id", "experiment_id", "version")} == {"activity_id": "ScenarioMIP", "source_id": "ModelX", "experiment_id": "ssp126", "version": 20190308}
+    assert {k: x.properties[k] for k in ("activity_id", "source_id", "experiment_id", "version")} == {
+        "activity_id": "ScenarioMIP",
+        "source_id": "ModelX",
+        "experiment_id": "ssp126",
+        "version": 20190308,
+    }
     assert "dcpp_init_year" not in x.properties  # empty cells are missing values
     assert only(result, "ssp245.north").properties["dcpp_init_year"] == 2015.0
 
@@ -170,7 +197,11 @@ def test_several_sources_in_one_config(inputs_bucket, storage):
         ]
     )
     result = crawl(config)
-    assert sorted((i.collection_id, i.id) for i in result.items) == [("ModelX", "ssp126.east"), ("ModelY", "ssp245.north"), ("netcdf", "pr_2000")]
+    assert sorted((i.collection_id, i.id) for i in result.items) == [
+        ("ModelX", "ssp126.east"),
+        ("ModelY", "ssp245.north"),
+        ("netcdf", "pr_2000"),
+    ]
 
 
 def test_a_public_https_store(tmp_path):

@@ -12,10 +12,10 @@ import pandas as pd
 import pytest
 import xarray as xr
 
-from loaders.crawl import crawl
 from common.storage import StorageOptions
+from loaders.crawl import crawl
+from tests.proxy import FaultProxy
 from zarr_stac.samples import write_dataset
-from zarr_stac.services.proxy import FaultProxy
 
 DATA_BYTES = 8_000_000  # per data variable; incompressible
 

@@ -17,13 +17,13 @@ import pytest
 import xarray as xr
 from pyproj import CRS, Transformer
 
+from common.storage import StorageOptions
 from loaders.crawl import crawl, inspect_store
 from loaders.failures import StoreFailure
-from common.storage import StorageOptions
 from static_catalog.validate import validate_object
 from static_catalog.write import write_catalog
+from tests.proxy import FaultProxy
 from zarr_stac.samples import write_dataset
-from zarr_stac.services.proxy import FaultProxy
 
 from .cases import LAT, LON, ROTATED_POLE, antimeridian, rotated_pole
 from .real_stores import array_metadata, upload, write_store
@@ -97,7 +97,9 @@ def cordex_like() -> xr.Dataset:
     """A CORDEX-style rotated-pole grid that also carries 2-D lat/lon (no real document: synthesised)."""
     ds = rotated_pole()
     lon, lat = _lonlat(ds["rlon"].values, ds["rlat"].values, CRS.from_cf(ROTATED_POLE))
-    return ds.assign_coords(lon=(("rlat", "rlon"), lon.astype("f8"), LON), lat=(("rlat", "rlon"), lat.astype("f8"), LAT))
+    return ds.assign_coords(
+        lon=(("rlat", "rlon"), lon.astype("f8"), LON), lat=(("rlat", "rlon"), lat.astype("f8"), LAT)
+    )
 
 
 def with_level_zero() -> xr.Dataset:
@@ -310,7 +312,8 @@ def test_real_stores_read_no_data_chunk(real_bucket, s3_server):
         for case in ("ifs-blosc2", "hrrr-forecast", "smap-ease")
         for name, meta in array_metadata(case).items()
         if (meta.get("dimension_names") or meta["attributes"].get("_ARRAY_DIMENSIONS")) not in ([name], None)
-        and "coordinates" in meta["attributes"] or name == "ECMWF_BLAH"
+        and "coordinates" in meta["attributes"]
+        or name == "ECMWF_BLAH"
     }
     assert {"ECMWF_BLAH", "temperature_2m", "soil_moisture_am"} <= data_variables
     with FaultProxy(s3_server.endpoint_url) as proxy:

@@ -29,13 +29,13 @@ import pytest
 import xarray as xr
 from pyproj import CRS, Transformer
 
+from common.storage import StorageOptions
 from loaders.crawl import crawl, inspect_store
 from loaders.discover import KERCHUNK, KERCHUNK_PARQUET, discover_stores
 from loaders.failures import StoreFailure
-from common.storage import StorageOptions
 from static_catalog.validate import validate_object
+from tests.proxy import FaultProxy
 from zarr_stac.samples import write_dataset
-from zarr_stac.services.proxy import FaultProxy
 
 from .cases import antimeridian
 
@@ -58,8 +58,12 @@ def smn_coordinates() -> dict[str, np.ndarray]:
 
 
 COORDS = smn_coordinates()
-EXPECTED_BBOX = [float(COORDS["lon"].min()), float(COORDS["lat"].min()),
-                 float(COORDS["lon"].max()), float(COORDS["lat"].max())]
+EXPECTED_BBOX = [
+    float(COORDS["lon"].min()),
+    float(COORDS["lat"].min()),
+    float(COORDS["lon"].max()),
+    float(COORDS["lat"].max()),
+]
 
 
 def encode(name: str, chunk: np.ndarray) -> bytes:
@@ -134,13 +138,15 @@ def json_reference(tables: dict[str, pd.DataFrame], target: Callable[[str], str]
     data_variables = [name for name in tables if name not in COORDINATES and tables[name]["path"].notna().any()]
     for name, df in tables.items():
         if name in data_variables:
-            gen.append({
-                "key": name + "/{{t}}.0.0",
-                "url": "{{u}}{{t}}.data",
-                "offset": str(data_variables.index(name) * DATA_CHUNK),
-                "length": str(DATA_CHUNK),
-                "dimensions": {"t": {"stop": 2}},
-            })
+            gen.append(
+                {
+                    "key": name + "/{{t}}.0.0",
+                    "url": "{{u}}{{t}}.data",
+                    "offset": str(data_variables.index(name) * DATA_CHUNK),
+                    "length": str(DATA_CHUNK),
+                    "dimensions": {"t": {"stop": 2}},
+                }
+            )
             continue
         meta = METADATA[f"{name}/.zarray"]
         grid = [math.ceil(s / c) for s, c in zip(meta["shape"], meta["chunks"])]
@@ -155,8 +161,13 @@ def json_reference(tables: dict[str, pd.DataFrame], target: Callable[[str], str]
     return {"version": 1, "templates": templates, "gen": gen, "refs": refs}
 
 
-STAC_CATALOG = {"type": "Catalog", "stac_version": "1.1.0", "id": "not-a-store", "description": "unrelated JSON",
-                "links": []}
+STAC_CATALOG = {
+    "type": "Catalog",
+    "stac_version": "1.1.0",
+    "id": "not-a-store",
+    "description": "unrelated JSON",
+    "links": [],
+}
 
 
 def populate(put: Callable[[str, bytes], None], target: Callable[[str], str]) -> None:
@@ -192,8 +203,10 @@ def local_folder(tmp_path_factory) -> Path:
 def references_bucket(s3_server, storage) -> str:
     s3_server.create_bucket("references", public=True)
     fs = storage.filesystem("s3://references")
-    populate(lambda path, data: fs.pipe(f"s3://references/{path}", data, ACL="public-read"),
-             lambda name: f"s3://references/netcdf/{name}")
+    populate(
+        lambda path, data: fs.pipe(f"s3://references/{path}", data, ACL="public-read"),
+        lambda name: f"s3://references/netcdf/{name}",
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         write_dataset(antimeridian(), "s3://references/zarr/east.zarr", storage, public=True)

@@ -7,9 +7,10 @@ import warnings
 
 import pytest
 
-from loaders.crawl import crawl
+from benchmarks.synthetic_s3 import SyntheticS3Server
+from loaders.crawl import Scale, crawl
+from loaders.executors import DaskExecutor, Executor, GatewayExecutor, ProcessExecutor
 from zarr_stac.samples import cmip6_like, write_dataset
-from zarr_stac.services.synthetic_s3 import SyntheticS3Server
 
 from ..conftest import PROJECT_ROOT
 
@@ -24,11 +25,24 @@ def as_json(result):
 
 @pytest.fixture(scope="module")
 def single_process(sample_config):
-    return as_json(crawl(sample_config, batch_size=3))
+    return as_json(crawl(sample_config, scale=Scale(batch_size=3)))
 
 
 def test_process_pool_crawl_equals_single_process(sample_config, single_process):
-    assert as_json(crawl(sample_config, batch_size=3, processes=2)) == single_process
+    assert len(single_process[1]) > 2 * 3  # more than two batches: the crawl really runs in processes
+    assert as_json(crawl(sample_config, scale=Scale(batch_size=3, processes=2))) == single_process
+
+
+def test_the_scale_chooses_the_executor():
+    # Worker processes only past two batches; a Dask cluster whatever the size. Choosing
+    # connects to nothing (no I/O before the crawl runs).
+    small, large = Scale(batch_size=3, processes=2).executor(6), Scale(batch_size=3, processes=2).executor(7)
+    assert type(small) is Executor and type(large) is ProcessExecutor and large.workers == 2
+    assert type(Scale(batch_size=3).executor(6)) is Executor
+    dask = Scale(dask_scheduler="tcp://127.0.0.1:1").executor(1)
+    assert type(dask) is DaskExecutor and dask.client is None
+    gateway = Scale(dask_gateway="config", gateway_workers=3).executor(1)
+    assert type(gateway) is GatewayExecutor and (gateway.address, gateway.workers, gateway.client) == (None, 3, None)
 
 
 def test_dask_crawl_equals_single_process(sample_config, single_process):
@@ -37,7 +51,8 @@ def test_dask_crawl_equals_single_process(sample_config, single_process):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
-            distributed = as_json(crawl(sample_config, batch_size=3, dask_scheduler=cluster.scheduler_address))
+            scale = Scale(batch_size=3, dask_scheduler=cluster.scheduler_address)
+            distributed = as_json(crawl(sample_config, scale=scale))
     assert distributed == single_process
 
 
@@ -55,28 +70,36 @@ def template_store(tmp_path_factory):
 MEASURE = """
 import json, resource, sys, tempfile
 from loaders.config import MappingConfig, SourceConfig
-from loaders.crawl import Crawl, CataloguedStore
+from loaders.crawl import Crawl, Scale
 from common.storage import StorageOptions
-from static_catalog.write import StaticCatalog
+from static_catalog.catalog import StaticCatalog
 def rss_mb():
     return next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmRSS:")) / 1024
 storage = StorageOptions(endpoint_url=sys.argv[1], anon=True)
-running = Crawl(MappingConfig(sources=[SourceConfig(url="s3://synthetic/stores", storage=storage)]))
+# One process: the memory measured is all the crawl's.
+config = MappingConfig(sources=[SourceConfig(url="s3://synthetic/stores", storage=storage)])
+running = Crawl(config, scale=Scale(processes=1))
+running.discover()
 catalog = StaticCatalog(tempfile.mkdtemp())
 baseline = rss_mb()
 with catalog.publication() as publication:
-    for outcome in running:
-        if isinstance(outcome, CataloguedStore):
-            publication.add(outcome.item)
-    publication.finish(running.collections(), may_delete=running.result.may_delete_from)
+    result = running.run(sink=publication.add)
+    publication.finish(result.collections, may_delete=result.may_delete)
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-print(json.dumps({"stores": len(publication.members.get("stores", {})), "peak_mb": peak, "held_mb": rss_mb() - baseline}))
+stores = len(publication.members.get("stores", {}))
+print(json.dumps({"stores": stores, "peak_mb": peak, "held_mb": rss_mb() - baseline}))
 """
 
 
 def peak_memory(template, count: int) -> dict:
     with SyntheticS3Server(template, count) as server:
-        done = subprocess.run([sys.executable, "-c", MEASURE, server.endpoint_url], capture_output=True, text=True, cwd=PROJECT_ROOT, timeout=600)
+        done = subprocess.run(
+            [sys.executable, "-c", MEASURE, server.endpoint_url],
+            capture_output=True,
+            text=True,
+            cwd=PROJECT_ROOT,
+            timeout=600,
+        )
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
 

@@ -16,7 +16,11 @@ from common.spatial import bbox_from_lonlat, bbox_to_geometry, longitude_range, 
         pytest.param(np.arange(10.0, 40.1, 0.5), (10.0, 40.0), id="regional east"),
         pytest.param(np.arange(200.0, 300.1, 1.0), (-160.0, -60.0), id="regional in 0..360 west of Greenwich"),
         pytest.param(np.arange(150.0, 210.1, 1.0), (150.0, -150.0), id="0..360 region across the antimeridian"),
-        pytest.param(np.concatenate([np.arange(170.0, 180.1), np.arange(-180.0, -169.9)]), (170.0, -170.0), id="-180..180 region across the antimeridian"),
+        pytest.param(
+            np.concatenate([np.arange(170.0, 180.1), np.arange(-180.0, -169.9)]),
+            (170.0, -170.0),
+            id="-180..180 region across the antimeridian",
+        ),
         pytest.param(np.array([12.5]), (12.5, 12.5), id="single point"),
         pytest.param(np.array([np.nan, 10.0, 20.0, np.nan]), (10.0, 20.0), id="NaN ignored"),
     ],
@@ -47,7 +51,9 @@ def test_geometry_of_an_antimeridian_bbox_is_split():
         pytest.param([[0, 0, 10, 10], [20, -5, 30, 5]], [0, -5, 30, 10], id="disjoint"),
         pytest.param([[170, 0, -170, 10], [160, 0, 175, 5]], [160, 0, -170, 10], id="with an antimeridian bbox"),
         pytest.param([[-180, -90, 180, 90], [10, 0, 20, 5]], [-180, -90, 180, 90], id="global absorbs all"),
-        pytest.param([[-100, 0, 0, 10], [0, 0, 100, 10], [100, 0, -100, 10]], [-180, 0, 180, 10], id="around the world in pieces"),
+        pytest.param(
+            [[-100, 0, 0, 10], [0, 0, 100, 10], [100, 0, -100, 10]], [-180, 0, 180, 10], id="around the world in pieces"
+        ),
     ],
 )
 def test_union_bboxes(bboxes, expected):

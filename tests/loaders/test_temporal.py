@@ -28,7 +28,11 @@ def cf(calendar, *dates):
         pytest.param(pd.date_range("2000-01-01", periods=10, freq="6h").values, "PT6H", id="6-hourly"),
         pytest.param(pd.date_range("2000-01-01", periods=10, freq="90min").values, "PT1H30M", id="90 minutes"),
         pytest.param(pd.date_range("2000-01-01", periods=24, freq="MS").values, "P1M", id="monthly, month starts"),
-        pytest.param((pd.date_range("2000-01-01", periods=24, freq="MS") + pd.Timedelta(days=14)).values, "P1M", id="monthly mid-month"),
+        pytest.param(
+            (pd.date_range("2000-01-01", periods=24, freq="MS") + pd.Timedelta(days=14)).values,
+            "P1M",
+            id="monthly mid-month",
+        ),
         pytest.param(pd.date_range("2000-01-01", periods=8, freq="QS").values, "P3M", id="quarterly"),
         pytest.param(pd.date_range("2000-01-01", periods=5, freq="YS").values, "P1Y", id="yearly"),
         pytest.param(cf("noleap", (2000, 1, 16), (2000, 2, 15), (2000, 3, 16)), "P1M", id="noleap monthly"),
@@ -47,12 +51,32 @@ def test_time_step(values, step):
 @pytest.mark.parametrize(
     ("values", "extent"),
     [
-        pytest.param(pd.date_range("2000-01-01", periods=3, freq="D").values, ("2000-01-01T00:00:00Z", "2000-01-03T00:00:00Z"), id="standard"),
-        pytest.param(cf("noleap", (2001, 2, 28), (2001, 3, 1)), ("2001-02-28T00:00:00Z", "2001-03-01T00:00:00Z"), id="noleap"),
-        pytest.param(cf("360_day", (2001, 2, 29, 12), (2001, 2, 30, 12)), ("2001-02-28T12:00:00Z", "2001-02-28T12:00:00Z"), id="360_day February 30 clamps"),
-        pytest.param(cf("all_leap", (2001, 2, 29)), ("2001-02-28T00:00:00Z", "2001-02-28T00:00:00Z"), id="all_leap 29 February of 2001 clamps"),
-        pytest.param(cf("julian", (1900, 2, 29)), ("1900-02-28T00:00:00Z", "1900-02-28T00:00:00Z"), id="julian leap day of 1900 clamps"),
-        pytest.param(cf("julian", (2000, 1, 1)), ("2000-01-01T00:00:00Z", "2000-01-01T00:00:00Z"), id="julian labels kept"),
+        pytest.param(
+            pd.date_range("2000-01-01", periods=3, freq="D").values,
+            ("2000-01-01T00:00:00Z", "2000-01-03T00:00:00Z"),
+            id="standard",
+        ),
+        pytest.param(
+            cf("noleap", (2001, 2, 28), (2001, 3, 1)), ("2001-02-28T00:00:00Z", "2001-03-01T00:00:00Z"), id="noleap"
+        ),
+        pytest.param(
+            cf("360_day", (2001, 2, 29, 12), (2001, 2, 30, 12)),
+            ("2001-02-28T12:00:00Z", "2001-02-28T12:00:00Z"),
+            id="360_day February 30 clamps",
+        ),
+        pytest.param(
+            cf("all_leap", (2001, 2, 29)),
+            ("2001-02-28T00:00:00Z", "2001-02-28T00:00:00Z"),
+            id="all_leap 29 February of 2001 clamps",
+        ),
+        pytest.param(
+            cf("julian", (1900, 2, 29)),
+            ("1900-02-28T00:00:00Z", "1900-02-28T00:00:00Z"),
+            id="julian leap day of 1900 clamps",
+        ),
+        pytest.param(
+            cf("julian", (2000, 1, 1)), ("2000-01-01T00:00:00Z", "2000-01-01T00:00:00Z"), id="julian labels kept"
+        ),
     ],
 )
 def test_time_extent(values, extent):

@@ -88,6 +88,7 @@ def expected_bbox(ds: xr.Dataset) -> list[float]:
 def expected_interval(ds: xr.Dataset) -> tuple[str, str]:
     bounds = ds["time"].attrs.get("bounds")
     values = ds[bounds].values if bounds else ds["time"].values
+
     def as_text(t) -> str:  # numpy datetime64, or cftime for a non-standard calendar
         if isinstance(t, np.datetime64):
             return np.datetime_as_string(t, unit="s") + "Z"

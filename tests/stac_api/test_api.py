@@ -50,7 +50,12 @@ def test_collections(client, sample_crawl):
     [
         pytest.param(
             dict(collections=["cmip6"], bbox=[-10, 40, 10, 50], datetime="2016-01-01/2017-01-01"),
-            {"ModelA.ssp585.r1i1p1f1.pr.gn", "ModelA.ssp585.r1i1p1f1.tas.gn", "ModelB.ssp585.r1i1p1f1.pr.gn", "ModelB.ssp585.r1i1p1f1.tas.gn"},
+            {
+                "ModelA.ssp585.r1i1p1f1.pr.gn",
+                "ModelA.ssp585.r1i1p1f1.tas.gn",
+                "ModelB.ssp585.r1i1p1f1.pr.gn",
+                "ModelB.ssp585.r1i1p1f1.tas.gn",
+            },
             id="cmip6 scenario years",
         ),
         pytest.param(
@@ -60,7 +65,13 @@ def test_collections(client, sample_crawl):
         ),
         pytest.param(
             dict(bbox=[100, 10, 110, 20], datetime="2000-01-10/2000-01-20"),
-            {"era-like-daily", "ModelA.historical.r1i1p1f1.pr.gn", "ModelA.historical.r1i1p1f1.tas.gn", "ModelB.historical.r1i1p1f1.pr.gn", "ModelB.historical.r1i1p1f1.tas.gn"},
+            {
+                "era-like-daily",
+                "ModelA.historical.r1i1p1f1.pr.gn",
+                "ModelA.historical.r1i1p1f1.tas.gn",
+                "ModelB.historical.r1i1p1f1.pr.gn",
+                "ModelB.historical.r1i1p1f1.tas.gn",
+            },
             id="global stores in Asia",
         ),
         pytest.param(dict(collections=["ocean"], bbox=[100, 10, 110, 20]), set(), id="nothing there"),
@@ -72,7 +83,9 @@ def test_search_returns_exactly_the_expected_items(client, query, expected):
 
 def test_api_and_static_catalogue_agree_item_by_item(api_url, sample_crawl, tmp_path):
     write_catalog(sample_crawl.collections, sample_crawl.items, str(tmp_path))
-    static = {item.id: item for item in pystac.Catalog.from_file(str(tmp_path / "catalog.json")).get_items(recursive=True)}
+    static = {
+        item.id: item for item in pystac.Catalog.from_file(str(tmp_path / "catalog.json")).get_items(recursive=True)
+    }
     served = {item.id: item for item in Client.open(api_url).search(max_items=None).items()}
     assert served.keys() == static.keys()
     for item_id, item in static.items():
@@ -81,7 +94,9 @@ def test_api_and_static_catalogue_agree_item_by_item(api_url, sample_crawl, tmp_
         assert api_item.bbox == item.bbox, item_id
         assert api_item.properties == item.properties, item_id
         assert api_item.collection_id == item.collection_id
-        assert {k: a.to_dict() for k, a in api_item.assets.items()} == {k: a.to_dict() for k, a in item.assets.items()}, item_id
+        assert {k: a.to_dict() for k, a in api_item.assets.items()} == {
+            k: a.to_dict() for k, a in item.assets.items()
+        }, item_id
 
 
 def test_an_asset_opens_with_xarray_and_reads_a_value(client):

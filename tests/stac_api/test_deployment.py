@@ -7,8 +7,8 @@ import pystac
 import pytest
 from pystac_client import Client
 
-from stac_api.ingest import load
-from stac_api.settings import Settings
+from stac_api.loading.ingest import load
+from stac_api.serving.settings import Settings
 
 from ..conftest import serve_api
 
@@ -32,7 +32,17 @@ def all_hrefs(document: dict) -> list[str]:
     ],
     ids=["x-forwarded", "forwarded", "x-forwarded-port"],
 )
-@pytest.mark.parametrize("path", ["/", "/collections", "/collections/cmip6", "/collections/cmip6/items?limit=2", "/search?limit=2", "/collections/cmip6/items/ModelA.historical.r1i1p1f1.tas.gn"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/",
+        "/collections",
+        "/collections/cmip6",
+        "/collections/cmip6/items?limit=2",
+        "/search?limit=2",
+        "/collections/cmip6/items/ModelA.historical.r1i1p1f1.tas.gn",
+    ],
+)
 def test_links_carry_the_public_url_behind_a_proxy(api_url, headers, path):
     document = httpx.get(f"{api_url}{path}", headers=headers).json()
     hrefs = [h for h in all_hrefs(document) if h.startswith("http")]
@@ -50,7 +60,9 @@ def test_links_carry_the_root_path(loaded_dsn):
     # Behind a proxy that serves the API under /stac/ and strips the prefix.
     with serve_api(loaded_dsn, root_path="/stac") as live:
         for path in ("/", "/collections", "/collections/cmip6/items?limit=2", "/search?limit=2"):
-            document = httpx.get(f"{live.url}{path}", headers={"X-Forwarded-Proto": "https", "X-Forwarded-Host": "stac.example.org"}).json()
+            document = httpx.get(
+                f"{live.url}{path}", headers={"X-Forwarded-Proto": "https", "X-Forwarded-Host": "stac.example.org"}
+            ).json()
             hrefs = [h for h in all_hrefs(document) if h.startswith("http")]
             assert hrefs and all(h.startswith(f"{PUBLIC}/stac/") or h == f"{PUBLIC}/stac" for h in hrefs), hrefs
 
@@ -59,7 +71,11 @@ def test_links_carry_the_root_path(loaded_dsn):
 def test_cors_preflight_for_stac_browser(api_url, method):
     response = httpx.options(
         f"{api_url}/search",
-        headers={"Origin": "https://radiantearth.github.io", "Access-Control-Request-Method": method, "Access-Control-Request-Headers": "content-type"},
+        headers={
+            "Origin": "https://radiantearth.github.io",
+            "Access-Control-Request-Method": method,
+            "Access-Control-Request-Headers": "content-type",
+        },
     )
     assert response.status_code == 200
     assert response.headers["access-control-allow-origin"] in ("*", "https://radiantearth.github.io")
@@ -86,10 +102,20 @@ def test_conformance_matches_what_is_enabled(api_url):
 
 # -- paging ----------------------------------------------------------------------------------
 def many_items(n: int, collection_id: str = "many"):
-    extent = pystac.Extent(pystac.SpatialExtent([[0.0, 0.0, 10.0, 10.0]]), pystac.TemporalExtent([[dt.datetime(2000, 1, 1, tzinfo=dt.timezone.utc), None]]))
+    extent = pystac.Extent(
+        pystac.SpatialExtent([[0.0, 0.0, 10.0, 10.0]]),
+        pystac.TemporalExtent([[dt.datetime(2000, 1, 1, tzinfo=dt.timezone.utc), None]]),
+    )
     collection = pystac.Collection(collection_id, "Many items", extent, license="CC0-1.0", title="Many")
     items = [
-        pystac.Item(f"i{i:04d}", {"type": "Point", "coordinates": [i % 10, i % 10]}, [i % 10, i % 10, i % 10, i % 10], dt.datetime(2000, 1, 1, tzinfo=dt.timezone.utc) + dt.timedelta(hours=i), {"n": i}, collection=collection_id)
+        pystac.Item(
+            f"i{i:04d}",
+            {"type": "Point", "coordinates": [i % 10, i % 10]},
+            [i % 10, i % 10, i % 10, i % 10],
+            dt.datetime(2000, 1, 1, tzinfo=dt.timezone.utc) + dt.timedelta(hours=i),
+            {"n": i},
+            collection=collection_id,
+        )
         for i in range(n)
     ]
     return collection, items
@@ -170,7 +196,11 @@ def new_item(item_id: str) -> dict:
     return data
 
 
-@pytest.mark.parametrize("authorization", [None, "Bearer wrong-token", f"Basic {TOKEN}", "Bearer", f"Bearer {TOKEN}x"], ids=["none", "wrong", "not-bearer", "empty", "longer"])
+@pytest.mark.parametrize(
+    "authorization",
+    [None, "Bearer wrong-token", f"Basic {TOKEN}", "Bearer", f"Bearer {TOKEN}x"],
+    ids=["none", "wrong", "not-bearer", "empty", "longer"],
+)
 def test_writes_without_the_token_are_refused(writable_api, authorization):
     headers = {"Authorization": authorization} if authorization else {}
     response = httpx.post(f"{writable_api}/collections/writable/items", json=new_item("refused"), headers=headers)
@@ -181,7 +211,11 @@ def test_writes_without_the_token_are_refused(writable_api, authorization):
 
 
 def test_writes_with_the_token_are_accepted(writable_api):
-    response = httpx.post(f"{writable_api}/collections/writable/items", json=new_item("accepted"), headers={"Authorization": f"Bearer {TOKEN}"})
+    response = httpx.post(
+        f"{writable_api}/collections/writable/items",
+        json=new_item("accepted"),
+        headers={"Authorization": f"Bearer {TOKEN}"},
+    )
     assert response.status_code == 201, response.text
     assert httpx.get(f"{writable_api}/collections/writable/items/accepted").status_code == 200
     # Reading and searching stay open.

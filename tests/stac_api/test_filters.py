@@ -6,16 +6,20 @@ from fastapi import HTTPException
 from stac_fastapi.pgstac.core import clean_search_args
 from stac_fastapi.types.errors import InvalidQueryParameter
 
-from stac_api import filters
+from stac_api.serving import filters
 
 FILTERS = [
     pytest.param("variable_id = 'tas' AND experiment_id = 'ssp585'", "cql2-text", id="two facets"),
     pytest.param("variable_id IN ('tas', 'pr') OR NOT (member_id LIKE 'r1%')", "cql2-text", id="in, like, not"),
     pytest.param("S_INTERSECTS(geometry, POLYGON((0 0, 10 0, 10 10, 0 10, 0 0)))", "cql2-text", id="spatial"),
-    pytest.param("T_INTERSECTS(datetime, INTERVAL('2015-01-01T00:00:00Z', '2020-01-01T00:00:00Z'))", "cql2-text", id="temporal"),
+    pytest.param(
+        "T_INTERSECTS(datetime, INTERVAL('2015-01-01T00:00:00Z', '2020-01-01T00:00:00Z'))", "cql2-text", id="temporal"
+    ),
     pytest.param("eo:cloud_cover < 10.5", "cql2-text", id="prefixed name"),
     pytest.param('{"op": "=", "args": [{"property": "variable_id"}, "tas"]}', "cql2-json", id="cql2-json"),
-    pytest.param('{"op": "a_contains", "args": [{"property": "variables"}, ["tas"]]}', "cql2-json", id="array operator"),
+    pytest.param(
+        '{"op": "a_contains", "args": [{"property": "variables"}, ["tas"]]}', "cql2-json", id="array operator"
+    ),
 ]
 
 

@@ -1,11 +1,14 @@
-"""Loading into pgstac: idempotent, and `sync` deletes only what a complete crawl says is gone."""
+"""Loading into pgstac: idempotent, and `may_delete` lets it delete only what a complete crawl says is gone."""
 
 import copy
+import threading
+import time
 
 import psycopg
 import pytest
 
-from stac_api.ingest import load
+from stac_api.db import parse_dsn
+from stac_api.loading.ingest import Ingest, load
 
 
 def state(dsn: str) -> dict:
@@ -27,15 +30,19 @@ def test_loading_twice_changes_nothing(pgstac_dsn, sample_crawl):
 def test_sync_deletes_stores_that_are_gone_after_a_complete_crawl(pgstac_dsn, sample_crawl):
     load(pgstac_dsn, sample_crawl.collections, sample_crawl.items)
     remaining = [i for i in sample_crawl.items if i.id != "ModelA.historical.r1i1p1f1.pr.gn"]
-    report = load(pgstac_dsn, sample_crawl.collections, remaining, sync=lambda collection_id: True)
+    report = load(pgstac_dsn, sample_crawl.collections, remaining, may_delete=lambda collection_id: True)
     assert report.deleted == 1
-    assert [row[1] for row in state(pgstac_dsn)["items"] if row[1].startswith("ModelA.historical")] == ["ModelA.historical.r1i1p1f1.tas.gn"]
+    assert [row[1] for row in state(pgstac_dsn)["items"] if row[1].startswith("ModelA.historical")] == [
+        "ModelA.historical.r1i1p1f1.tas.gn"
+    ]
 
 
 def test_sync_deletes_nothing_from_a_collection_the_crawl_did_not_fully_see(pgstac_dsn, sample_crawl):
     load(pgstac_dsn, sample_crawl.collections, sample_crawl.items)
     remaining = [i for i in sample_crawl.items if i.collection_id != "cmip6" or i.id.startswith("ModelB")]
-    report = load(pgstac_dsn, sample_crawl.collections, remaining, sync=lambda collection_id: collection_id != "cmip6")
+    report = load(
+        pgstac_dsn, sample_crawl.collections, remaining, may_delete=lambda collection_id: collection_id != "cmip6"
+    )
     assert report.deleted == 0
     assert len(state(pgstac_dsn)["items"]) == 10
 
@@ -57,3 +64,35 @@ def test_a_load_into_a_database_without_pgstac_fails_clearly(pg_cluster):
     with pytest.raises(Exception) as raised:
         load(pg_cluster._dsn_for("plain"), [], [])
     assert pg_cluster.password not in str(raised.value)
+
+
+def test_an_ingest_opens_nothing_until_it_is_opened(pg_cluster, pgstac_dsn):
+    database = parse_dsn(pgstac_dsn)["dbname"]
+    threads = threading.active_count()
+    ingest = Ingest(pgstac_dsn)
+    time.sleep(0.5)  # a pool opened in the background would have connected by now
+    assert (sessions_on(pg_cluster, database), threading.active_count()) == (0, threads)
+    with ingest:
+        assert sessions_on(pg_cluster, database) > 0
+    ingest.close()  # closing twice is harmless
+
+
+def sessions_on(pg_cluster, database: str) -> int:
+    with psycopg.connect(pg_cluster._dsn_for("postgres"), autocommit=True) as conn:
+        query = "SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()"
+        return conn.execute(query, (database,)).fetchone()[0]
+
+
+def test_an_ingest_that_cannot_open_leaves_no_session(pg_cluster):
+    """Its pools opened before the search-order index failed (no pgstac): all closed again."""
+    with psycopg.connect(pg_cluster._dsn_for("postgres"), autocommit=True) as conn:
+        conn.execute('DROP DATABASE IF EXISTS "ingest_no_pgstac"')
+        conn.execute('CREATE DATABASE "ingest_no_pgstac"')
+    ingest = Ingest(pg_cluster._dsn_for("ingest_no_pgstac"))  # kept: its collection would close what leaked
+    with pytest.raises(psycopg.Error):
+        ingest.open()
+    deadline = time.monotonic() + 10  # a closed connection's backend ends just after
+    while sessions_on(pg_cluster, "ingest_no_pgstac") and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert sessions_on(pg_cluster, "ingest_no_pgstac") == 0
+    ingest.close()  # and closing again is harmless

@@ -48,7 +48,11 @@ def start_load(catalogue: Path, dsn: str) -> subprocess.Popen:
     # The DSN (with its password) goes through the environment, never argv.
     env = {**os.environ, "DATABASE_URL": dsn}
     return subprocess.Popen(
-        [str(Path(sys.executable).parent / "zarr-stac"), "load", str(catalogue)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        [str(Path(sys.executable).parent / "zarr-stac"), "load", str(catalogue)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
 
 

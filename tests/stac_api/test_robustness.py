@@ -25,8 +25,8 @@ import schemathesis
 from schemathesis.checks import not_a_server_error
 
 from stac_api.app import create_app
-from stac_api.ingest import load
-from stac_api.settings import Settings
+from stac_api.loading.ingest import load
+from stac_api.serving.settings import Settings
 from zarr_stac.services import PostgresCluster, free_port
 
 from ..conftest import own_pgstac_cluster, serve_api, wait_until_answering
@@ -52,7 +52,13 @@ OPENAPI = create_app(Settings(database_url="postgresql://nobody:unused@127.0.0.1
 SCHEMA = schemathesis.openapi.from_dict(
     OPENAPI,
     config=schemathesis.Config.from_dict(
-        {"generation": {"max-examples": int(FUZZ_EXAMPLES or 15), "deterministic": not FUZZ_EXAMPLES, "database": "none"}}
+        {
+            "generation": {
+                "max-examples": int(FUZZ_EXAMPLES or 15),
+                "deterministic": not FUZZ_EXAMPLES,
+                "database": "none",
+            }
+        }
     ),
 )
 
@@ -92,7 +98,13 @@ FOUND_BY_FUZZING = [
     pytest.param("POST", "/search", "null", 400, id="body-null"),
     pytest.param("POST", "/search", "[99999999999999999999999]", 400, id="body-a-list-of-a-huge-integer"),
     pytest.param("POST", "/search", ("text/plain", '{"limit": 1}'), 415, id="body-not-declared-json"),
-    pytest.param("POST", "/search", {"filter": {"op": "=", "args": [{"property": "variable_id"}, 2**72]}}, 200, id="integer-beyond-64-bits"),
+    pytest.param(
+        "POST",
+        "/search",
+        {"filter": {"op": "=", "args": [{"property": "variable_id"}, 2**72]}},
+        200,
+        id="integer-beyond-64-bits",
+    ),
 ]
 
 
@@ -143,7 +155,7 @@ HOSTILE_CQL2_TEXT = [
     pytest.param("1=1) OR (1=1", REFUSED, id="unbalanced-parentheses"),
     # A tautology is a filter like any other: it matches everything, and reads nothing else.
     pytest.param("variable_id = 'nothing' OR 1=1", ALL_ITEMS, id="tautology"),
-    pytest.param('"id; DROP TABLE pgstac.items; --" = \'tas\'', set(), id="hostile-property-name"),
+    pytest.param("\"id; DROP TABLE pgstac.items; --\" = 'tas'", set(), id="hostile-property-name"),
     pytest.param("properties->>'id' = 'x'", REFUSED, id="sql-json-operator"),
     pytest.param("variable_id IN ('tas', 'x''); DROP TABLE pgstac.items; --')", CMIP6_TAS, id="in-list-with-quote"),
     pytest.param("variable_id LIKE '%'' OR ''1''=''1'", set(), id="like-with-quotes"),
@@ -172,7 +184,9 @@ HOSTILE_CQL2_TEXT = [
 
 @pytest.mark.parametrize(("cql2_text", "expected"), HOSTILE_CQL2_TEXT)
 def test_hostile_cql2_text_is_only_ever_a_filter(api_url, loaded_dsn, counts_before, cql2_text, expected):
-    response = httpx.get(f"{api_url}/search", params={"filter": cql2_text, "filter-lang": "cql2-text", "limit": 100}, timeout=20)
+    response = httpx.get(
+        f"{api_url}/search", params={"filter": cql2_text, "filter-lang": "cql2-text", "limit": 100}, timeout=20
+    )
     assert_answered(response, expected)
     assert item_counts(loaded_dsn) == counts_before
 
@@ -198,15 +212,27 @@ HOSTILE_CQL2_JSON = [
     pytest.param(equals(prop("id; DROP TABLE pgstac.items; --"), "tas"), set(), id="hostile-property-name"),
     pytest.param(equals(prop("variable_id') OR ('1'='1"), "tas"), set(), id="property-closing-quote"),
     pytest.param(equals(prop("properties->>'variable_id'"), "tas"), set(), id="sql-json-operator-as-property"),
-    pytest.param({"op": "=; DROP TABLE pgstac.items; --", "args": [prop("variable_id"), "tas"]}, REFUSED, id="hostile-operator"),
+    pytest.param(
+        {"op": "=; DROP TABLE pgstac.items; --", "args": [prop("variable_id"), "tas"]}, REFUSED, id="hostile-operator"
+    ),
     pytest.param({"op": "pg_sleep", "args": [30]}, REFUSED, id="pg-sleep"),
     pytest.param(equals(prop("variable_id"), {"op": "pg_sleep", "args": [30]}), REFUSED, id="pg-sleep-as-value"),
-    pytest.param({"op": "in", "args": [prop("variable_id"), ["tas", "x'); DROP TABLE pgstac.items; --"]]}, CMIP6_TAS, id="in-list-with-quote"),
+    pytest.param(
+        {"op": "in", "args": [prop("variable_id"), ["tas", "x'); DROP TABLE pgstac.items; --"]]},
+        CMIP6_TAS,
+        id="in-list-with-quote",
+    ),
     pytest.param({"op": "in", "args": [prop("variable_id"), []]}, REFUSED, id="in-empty-list"),
     pytest.param({"op": "and", "args": []}, REFUSED, id="and-of-nothing"),
     pytest.param(equals(1, 1), ALL_ITEMS, id="tautology"),
-    pytest.param(equals(prop("variable_id"), {"timestamp": "x'; DROP TABLE pgstac.items; --"}), REFUSED, id="hostile-timestamp"),
-    pytest.param({"op": "s_intersects", "args": [prop("geometry"), {"type": "Point; DROP TABLE x", "coordinates": [0, 0]}]}, REFUSED, id="hostile-geometry-type"),
+    pytest.param(
+        equals(prop("variable_id"), {"timestamp": "x'; DROP TABLE pgstac.items; --"}), REFUSED, id="hostile-timestamp"
+    ),
+    pytest.param(
+        {"op": "s_intersects", "args": [prop("geometry"), {"type": "Point; DROP TABLE x", "coordinates": [0, 0]}]},
+        REFUSED,
+        id="hostile-geometry-type",
+    ),
     pytest.param(equals(prop("\x00"), "tas"), REFUSED, id="nul-in-property"),
     pytest.param(equals(prop("variable_id"), "\x00"), REFUSED, id="nul-in-literal"),
     pytest.param(equals(prop("variable_id"), "x" * 1_000_000), set(), id="megabyte-literal"),
@@ -238,7 +264,16 @@ LOAD_REQUESTS = [
     ("GET", "/collections/cmip6/items", {"limit": "3"}),
     ("GET", "/search", {"bbox": "-10,40,10,50", "datetime": "2000-01-01T00:00:00Z/2005-01-01T00:00:00Z", "limit": "5"}),
     ("GET", "/search", {"filter": "variable_id = 'tas' AND experiment_id = 'ssp585'", "filter-lang": "cql2-text"}),
-    ("POST", "/search", {"collections": ["cmip6"], "filter-lang": "cql2-json", "filter": equals(prop("source_id"), "ModelB"), "bbox": [-10, 40, 10, 50]}),
+    (
+        "POST",
+        "/search",
+        {
+            "collections": ["cmip6"],
+            "filter-lang": "cql2-json",
+            "filter": equals(prop("source_id"), "ModelB"),
+            "bbox": [-10, 40, 10, 50],
+        },
+    ),
 ]
 
 

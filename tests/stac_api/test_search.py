@@ -23,7 +23,13 @@ def test_cql2_text_filter_on_path_template_properties(client, method):
 def test_cql2_json_filter_by_post(api_url):
     body = {
         "filter-lang": "cql2-json",
-        "filter": {"op": "and", "args": [{"op": "=", "args": [{"property": "variable_id"}, "tas"]}, {"op": "=", "args": [{"property": "experiment_id"}, "ssp585"]}]},
+        "filter": {
+            "op": "and",
+            "args": [
+                {"op": "=", "args": [{"property": "variable_id"}, "tas"]},
+                {"op": "=", "args": [{"property": "experiment_id"}, "ssp585"]},
+            ],
+        },
         "collections": ["cmip6"],
     }
     response = httpx.post(f"{api_url}/search", json=body)
@@ -41,7 +47,10 @@ def test_query_extension_on_path_template_properties(client, method):
 
 def test_filter_combined_with_bbox_and_datetime(client):
     search = client.search(bbox=[-10, 40, 10, 50], datetime="2000-01-01/2005-01-01", filter="source_id = 'ModelB'")
-    assert {item.id for item in search.items()} == {"ModelB.historical.r1i1p1f1.pr.gn", "ModelB.historical.r1i1p1f1.tas.gn"}
+    assert {item.id for item in search.items()} == {
+        "ModelB.historical.r1i1p1f1.pr.gn",
+        "ModelB.historical.r1i1p1f1.tas.gn",
+    }
 
 
 def test_array_property_of_variables(client):
@@ -60,7 +69,13 @@ def test_queryables_list_the_facets_with_their_values(api_url):
 
 def test_facets_are_indexed_and_summarised(loaded_dsn, client):
     with psycopg.connect(loaded_dsn) as conn:
-        indexes = [row[0] for row in conn.execute("SELECT indexdef FROM pg_indexes WHERE schemaname = 'pgstac' AND tablename LIKE '\\_items\\_%' AND indexdef LIKE '%variable_id%'")]
+        indexes = [
+            row[0]
+            for row in conn.execute(
+                "SELECT indexdef FROM pg_indexes WHERE schemaname = 'pgstac' "
+                "AND tablename LIKE '\\_items\\_%' AND indexdef LIKE '%variable_id%'"
+            )
+        ]
         # The builds were queued, then run in parallel: none is left, none failed.
         left = conn.execute("SELECT count(*) FROM pgstac.query_queue").fetchone()[0]
         failed = conn.execute("SELECT count(*) FROM pgstac.query_queue_history WHERE error IS NOT NULL").fetchone()[0]
@@ -77,20 +92,31 @@ def test_collection_search_by_free_text(api_url):
 
 
 def test_collection_search_by_bbox_and_datetime(api_url):
-    found = httpx.get(f"{api_url}/collections", params={"bbox": "-70,10,-60,20", "datetime": "2021-06-01T00:00:00Z/2021-06-30T00:00:00Z"}).json()["collections"]
+    found = httpx.get(
+        f"{api_url}/collections",
+        params={"bbox": "-70,10,-60,20", "datetime": "2021-06-01T00:00:00Z/2021-06-30T00:00:00Z"},
+    ).json()["collections"]
     assert [c["id"] for c in found] == ["ocean"]
 
 
 def test_fields_include_and_exclude(api_url):
-    response = httpx.get(f"{api_url}/search", params={"collections": "cmip6", "limit": 2, "fields": "id,properties.variable_id,-assets,-links"}).json()
+    response = httpx.get(
+        f"{api_url}/search",
+        params={"collections": "cmip6", "limit": 2, "fields": "id,properties.variable_id,-assets,-links"},
+    ).json()
     feature = response["features"][0]
     assert "assets" not in feature and "links" not in feature
     assert set(feature["properties"]) == {"variable_id"}
 
 
 def test_sort_by_a_property(api_url):
-    response = httpx.get(f"{api_url}/search", params={"collections": "cmip6", "sortby": "-properties.start_datetime,id", "limit": 8}).json()
-    assert [f["id"] for f in response["features"]][:2] == ["ModelA.ssp585.r1i1p1f1.pr.gn", "ModelA.ssp585.r1i1p1f1.tas.gn"]
+    response = httpx.get(
+        f"{api_url}/search", params={"collections": "cmip6", "sortby": "-properties.start_datetime,id", "limit": 8}
+    ).json()
+    assert [f["id"] for f in response["features"]][:2] == [
+        "ModelA.ssp585.r1i1p1f1.pr.gn",
+        "ModelA.ssp585.r1i1p1f1.tas.gn",
+    ]
 
 
 def test_page_size_is_capped(loaded_dsn):
@@ -137,4 +163,3 @@ def test_a_3d_bbox_is_accepted(api_url):
         httpx.get(f"{api_url}/collections", params={"bbox": "-10,40,0,10,50,1000"}),
     ):
         assert response.status_code == 200, response.text
-

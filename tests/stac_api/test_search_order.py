@@ -11,7 +11,7 @@ import pystac
 import pytest
 
 from stac_api import search_order
-from stac_api.ingest import Ingest, load
+from stac_api.loading.ingest import Ingest, load
 
 
 def partitions_without_the_index(dsn: str) -> list[str]:
@@ -55,12 +55,16 @@ def test_a_load_makes_it_where_pypgstac_alone_migrated(pgstac_dsn, sample_crawl)
     assert [w for w in report.notes if search_order.NAME in w and "built" in w]
 
 
-def test_a_role_that_may_not_index_items_still_loads_and_is_told_why_searches_are_slow(pg_cluster, pgstac_dsn, sample_crawl):
+def test_a_role_that_may_not_index_items_still_loads_and_is_told_why_searches_are_slow(
+    pg_cluster, pgstac_dsn, sample_crawl
+):
     drop_the_index(pgstac_dsn)
     role, password = f"ingest_{secrets.token_hex(4)}", secrets.token_urlsafe(16)
     with psycopg.connect(pgstac_dsn, autocommit=True) as conn:
         conn.execute(f"CREATE ROLE {role} LOGIN PASSWORD '{password}' IN ROLE pgstac_ingest")
-    dsn = pgstac_dsn.replace(f"{pg_cluster.user}:{quote(pg_cluster.password, safe='')}@", f"{role}:{quote(password, safe='')}@")
+    dsn = pgstac_dsn.replace(
+        f"{pg_cluster.user}:{quote(pg_cluster.password, safe='')}@", f"{role}:{quote(password, safe='')}@"
+    )
     assert dsn != pgstac_dsn
 
     report = load(dsn, sample_crawl.collections, sample_crawl.items)
@@ -72,15 +76,23 @@ def test_a_role_that_may_not_index_items_still_loads_and_is_told_why_searches_ar
 
 
 def model_collection(name: str) -> pystac.Collection:
-    extent = pystac.Extent(pystac.SpatialExtent([[-180, -90, 180, 90]]), pystac.TemporalExtent([[datetime(1850, 1, 1, tzinfo=timezone.utc), None]]))
+    extent = pystac.Extent(
+        pystac.SpatialExtent([[-180, -90, 180, 90]]),
+        pystac.TemporalExtent([[datetime(1850, 1, 1, tzinfo=timezone.utc), None]]),
+    )
     return pystac.Collection(name, f"The runs of {name}.", extent)
 
 
 def first_page_plan(conn: psycopg.Connection, search: dict) -> str:
     """The plan of the statement pgstac's `search_rows` runs for the first page."""
     conn.execute("SET search_path TO pgstac, public")
-    where, orderby = conn.execute("SELECT _where, orderby FROM search_query(%s::jsonb)", (json.dumps(search),)).fetchone()
-    statement = f"SELECT * FROM pgstac.items WHERE datetime >= '-infinity' AND datetime < 'infinity' AND ({where}) ORDER BY {orderby} LIMIT 11"
+    where, orderby = conn.execute(
+        "SELECT _where, orderby FROM search_query(%s::jsonb)", (json.dumps(search),)
+    ).fetchone()
+    statement = (
+        "SELECT * FROM pgstac.items WHERE datetime >= '-infinity' AND datetime < 'infinity' "
+        f"AND ({where}) ORDER BY {orderby} LIMIT 11"
+    )
     return json.dumps(conn.execute(f"EXPLAIN (FORMAT JSON) {statement}").fetchone()[0])
 
 
@@ -88,7 +100,10 @@ def first_page_plan(conn: psycopg.Connection, search: dict) -> str:
     "search",
     [
         pytest.param({}, id="no filter"),
-        pytest.param({"filter-lang": "cql2-json", "filter": {"op": "=", "args": [{"property": "experiment_id"}, "ssp585"]}}, id="a facet"),
+        pytest.param(
+            {"filter-lang": "cql2-json", "filter": {"op": "=", "args": [{"property": "experiment_id"}, "ssp585"]}},
+            id="a facet",
+        ),
         pytest.param({"collections": ["model-b"]}, id="one collection"),
     ],
 )
@@ -103,9 +118,17 @@ def test_the_first_page_is_read_in_order_not_sorted_when_many_items_share_a_star
                     "stac_version": "1.1.0",
                     "id": f"run-{n:05d}",
                     "collection": f"model-{'ab'[n % 2]}",
-                    "geometry": {"type": "Polygon", "coordinates": [[[-180, -90], [180, -90], [180, 90], [-180, 90], [-180, -90]]]},
+                    "geometry": {
+                        "type": "Polygon",
+                        "coordinates": [[[-180, -90], [180, -90], [180, 90], [-180, 90], [-180, -90]]],
+                    },
                     "bbox": [-180, -90, 180, 90],
-                    "properties": {"datetime": None, "start_datetime": "1850-01-01T00:00:00Z", "end_datetime": "2014-12-31T00:00:00Z", "experiment_id": ["historical", "ssp585"][n // 2 % 2]},
+                    "properties": {
+                        "datetime": None,
+                        "start_datetime": "1850-01-01T00:00:00Z",
+                        "end_datetime": "2014-12-31T00:00:00Z",
+                        "experiment_id": ["historical", "ssp585"][n // 2 % 2],
+                    },
                     "links": [],
                     "assets": {},
                 }

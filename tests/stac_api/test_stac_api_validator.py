@@ -10,7 +10,10 @@ from ..conftest import PROJECT_ROOT, SCHEMA_DIR
 
 pytest.importorskip("stac_api_validator")
 
-GEOMETRY = {"type": "Polygon", "coordinates": [[[-70.0, 10.0], [-10.0, 10.0], [-10.0, 50.0], [-70.0, 50.0], [-70.0, 10.0]]]}
+GEOMETRY = {
+    "type": "Polygon",
+    "coordinates": [[[-70.0, 10.0], [-10.0, 10.0], [-10.0, 50.0], [-70.0, 50.0], [-70.0, 10.0]]],
+}
 
 
 def test_stac_api_validator_passes(api_url):

@@ -1,8 +1,8 @@
 """Publishing to a folder or a bucket: incremental, atomic for readers, never losing items."""
 
 import copy
-import itertools
 import datetime as dt
+import itertools
 import json
 import re
 import threading
@@ -11,10 +11,10 @@ import httpx
 import pystac
 import pytest
 
-from loaders.crawl import crawl
 from common.storage import StorageOptions
+from loaders.crawl import crawl
 from static_catalog.write import write_catalog
-from zarr_stac.services.proxy import FaultProxy, FaultRules
+from tests.proxy import FaultProxy, FaultRules
 
 UTC = dt.timezone.utc
 
@@ -27,16 +27,31 @@ def synthetic(n_items: int, collections=("alpha", "beta"), version: int = 0):
         lon = -170.0 + (i % 340)
         item = pystac.Item(
             id=f"item-{i:05d}",
-            geometry={"type": "Polygon", "coordinates": [[[lon, 0.0], [lon + 1, 0.0], [lon + 1, 1.0], [lon, 1.0], [lon, 0.0]]]},
+            geometry={
+                "type": "Polygon",
+                "coordinates": [[[lon, 0.0], [lon + 1, 0.0], [lon + 1, 1.0], [lon, 1.0], [lon, 0.0]]],
+            },
             bbox=[lon, 0.0, lon + 1, 1.0],
             datetime=None,
-            properties={"start_datetime": "2000-01-01T00:00:00Z", "end_datetime": "2000-12-31T00:00:00Z", "version": version},
+            properties={
+                "start_datetime": "2000-01-01T00:00:00Z",
+                "end_datetime": "2000-12-31T00:00:00Z",
+                "version": version,
+            },
             collection=cid,
         )
-        item.add_asset("zarr", pystac.Asset(href=f"s3://bucket/{cid}/{i}.zarr", media_type="application/vnd+zarr", roles=["data", "zarr"]))
+        item.add_asset(
+            "zarr",
+            pystac.Asset(href=f"s3://bucket/{cid}/{i}.zarr", media_type="application/vnd+zarr", roles=["data", "zarr"]),
+        )
         items.append(item)
-    extent = pystac.Extent(pystac.SpatialExtent([[-180.0, 0.0, 180.0, 1.0]]), pystac.TemporalExtent([[dt.datetime(2000, 1, 1, tzinfo=UTC), dt.datetime(2000, 12, 31, tzinfo=UTC)]]))
-    cols = [pystac.Collection(id=c, description=f"collection {c}", extent=extent, license="CC-BY-4.0") for c in collections]
+    extent = pystac.Extent(
+        pystac.SpatialExtent([[-180.0, 0.0, 180.0, 1.0]]),
+        pystac.TemporalExtent([[dt.datetime(2000, 1, 1, tzinfo=UTC), dt.datetime(2000, 12, 31, tzinfo=UTC)]]),
+    )
+    cols = [
+        pystac.Collection(id=c, description=f"collection {c}", extent=extent, license="CC-BY-4.0") for c in collections
+    ]
     return cols, items
 
 
@@ -93,7 +108,9 @@ def test_rerun_writes_zero_objects_to_the_bucket(out_bucket, s3_server, storage)
     changed = copy.deepcopy(items)
     changed[3].properties["version"] = 1
     with FaultProxy(s3_server.endpoint_url) as proxy:
-        report = write_catalog(cols, changed, f"s3://{out_bucket}/stac", storage=storage.model_copy(update={"endpoint_url": proxy.url}))
+        report = write_catalog(
+            cols, changed, f"s3://{out_bucket}/stac", storage=storage.model_copy(update={"endpoint_url": proxy.url})
+        )
         puts = [r.path for r in proxy.requests if r.method == "PUT"]
     assert report.written == 1 and puts == [f"/{out_bucket}/stac/beta/item-00003/item-00003.json"]
 
@@ -117,7 +134,9 @@ def test_a_reader_never_sees_a_missing_or_broken_object(tmp_path):
     try:
         for version in range(1, 4):
             # Every item changes; a third of them move to a new collection, then back.
-            moved_cols, moved = synthetic(400, collections=("alpha", "beta", "gamma") if version % 2 else ("alpha", "beta"), version=version)
+            moved_cols, moved = synthetic(
+                400, collections=("alpha", "beta", "gamma") if version % 2 else ("alpha", "beta"), version=version
+            )
             report = write_catalog(moved_cols, moved, str(tmp_path), may_delete=lambda cid: True)
     finally:
         stop.set()
@@ -129,7 +148,9 @@ def test_a_reader_never_sees_a_missing_or_broken_object(tmp_path):
     assert report.pending > 0 and report.deleted == 0
     report = write_catalog(moved_cols, moved, str(tmp_path), may_delete=lambda cid: True, delete_grace=0)
     assert report.pending == 0 and report.deleted > 0
-    assert sorted(p.relative_to(tmp_path).parts[0] for p in tmp_path.glob("*/*/*.json")).count("gamma") == (133 if len(moved_cols) == 3 else 0)
+    assert sorted(p.relative_to(tmp_path).parts[0] for p in tmp_path.glob("*/*/*.json")).count("gamma") == (
+        133 if len(moved_cols) == 3 else 0
+    )
 
 
 # -- what may be deleted --------------------------------------------------------------------
@@ -151,18 +172,39 @@ def test_partial_crawl_deletes_nothing_and_keeps_earlier_items_linked(tmp_path):
     cols, items = synthetic(10)
     write_catalog(cols, items, str(tmp_path))
     # This time two stores (one per collection) and a whole collection failed to read.
-    report = write_catalog(cols[:1], [i for i in items[2:] if i.collection_id == "alpha"], str(tmp_path), may_delete=lambda cid: False)
+    report = write_catalog(
+        cols[:1], [i for i in items[2:] if i.collection_id == "alpha"], str(tmp_path), may_delete=lambda cid: False
+    )
     assert report.deleted == 0 and report.kept == 6
     assert sorted(walk_json(lambda p: json.loads((tmp_path / p).read_text()))) == sorted(i.id for i in items)
+
+
+def test_a_collection_extent_widens_to_cover_the_items_kept_from_before(tmp_path):
+    cols, items = synthetic(10)
+    write_catalog(cols, items, str(tmp_path))
+    # The crawl now sees alpha's stores but one, and says alpha spans less than before.
+    narrow = cols[0].clone()
+    narrow.extent = pystac.Extent(
+        pystac.SpatialExtent([[0.0, 0.0, 1.0, 1.0]]),
+        pystac.TemporalExtent([[dt.datetime(2001, 1, 1, tzinfo=UTC), dt.datetime(2001, 6, 1, tzinfo=UTC)]]),
+    )
+    alpha = [i for i in items[2:] if i.collection_id == "alpha"]
+    report = write_catalog([narrow], alpha, str(tmp_path), may_delete=lambda cid: False)
+    assert report.kept == 6  # item-00000 of alpha, and beta's five
+    extent = json.loads((tmp_path / "alpha" / "collection.json").read_text())["extent"]
+    assert extent["spatial"]["bbox"] == [[-170.0, 0.0, 1.0, 1.0]]  # the kept item-00000 sits at -170..-169
+    assert extent["temporal"]["interval"] == [["2000-01-01T00:00:00Z", "2001-06-01T00:00:00Z"]]
 
 
 def test_failed_stores_are_kept_in_a_real_partial_crawl(s3_server, storage, sample_bucket, tmp_path):
     write_catalog(*_crawl_parts(crawl(sample_bucket, storage)), str(tmp_path))
     # The era store hangs now: its earlier item must survive the republish.
     with FaultProxy(s3_server.endpoint_url, FaultRules(hang=re.compile(r"/reanalysis/"))) as proxy:
-        result = crawl(sample_bucket, StorageOptions(endpoint_url=proxy.url, anon=True, public_anon=True, timeout=2.0, retries=0))  # 2 s: only the hang times out
+        result = crawl(
+            sample_bucket, StorageOptions(endpoint_url=proxy.url, anon=True, public_anon=True, timeout=2.0, retries=0)
+        )  # 2 s: only the hang times out
     assert [(f.kind, f.collection_id) for f in result.failures] == [("timeout", "reanalysis")]
-    report = write_catalog(result.collections, result.items, str(tmp_path), may_delete=result.may_delete_from)
+    report = write_catalog(result.collections, result.items, str(tmp_path), may_delete=result.may_delete)
     assert report.deleted == 0 and report.kept == 1
     reached = walk_json(lambda p: json.loads((tmp_path / p).read_text()))
     assert "era-like-daily" in reached and len(reached) == 10
@@ -178,7 +220,11 @@ def test_geoparquet_copy_of_each_collection(tmp_path, sample_crawl):
     write_catalog(sample_crawl.collections, sample_crawl.items, str(tmp_path), geoparquet=True)
     collection = json.loads((tmp_path / "cmip6" / "collection.json").read_text())
     asset = collection["assets"]["geoparquet-items"]
-    assert (asset["href"], asset["type"], asset["roles"]) == ("./items.parquet", "application/vnd.apache.parquet", ["stac-items"])
+    assert (asset["href"], asset["type"], asset["roles"]) == (
+        "./items.parquet",
+        "application/vnd.apache.parquet",
+        ["stac-items"],
+    )
     table = pq.read_table(tmp_path / "cmip6" / "items.parquet")
     assert sorted(table.column("id").to_pylist()) == sorted(i.id for i in sample_crawl.items_of("cmip6"))
 

@@ -44,7 +44,9 @@ def test_rerun_with_nothing_changed_writes_nothing(catalogue, sample_crawl):
 
 def test_prune_removes_items_that_are_gone(catalogue, sample_crawl):
     kept = [i for i in sample_crawl.items if i.id != "ModelA.historical.r1i1p1f1.pr.gn"]
-    report = write_catalog(sample_crawl.collections, kept, str(catalogue), may_delete=lambda collection_id: True, delete_grace=0)
+    report = write_catalog(
+        sample_crawl.collections, kept, str(catalogue), may_delete=lambda collection_id: True, delete_grace=0
+    )
     assert report.deleted == 2  # the item and the old snapshot of its collection
     assert report.written == 3  # the cmip6 collection (stable and snapshot) and the root
     assert len(walk_items(str(catalogue / "catalog.json"))) == 9
@@ -63,7 +65,9 @@ def test_absolute_links_served_over_http(tmp_path, sample_crawl):
         links = [link for path in tmp_path.rglob("*.json") for link in json.loads(path.read_text())["links"]]
         # every catalogue link; `store` links (issue 17) point at the data, in its object store
         assert all(link["href"].startswith(base_url) for link in links if link["rel"] != "store")
-        assert {link["href"] for link in links if link["rel"] == "store"} == {item.assets["zarr"].href for item in sample_crawl.items}
+        assert {link["href"] for link in links if link["rel"] == "store"} == {
+            item.assets["zarr"].href for item in sample_crawl.items
+        }
     finally:
         server.shutdown()
         server.server_close()
@@ -75,7 +79,10 @@ def test_static_server_answers_cors_preflight(catalogue):
     port = free_port()
     server = serve_in_thread(catalogue, port=port)
     try:
-        response = httpx.options(f"http://127.0.0.1:{port}/catalog.json", headers={"Origin": "https://radiantearth.github.io", "Access-Control-Request-Method": "GET"})
+        response = httpx.options(
+            f"http://127.0.0.1:{port}/catalog.json",
+            headers={"Origin": "https://radiantearth.github.io", "Access-Control-Request-Method": "GET"},
+        )
         assert response.headers["access-control-allow-origin"] == "*"
         response = httpx.get(f"http://127.0.0.1:{port}/catalog.json")
         assert response.headers["content-type"] == "application/json"

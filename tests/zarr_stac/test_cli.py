@@ -106,17 +106,29 @@ sources:
     cli("build", "--config", str(config), "-o", str(out), "--strict")
     root = json.loads((out / "catalog.json").read_text())
     assert (root["id"], root["title"]) == ("demo-centre", "Demo centre")
-    assert sorted(link["href"].split("/")[1] for link in root["links"] if link["rel"] == "child") == ["cmip6-pr", "cmip6-tas"]
+    assert sorted(link["href"].split("/")[1] for link in root["links"] if link["rel"] == "child") == [
+        "cmip6-pr",
+        "cmip6-tas",
+    ]
     assert json.loads((out / "cmip6-tas" / "collection.json").read_text())["title"] == "CMIP6 tas"
-    item = json.loads((out / "cmip6-tas" / "ModelB.ssp585.r1i1p1f1.tas.gn" / "ModelB.ssp585.r1i1p1f1.tas.gn.json").read_text())
-    assert (item["properties"]["variable_id"], item["properties"]["experiment_id"], item["properties"]["grid_label"]) == ("tas", "ssp585", "gn")
+    item = json.loads(
+        (out / "cmip6-tas" / "ModelB.ssp585.r1i1p1f1.tas.gn" / "ModelB.ssp585.r1i1p1f1.tas.gn.json").read_text()
+    )
+    assert (
+        item["properties"]["variable_id"],
+        item["properties"]["experiment_id"],
+        item["properties"]["grid_label"],
+    ) == ("tas", "ssp585", "gn")
 
 
 def test_invalid_config_is_a_clear_error(cli, tmp_path):
     config = tmp_path / "mapping.yaml"
     config.write_text("sources:\n  - url: s3://x\n    colection: {}\n")
     result = cli("build", "--config", str(config), "-o", str(tmp_path / "out"), expect=2)
-    assert "invalid configuration" in result.output and "sources.0.colection: Extra inputs are not permitted" in result.output
+    assert (
+        "invalid configuration" in result.output
+        and "sources.0.colection: Extra inputs are not permitted" in result.output
+    )
 
 
 def test_url_and_config_are_exclusive(cli, tmp_path):
@@ -165,6 +177,9 @@ def test_the_command_line_starts_without_the_heavy_libraries():
     import subprocess
     import sys
 
-    code = "import sys, zarr_stac.cli; print(sorted(m for m in ('xarray', 's3fs', 'pystac', 'pydantic', 'zarr') if m in sys.modules))"
+    code = (
+        "import sys, zarr_stac.cli; "
+        "print(sorted(m for m in ('xarray', 's3fs', 'pystac', 'pydantic', 'zarr') if m in sys.modules))"
+    )
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert loaded == "[]"

@@ -26,14 +26,21 @@ MAX_ERROR_LINES = 3
 
 
 def run(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run([ZARR_STAC, *args], cwd=cwd, env=env or user_env(), capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [ZARR_STAC, *args], cwd=cwd, env=env or user_env(), capture_output=True, text=True, timeout=timeout
+    )
 
 
 def user_env(*, credentials: bool = True) -> dict[str, str]:
     """The environment of a user's shell: keys in AWS_* (or none at all), no database."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "DATABASE_URL", "ZARR_STAC_"))}
     # Without keys botocore would also ask the EC2 metadata service: never leave loopback.
-    env.update(AWS_EC2_METADATA_DISABLED="true", AWS_CONFIG_FILE="/nonexistent", AWS_SHARED_CREDENTIALS_FILE="/nonexistent", COLUMNS="200")
+    env.update(
+        AWS_EC2_METADATA_DISABLED="true",
+        AWS_CONFIG_FILE="/nonexistent",
+        AWS_SHARED_CREDENTIALS_FILE="/nonexistent",
+        COLUMNS="200",
+    )
     if credentials:
         env.update(LOCAL_CREDENTIALS)
     return env
@@ -78,12 +85,15 @@ def test_a_relative_source_and_destination_catalogue_everything(local_samples, t
 
 
 def test_relative_lists_configurations_and_paths_inside_them(local_samples):
-    (local_samples / "stores.txt").write_text("src/ocean/north-atlantic-sst.zarr\n./src/reanalysis/era-like-daily.zarr\n")
+    (local_samples / "stores.txt").write_text(
+        "src/ocean/north-atlantic-sst.zarr\n./src/reanalysis/era-like-daily.zarr\n"
+    )
     listed = run("build", "stores.txt", "-o", "out-list", cwd=local_samples)
     assert listed.returncode == 0, listed.stderr
     assert len(list((local_samples / "out-list").glob("*/*/*.json"))) == 2
     (local_samples / "mapping.yaml").write_text(
-        "sources:\n  - url: src/cmip6\n    path_template: '{source_id}/{experiment_id}/{member_id}/{variable_id}/{grid_label}.zarr'\n"
+        "sources:\n  - url: src/cmip6\n    path_template: "
+        "'{source_id}/{experiment_id}/{member_id}/{variable_id}/{grid_label}.zarr'\n"
         "    collection: {id: cmip6}\n"
     )
     configured = run("build", "--config", "mapping.yaml", "-o", "out-config", cwd=local_samples)
@@ -107,7 +117,9 @@ def test_no_credentials_is_one_line_that_suggests_anon(sample_bucket, s3_server,
 # -- 2. and 6. validate ------------------------------------------------------------------
 def test_validate_a_missing_catalogue(tmp_path):
     assert_one_clear_line(run("validate", "/nonexistent", cwd=tmp_path), 1, "cannot read /nonexistent: no such file")
-    assert_one_clear_line(run("validate", "x", "--schemas", "/nonexistent", cwd=tmp_path), 2, "--schemas /nonexistent: no such folder")
+    assert_one_clear_line(
+        run("validate", "x", "--schemas", "/nonexistent", cwd=tmp_path), 2, "--schemas /nonexistent: no such folder"
+    )
     (tmp_path / "notstac.json").write_text('{"a": 1}')
     assert_one_clear_line(run("validate", "notstac.json", cwd=tmp_path), 1, "not a STAC catalogue")
 
@@ -187,20 +199,31 @@ def dsn_cases(pg_cluster, plain: str) -> dict[str, tuple[str, str]]:
     good = pg_cluster._dsn_for(pg_cluster.database)
     host = f"127.0.0.1:{pg_cluster.port}"
     return {
-        "wrong password": (good.replace(pg_cluster.password, "WRONG-planted-pw"), f"{host}/{pg_cluster.database} failed while connecting: authentication failed"),
-        "wrong password (key=value)": (
-            f"host=127.0.0.1 port={pg_cluster.port} dbname={pg_cluster.database} user={pg_cluster.user} password=WRONG-planted-pw",
+        "wrong password": (
+            good.replace(pg_cluster.password, "WRONG-planted-pw"),
             f"{host}/{pg_cluster.database} failed while connecting: authentication failed",
         ),
-        "no such database": (good.rsplit("/", 1)[0] + "/nosuchdb", f"{host}/nosuchdb failed while connecting: no such database"),
+        "wrong password (key=value)": (
+            f"host=127.0.0.1 port={pg_cluster.port} dbname={pg_cluster.database} user={pg_cluster.user} "
+            f"password=WRONG-planted-pw",
+            f"{host}/{pg_cluster.database} failed while connecting: authentication failed",
+        ),
+        "no such database": (
+            good.rsplit("/", 1)[0] + "/nosuchdb",
+            f"{host}/nosuchdb failed while connecting: no such database",
+        ),
         "no pgstac": (plain, f"{host}/cli_without_pgstac has no pgstac: run `zarr-stac db migrate`"),
         "unreachable": (f"postgresql://u:WRONG-planted-pw@127.0.0.1:{free_port()}/db", "unreachable"),
     }
 
 
-@pytest.mark.parametrize("case", ["wrong password", "wrong password (key=value)", "no such database", "no pgstac", "unreachable"])
+@pytest.mark.parametrize(
+    "case", ["wrong password", "wrong password (key=value)", "no such database", "no pgstac", "unreachable"]
+)
 @pytest.mark.parametrize("command", ["load", "serve"])
-def test_a_database_that_cannot_be_used_is_one_line(pg_cluster, database_without_pgstac, local_samples, tmp_path, case, command):
+def test_a_database_that_cannot_be_used_is_one_line(
+    pg_cluster, database_without_pgstac, local_samples, tmp_path, case, command
+):
     """Checked before a crawl is spent on it (load) or a server starts (serve)."""
     dsn, message = dsn_cases(pg_cluster, database_without_pgstac)[case]
     args = ["load", str(local_samples / "src")] if command == "load" else ["serve", "--port", str(free_port())]
@@ -216,10 +239,21 @@ def test_serve_takes_a_key_value_dsn(pg_cluster, tmp_path):
     from ..conftest import wait_until_answering
 
     port = free_port()
-    dsn = f"host=127.0.0.1 port={pg_cluster.port} dbname={pg_cluster.database} user={pg_cluster.user} password={pg_cluster.password}"
-    server = subprocess.Popen([ZARR_STAC, "serve", "--port", str(port), "--dsn", dsn], cwd=tmp_path, env=user_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    dsn = (
+        f"host=127.0.0.1 port={pg_cluster.port} dbname={pg_cluster.database} "
+        f"user={pg_cluster.user} password={pg_cluster.password}"
+    )
+    server = subprocess.Popen(
+        [ZARR_STAC, "serve", "--port", str(port), "--dsn", dsn],
+        cwd=tmp_path,
+        env=user_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
-        wait_until_answering(f"http://127.0.0.1:{port}/", server)
+        # /collections, not just the landing page: the API reached the database with that DSN.
+        wait_until_answering(f"http://127.0.0.1:{port}/collections", server)
     finally:
         server.terminate()
         _, stderr = server.communicate(timeout=30)

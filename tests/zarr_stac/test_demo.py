@@ -19,7 +19,9 @@ def run_demo_until_serving(data_dir: Path, ports: dict[str, int]) -> tuple[subpr
     args = [sys.executable, "-m", "zarr_stac", "demo", "--data-dir", str(data_dir)]
     for name, port in ports.items():
         args += [f"--{name}-port", str(port)]
-    process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ, "COLUMNS": "200"})
+    process = subprocess.Popen(
+        args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ, "COLUMNS": "200"}
+    )
     lines: list[str] = []
     deadline = time.monotonic() + 180
     for line in process.stdout:
@@ -48,15 +50,22 @@ def assert_everything_stopped(ports: dict[str, int]) -> None:
 
 def try_the_readme(ports: dict[str, int]) -> None:
     """What README.md shows, as printed, against the running demo."""
-    from pystac_client import Client
     import xarray as xr
+    from pystac_client import Client
 
     client = Client.open(f"http://127.0.0.1:{ports['api']}")
-    found = sorted(i.id for i in client.search(collections=["cmip6"], filter="variable_id = 'tas' AND experiment_id = 'ssp585'").items())
+    found = sorted(
+        i.id
+        for i in client.search(collections=["cmip6"], filter="variable_id = 'tas' AND experiment_id = 'ssp585'").items()
+    )
     assert found == ["ModelA.ssp585.r1i1p1f1.tas.gn", "ModelB.ssp585.r1i1p1f1.tas.gn"]
     item = next(client.search(collections=["cmip6"], bbox=[-10, 40, 10, 50], datetime="2016").items())
     asset = item.assets["zarr"]
-    ds = xr.open_dataset(asset.href, **asset.extra_fields["xarray:open_kwargs"], storage_options=asset.extra_fields["xarray:storage_options"])
+    ds = xr.open_dataset(
+        asset.href,
+        **asset.extra_fields["xarray:open_kwargs"],
+        storage_options=asset.extra_fields["xarray:storage_options"],
+    )
     assert ds.sizes["time"] == 72 and ds.attrs["experiment_id"] == "ssp585"
     for collection in client.get_collections():
         assert collection.title and collection.title != collection.id
@@ -66,9 +75,16 @@ def try_the_readme(ports: dict[str, int]) -> None:
     assert queryables["variable_id"]["enum"] == ["pr", "tas"]
     endpoint = ["--endpoint-url", f"http://127.0.0.1:{ports['s3']}", "--anon"]
     zarr_stac = str(Path(sys.executable).with_name("zarr-stac"))
-    crawled = subprocess.run([zarr_stac, "crawl", "s3://zarr-stac-demo", *endpoint], capture_output=True, text=True, timeout=120)
+    crawled = subprocess.run(
+        [zarr_stac, "crawl", "s3://zarr-stac-demo", *endpoint], capture_output=True, text=True, timeout=120
+    )
     assert crawled.returncode == 0 and crawled.stdout.count("s3://zarr-stac-demo/") == 10, crawled.stderr
-    inspected = subprocess.run([zarr_stac, "inspect", "s3://zarr-stac-demo/ocean/north-atlantic-sst.zarr", *endpoint], capture_output=True, text=True, timeout=120)
+    inspected = subprocess.run(
+        [zarr_stac, "inspect", "s3://zarr-stac-demo/ocean/north-atlantic-sst.zarr", *endpoint],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert inspected.returncode == 0 and '"north-atlantic-sst"' in inspected.stdout, inspected.stderr
 
 

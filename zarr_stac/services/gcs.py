@@ -60,8 +60,19 @@ class GCSServer:
     def start(self, timeout: float = 30) -> GCSServer:
         (self.root / "data").mkdir(parents=True, exist_ok=True)
         command = [
-            str(fake_gcs_binary()), "-scheme", "http", "-host", self.host, "-port", str(self.port),
-            "-backend", "filesystem", "-filesystem-root", str(self.root / "data"), "-external-url", self.endpoint_url,
+            str(fake_gcs_binary()),
+            "-scheme",
+            "http",
+            "-host",
+            self.host,
+            "-port",
+            str(self.port),
+            "-backend",
+            "filesystem",
+            "-filesystem-root",
+            str(self.root / "data"),
+            "-external-url",
+            self.endpoint_url,
         ]
         with open(self.root / "fake-gcs-server.log", "ab") as log:
             self._process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)

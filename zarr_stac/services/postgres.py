@@ -109,11 +109,17 @@ class PostgresCluster:
     @property
     def dsn(self) -> str:
         """Connection string, password included: a secret, never print or log it."""
-        return f"postgresql://{self.user}:{quote(self.password, safe='')}@{self.host}:{self.port}/{self.database}"
+        return self._dsn_for(self.database)
 
     @property
     def public_dsn(self) -> str:
         return f"postgresql://{self.user}:***@{self.host}:{self.port}/{self.database}"
+
+    def _dsn_for(self, database: str) -> str:
+        """The DSN of another database of this cluster: made from its parts, never by
+        cutting up a DSN (`stac_api.db.parse_dsn` is the one parser of DSNs)."""
+        password, database = quote(self.password, safe=""), quote(database, safe="")
+        return f"postgresql://{self.user}:{password}@{self.host}:{self.port}/{database}"
 
     # -- running server binaries as the right user ------------------------------------
     def _as_server_user(self, args: list[str], **kwargs) -> subprocess.CompletedProcess:
@@ -171,14 +177,31 @@ class PostgresCluster:
         if not self.initialised():
             self.init()
         if not self.is_running():
-            options = f"-c listen_addresses={self.host} -p {self.port} -c unix_socket_directories='' -c max_connections=200"
+            options = (
+                f"-c listen_addresses={self.host} -p {self.port} -c unix_socket_directories='' -c max_connections=200"
+            )
             if not self.durable:
                 options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
             result = self._as_server_user(
-                [str(self.bindir / "pg_ctl"), "start", "-w", "-t", str(int(timeout)), "-D", str(self.pgdata), "-l", str(self.log_file), "-o", options]
+                [
+                    str(self.bindir / "pg_ctl"),
+                    "start",
+                    "-w",
+                    "-t",
+                    str(int(timeout)),
+                    "-D",
+                    str(self.pgdata),
+                    "-l",
+                    str(self.log_file),
+                    "-o",
+                    options,
+                ]
             )
             if result.returncode != 0:
-                raise PostgresError(f"PostgreSQL did not start on {self.host}:{self.port}: {result.stderr.strip() or result.stdout.strip()} (log: {self.log_file})")
+                raise PostgresError(
+                    f"PostgreSQL did not start on {self.host}:{self.port}: "
+                    f"{result.stderr.strip() or result.stdout.strip()} (log: {self.log_file})"
+                )
         self._wait_accepting(timeout)
         self._ensure_database()
 
@@ -194,11 +217,10 @@ class PostgresCluster:
                     return
             except psycopg.OperationalError as exc:
                 if time.monotonic() > deadline:
-                    raise PostgresError(f"PostgreSQL on {self.host}:{self.port} does not accept connections: {exc}") from None
+                    raise PostgresError(
+                        f"PostgreSQL on {self.host}:{self.port} does not accept connections: {exc}"
+                    ) from None
                 time.sleep(0.2)
-
-    def _dsn_for(self, database: str) -> str:
-        return self.dsn.rsplit("/", 1)[0] + f"/{database}"
 
     def _ensure_database(self) -> None:
         with psycopg.connect(self._dsn_for("postgres"), autocommit=True) as conn:

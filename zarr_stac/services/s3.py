@@ -20,7 +20,11 @@ from .base import ServiceError
 
 # moto accepts any credentials; these make botocore sign requests without
 # looking for real ones (and are not secrets).
-LOCAL_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "zarr-stac-local", "AWS_SECRET_ACCESS_KEY": "zarr-stac-local", "AWS_DEFAULT_REGION": "us-east-1"}
+LOCAL_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "zarr-stac-local",
+    "AWS_SECRET_ACCESS_KEY": "zarr-stac-local",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
 
 
 class S3ServerError(ServiceError):
@@ -53,7 +57,9 @@ class S3Server:
         if self.is_up():
             raise S3ServerError(f"port {self.port} on {self.host} is already in use")
         log = open(self.log_file, "ab") if self.log_file else subprocess.DEVNULL
-        self._process = subprocess.Popen(self._command(), stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **LOCAL_CREDENTIALS})
+        self._process = subprocess.Popen(
+            self._command(), stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **LOCAL_CREDENTIALS}
+        )
         deadline = time.monotonic() + timeout
         while not self.is_up():
             if self._process.poll() is not None:
@@ -83,15 +89,29 @@ class S3Server:
         """Create `bucket` (if missing); `public` lets anyone list and read it, anonymously."""
         import s3fs
 
-        fs = s3fs.S3FileSystem(endpoint_url=self.endpoint_url, key=LOCAL_CREDENTIALS["AWS_ACCESS_KEY_ID"], secret=LOCAL_CREDENTIALS["AWS_SECRET_ACCESS_KEY"])
+        fs = s3fs.S3FileSystem(
+            endpoint_url=self.endpoint_url,
+            key=LOCAL_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+            secret=LOCAL_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+        )
         if not fs.exists(bucket):
             fs.mkdir(bucket)
         if public:
             policy = {
                 "Version": "2012-10-17",
                 "Statement": [
-                    {"Effect": "Allow", "Principal": "*", "Action": ["s3:GetObject"], "Resource": [f"arn:aws:s3:::{bucket}/*"]},
-                    {"Effect": "Allow", "Principal": "*", "Action": ["s3:ListBucket"], "Resource": [f"arn:aws:s3:::{bucket}"]},
+                    {
+                        "Effect": "Allow",
+                        "Principal": "*",
+                        "Action": ["s3:GetObject"],
+                        "Resource": [f"arn:aws:s3:::{bucket}/*"],
+                    },
+                    {
+                        "Effect": "Allow",
+                        "Principal": "*",
+                        "Action": ["s3:ListBucket"],
+                        "Resource": [f"arn:aws:s3:::{bucket}"],
+                    },
                 ],
             }
             fs.call_s3("put_bucket_policy", Bucket=bucket, Policy=json.dumps(policy))

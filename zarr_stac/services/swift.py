@@ -120,11 +120,17 @@ class SwiftServer:
                 + f"[app:{server}-server]\nuse = egg:swift#{server}\n"
             )
         filters = {
-            "catch_errors": "", "gatekeeper": "", "healthcheck": "", "proxy-logging": "",
+            "catch_errors": "",
+            "gatekeeper": "",
+            "healthcheck": "",
+            "proxy-logging": "",
             "cache": f"memcache_servers = {self.host}:{memcached_port}\n",
-            "listing_formats": "", "s3api": "",
+            "listing_formats": "",
+            "s3api": "",
             "tempauth": f"user_{SWIFT_ACCOUNT}_{SWIFT_USER} = {SWIFT_KEY} .admin\n",
-            "copy": "", "slo": "", "dlo": "",
+            "copy": "",
+            "slo": "",
+            "dlo": "",
         }
         egg = {"cache": "memcache", "proxy-logging": "proxy_logging"}
         # proxy-logging twice, as Swift's sample pipeline has it: client requests and subrequests.

@@ -72,7 +72,9 @@ def check_json(filter_expr: Any) -> None:
 
 def check_text(text: str) -> None:
     if len(text) > MAX_TEXT_LENGTH:
-        raise InvalidQueryParameter(f"Invalid filter: longer than {MAX_TEXT_LENGTH} characters (send longer filters as cql2-json by POST)")
+        raise InvalidQueryParameter(
+            f"Invalid filter: longer than {MAX_TEXT_LENGTH} characters (send longer filters as cql2-json by POST)"
+        )
     unquoted = _QUOTED.sub("''", text)
     if _nesting(unquoted) > MAX_TEXT_NESTING:
         raise InvalidQueryParameter(f"Invalid filter: parentheses nested deeper than {MAX_TEXT_NESTING} levels")

@@ -30,7 +30,11 @@ def bearer_token_required(settings: Settings):
         scheme, _, token = request.headers.get("Authorization", "").partition(" ")
         # compare_digest: the time taken does not tell how much of a guess was right.
         if not expected or scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), expected):
-            raise HTTPException(status_code=401, detail="a valid bearer token is required to change the catalogue", headers={"WWW-Authenticate": "Bearer"})
+            raise HTTPException(
+                status_code=401,
+                detail="a valid bearer token is required to change the catalogue",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
 
     return check
 

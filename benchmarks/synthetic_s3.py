@@ -7,7 +7,7 @@ it. This server instead serves `count` virtual stores, `<prefix>store-000000.zar
 makes: ListObjectsV2 (prefix, delimiter, pagination), GetObject and HeadObject.
 An optional fixed latency per request models a remote object store.
 
-    python -m zarr_stac.services.synthetic_s3 TEMPLATE_DIR --count N [--latency S] [--port P]
+    python -m benchmarks.synthetic_s3 TEMPLATE_DIR --count N [--latency S] [--port P]
 """
 
 from __future__ import annotations
@@ -27,7 +27,9 @@ PAGE = 1000
 
 
 class SyntheticBucket:
-    def __init__(self, template: Path, count: int, bucket: str = "synthetic", prefix: str = "stores/", latency: float = 0.0):
+    def __init__(
+        self, template: Path, count: int, bucket: str = "synthetic", prefix: str = "stores/", latency: float = 0.0
+    ):
         self.files = {p.relative_to(template).as_posix(): p.read_bytes() for p in template.rglob("*") if p.is_file()}
         self.count = count
         self.bucket = bucket
@@ -41,7 +43,7 @@ class SyntheticBucket:
     def resolve(self, key: str) -> bytes | None:
         if not key.startswith(self.prefix):
             return None
-        name, _, inner = key[len(self.prefix):].partition("/")
+        name, _, inner = key[len(self.prefix) :].partition("/")
         match = STORE_NAME.fullmatch(name)
         if not match or int(match.group(1)) >= self.count:
             return None
@@ -54,14 +56,14 @@ class SyntheticBucket:
         if prefix == self.prefix and delimiter == "/":
             return [], [f"{self.prefix}{name}/" for name in self.store_names()]
         if prefix.startswith(self.prefix):
-            name, _, inner = prefix[len(self.prefix):].partition("/")
+            name, _, inner = prefix[len(self.prefix) :].partition("/")
             if STORE_NAME.fullmatch(name) and int(name[6:12]) < self.count:
                 base = f"{self.prefix}{name}/"
                 objects, prefixes = [], set()
                 for path, data in sorted(self.files.items()):
                     if not path.startswith(inner):
                         continue
-                    rest = path[len(inner):]
+                    rest = path[len(inner) :]
                     if delimiter == "/" and "/" in rest:
                         prefixes.add(base + inner + rest.split("/")[0] + "/")
                     else:
@@ -77,16 +79,24 @@ class SyntheticBucket:
             await asyncio.sleep(self.latency)
         bucket, _, key = request.path.lstrip("/").partition("/")
         if bucket != self.bucket:
-            return web.Response(status=404, text="<Error><Code>NoSuchBucket</Code></Error>", content_type="application/xml")
+            return web.Response(
+                status=404, text="<Error><Code>NoSuchBucket</Code></Error>", content_type="application/xml"
+            )
         if not key and "list-type" in request.query:
             return self.list_objects(request)
         if not key:
             return web.Response(status=200)
         data = self.resolve(key)
         if data is None:
-            return web.Response(status=404, text="<Error><Code>NoSuchKey</Code></Error>", content_type="application/xml")
+            return web.Response(
+                status=404, text="<Error><Code>NoSuchKey</Code></Error>", content_type="application/xml"
+            )
         etag = '"' + hashlib.md5(data, usedforsecurity=False).hexdigest() + '"'
-        headers = {"ETag": etag, "Last-Modified": "Sun, 22 Nov 2026 00:00:00 GMT", "Content-Type": "application/octet-stream"}
+        headers = {
+            "ETag": etag,
+            "Last-Modified": "Sun, 22 Nov 2026 00:00:00 GMT",
+            "Content-Type": "application/octet-stream",
+        }
         if request.method == "HEAD":
             response = web.StreamResponse(status=200, headers=headers)
             response.content_length = len(data)
@@ -103,14 +113,20 @@ class SyntheticBucket:
         entries = sorted([(k, s) for k, s in objects] + [(p, None) for p in prefixes])
         entries = [e for e in entries if e[0] > token]
         page, more = entries[:max_keys], len(entries) > max_keys
-        body = [f'<?xml version="1.0" encoding="UTF-8"?><ListBucketResult><Name>{self.bucket}</Name><Prefix>{escape(prefix)}</Prefix><KeyCount>{len(page)}</KeyCount><MaxKeys>{max_keys}</MaxKeys><IsTruncated>{"true" if more else "false"}</IsTruncated>']
+        body = [
+            '<?xml version="1.0" encoding="UTF-8"?><ListBucketResult>'
+            f"<Name>{self.bucket}</Name><Prefix>{escape(prefix)}</Prefix><KeyCount>{len(page)}</KeyCount>"
+            f"<MaxKeys>{max_keys}</MaxKeys><IsTruncated>{'true' if more else 'false'}</IsTruncated>"
+        ]
         if more:
             body.append(f"<NextContinuationToken>{escape(page[-1][0])}</NextContinuationToken>")
         for key, size in page:
             if size is None:
                 body.append(f"<CommonPrefixes><Prefix>{escape(key)}</Prefix></CommonPrefixes>")
             else:
-                body.append(f"<Contents><Key>{escape(key)}</Key><Size>{size}</Size><LastModified>2026-11-22T00:00:00.000Z</LastModified><ETag>&quot;0&quot;</ETag><StorageClass>STANDARD</StorageClass></Contents>")
+                body.append(
+                    f"<Contents><Key>{escape(key)}</Key><Size>{size}</Size><LastModified>2026-11-22T00:00:00.000Z</LastModified><ETag>&quot;0&quot;</ETag><StorageClass>STANDARD</StorageClass></Contents>"
+                )
         body.append("</ListBucketResult>")
         return web.Response(text="".join(body), content_type="application/xml")
 
@@ -119,7 +135,7 @@ class SyntheticS3Server:
     """Runs the server in its own process (its CPU must not compete with the crawler's GIL)."""
 
     def __init__(self, template: Path, count: int, *, latency: float = 0.0, port: int | None = None):
-        from .base import free_port
+        from zarr_stac.services.base import free_port
 
         self.template, self.count, self.latency = Path(template), count, latency
         self.port = port or free_port()
@@ -134,9 +150,21 @@ class SyntheticS3Server:
         import httpx
 
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "zarr_stac.services.synthetic_s3", str(self.template), "--count", str(self.count), "--latency", str(self.latency), "--port", str(self.port)],
+            [
+                sys.executable,
+                "-m",
+                "benchmarks.synthetic_s3",
+                str(self.template),
+                "--count",
+                str(self.count),
+                "--latency",
+                str(self.latency),
+                "--port",
+                str(self.port),
+            ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            cwd=Path(__file__).resolve().parent.parent,  # benchmarks is a folder of the checkout, not installed
         )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:

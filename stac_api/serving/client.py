@@ -11,8 +11,8 @@ import orjson
 from fastapi import Request
 from fastapi.responses import JSONResponse, Response
 from stac_fastapi.api.models import GeoJSONResponse
-from stac_fastapi.types.errors import InvalidQueryParameter
 from stac_fastapi.pgstac.core import CoreCrudClient
+from stac_fastapi.types.errors import InvalidQueryParameter
 
 from .filters import get_filter, validate_post_filter
 
@@ -39,7 +39,11 @@ def flat_bbox(bbox: Any) -> Any:
     ("Unknown geometry type: 13 - PolyhedralSurface") on the 3-D envelope. Heights
     are not indexed anyway, so dropping them changes no result."""
     if bbox is not None and len(bbox) == 6:
-        return type(bbox)([bbox[0], bbox[1], bbox[3], bbox[4]]) if not isinstance(bbox, tuple) else (bbox[0], bbox[1], bbox[3], bbox[4])
+        return (
+            type(bbox)([bbox[0], bbox[1], bbox[3], bbox[4]])
+            if not isinstance(bbox, tuple)
+            else (bbox[0], bbox[1], bbox[3], bbox[4])
+        )
     return bbox
 
 
@@ -75,21 +79,35 @@ class ZarrStacClient(CoreCrudClient):
         validate_post_filter(getattr(search_request, "filter_expr", None))
         return direct(await super().post_search(search_request, request=request, **kwargs))
 
-    async def get_search(self, request: Request, *args: Any, query: str | None = None, intersects: str | None = None, **kwargs: Any):  # type: ignore[override]
+    async def get_search(
+        self, request: Request, *args: Any, query: str | None = None, intersects: str | None = None, **kwargs: Any
+    ):  # type: ignore[override]
         query, intersects = json_object_parameter("query", query), json_object_parameter("intersects", intersects)
         return direct(await super().get_search(request, *args, query=query, intersects=intersects, **kwargs))
 
-    async def item_collection(self, collection_id: str, request: Request, *args: Any, query: str | None = None, **kwargs: Any):  # type: ignore[override]
+    async def item_collection(
+        self, collection_id: str, request: Request, *args: Any, query: str | None = None, **kwargs: Any
+    ):  # type: ignore[override]
         query = json_object_parameter("query", query)
         return direct(await super().item_collection(collection_id, request, *args, query=query, **kwargs))
 
-    async def get_item(self, item_id: str, collection_id: str, request: Request, **kwargs: Any):  # type: ignore[override]
+    async def get_item(  # type: ignore[override]
+        self, item_id: str, collection_id: str, request: Request, **kwargs: Any
+    ):
         return direct(await super().get_item(item_id, collection_id, request, **kwargs))
 
     async def get_collection(self, collection_id: str, request: Request, **kwargs: Any):  # type: ignore[override]
         return direct(await super().get_collection(collection_id, request, **kwargs), JSONResponse)
 
-    def _clean_search_args(self, base_args: dict[str, Any], *args: Any, fields: list[str] | None = None, filter_query: str | None = None, filter_lang: str | None = None, **kwargs: Any) -> dict[str, Any]:
+    def _clean_search_args(
+        self,
+        base_args: dict[str, Any],
+        *args: Any,
+        fields: list[str] | None = None,
+        filter_query: str | None = None,
+        filter_lang: str | None = None,
+        **kwargs: Any,
+    ) -> dict[str, Any]:
         # Every GET that takes a filter (search, items, collections) comes through here:
         # the filter is bounded and validated by `filters` (cached) instead of by stac-fastapi.
         if filter_query:
@@ -115,8 +133,12 @@ class ZarrStacClient(CoreCrudClient):
             restore_null_datetime(feature, excluded)
         return item_collection
 
-    async def all_collections(self, request: Request, *args: Any, limit: int | None = None, bbox: Any = None, **kwargs: Any):  # type: ignore[override]
+    async def all_collections(
+        self, request: Request, *args: Any, limit: int | None = None, bbox: Any = None, **kwargs: Any
+    ):  # type: ignore[override]
         if limit is not None:
             limit = min(limit, max_page_size(request))
         kwargs["query"] = json_object_parameter("query", kwargs.get("query"))
-        return direct(await super().all_collections(request, *args, limit=limit, bbox=flat_bbox(bbox), **kwargs), JSONResponse)
+        return direct(
+            await super().all_collections(request, *args, limit=limit, bbox=flat_bbox(bbox), **kwargs), JSONResponse
+        )

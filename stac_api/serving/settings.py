@@ -17,13 +17,17 @@ from pydantic_settings import SettingsConfigDict
 from stac_fastapi.pgstac.config import PostgresSettings
 from stac_fastapi.pgstac.config import Settings as PgstacApiSettings
 
-from .db import parse_dsn
+from common.stac import DEFAULT_CATALOG_DESCRIPTION, DEFAULT_CATALOG_ID
+
+from ..db import parse_dsn
 
 
 class Settings(PgstacApiSettings):
-    stac_fastapi_title: str = "zarr-stac"
-    stac_fastapi_description: str = "Zarr datasets in object storage, catalogued with STAC."
-    stac_fastapi_landing_id: str = "zarr-stac"
+    # The landing page's title has always been the bare id, not the static catalogue's
+    # DEFAULT_CATALOG_TITLE ("zarr-stac catalogue"): clients and tests/stac_api/test_api.py see it.
+    stac_fastapi_title: str = DEFAULT_CATALOG_ID
+    stac_fastapi_description: str = DEFAULT_CATALOG_DESCRIPTION
+    stac_fastapi_landing_id: str = DEFAULT_CATALOG_ID
     stac_fastapi_version: str = version("zarr-stac")
 
     database_url: SecretStr | None = None
@@ -39,8 +43,13 @@ class Settings(PgstacApiSettings):
 
     @model_validator(mode="after")
     def _transactions_need_a_token(self) -> Settings:
-        if self.enable_transactions_extensions and not (self.transactions_token and self.transactions_token.get_secret_value()):
-            raise ValueError("ENABLE_TRANSACTIONS_EXTENSIONS is on but TRANSACTIONS_TOKEN is not set: write endpoints would be open to anyone")
+        if self.enable_transactions_extensions and not (
+            self.transactions_token and self.transactions_token.get_secret_value()
+        ):
+            raise ValueError(
+                "ENABLE_TRANSACTIONS_EXTENSIONS is on but TRANSACTIONS_TOKEN is not set: "
+                "write endpoints would be open to anyone"
+            )
         return self
 
     def postgres_settings(self) -> PostgresSettings:

@@ -18,12 +18,11 @@ that pgstac already indexes are left out.
 
 from __future__ import annotations
 
+import logging
+import re
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
-
-import logging
-import re
 
 import orjson
 from psycopg import Connection
@@ -32,6 +31,7 @@ from psycopg.types.json import Jsonb
 from common.facets import MAX_ENUM, FacetStats, is_facet, observe, summary  # noqa: F401 - one copy, shared
 
 log = logging.getLogger(__name__)
+
 
 def _all_integers(values: Iterable[Any]) -> bool:
     return all(isinstance(v, int) and not isinstance(v, bool) for v in values)
@@ -61,7 +61,9 @@ def _existing(conn: Connection, names: Iterable[str]) -> dict[str, tuple[dict[st
     return {name: (definition or {}, ids) for name, definition, ids in rows}
 
 
-def refresh(conn: Connection, observed: dict[str, dict[str, FacetStats]], *, queue_index_builds: bool = False) -> dict[str, list[str]]:
+def refresh(
+    conn: Connection, observed: dict[str, dict[str, FacetStats]], *, queue_index_builds: bool = False
+) -> dict[str, list[str]]:
     """Queryables, property indexes and summaries after a load of these collections.
 
     `observed` holds each loaded collection's facet statistics, gathered as its items
@@ -73,7 +75,9 @@ def refresh(conn: Connection, observed: dict[str, dict[str, FacetStats]], *, que
     Returns the facets of each collection.
     """
     touched = list(observed)
-    per_collection = {cid: {name: st.as_dict() for name, st in stats.items() if st.kind} for cid, stats in observed.items()}
+    per_collection = {
+        cid: {name: st.as_dict() for name, st in stats.items() if st.kind} for cid, stats in observed.items()
+    }
     registered = {cid: sorted(stats) for cid, stats in per_collection.items()}
     names = {name for stats in per_collection.values() for name in stats}
     existing = _existing(conn, names)
@@ -149,7 +153,11 @@ def run_queued(conn: Connection, statements: list[str]) -> None:
         try:
             conn.execute(statement)
         except Exception as exc:  # noqa: BLE001 - left for pgstac's own runner, below
-            log.warning("queued pgstac statement failed, retried later: %s: %s", type(exc).__name__, str(exc).splitlines()[0] if str(exc) else "")
+            log.warning(
+                "queued pgstac statement failed, retried later: %s: %s",
+                type(exc).__name__,
+                str(exc).splitlines()[0] if str(exc) else "",
+            )
             continue
         conn.execute("DELETE FROM pgstac.query_queue WHERE query = %s", (statement,))
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from aiohttp import ClientSession, ClientTimeout, web
 
-from .base import free_port
+from zarr_stac.services.base import free_port
 
 HOP_HEADERS = {"connection", "keep-alive", "transfer-encoding", "content-length", "content-encoding", "host"}
 
@@ -93,7 +93,9 @@ class FaultProxy:
         headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_HEADERS}
         headers["Host"] = request.headers.get("Host", "")
         body = await request.read()
-        async with self._session.request(request.method, self.upstream + path, headers=headers, data=body, allow_redirects=False) as upstream:
+        async with self._session.request(
+            request.method, self.upstream + path, headers=headers, data=body, allow_redirects=False
+        ) as upstream:
             payload = await upstream.read()
             response_headers = {k: v for k, v in upstream.headers.items() if k.lower() not in HOP_HEADERS}
             self._record(request.method, path, upstream.status, len(payload))

@@ -75,7 +75,9 @@ async def get_connection(request: Request, readwrite: Literal["r", "w"] = "r") -
             yield conn
     except CONNECTION_FAILURES as exc:
         # The original text may name the database host and port: logged, not returned.
-        logger.warning("database unavailable for %s %s: %s: %s", request.method, request.url.path, type(exc).__name__, exc)
+        logger.warning(
+            "database unavailable for %s %s: %s: %s", request.method, request.url.path, type(exc).__name__, exc
+        )
         raise DatabaseUnavailable() from exc
 
 
@@ -103,15 +105,21 @@ async def json_object_body(request: Request) -> None:
     if not body:
         return  # FastAPI answers 400, "Field required"
     media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if not (media_type == "application/json" or (media_type.startswith("application/") and media_type.endswith("+json"))):
-        raise HTTPException(status_code=415, detail="The request body must be JSON, sent with Content-Type: application/json")
+    if not (
+        media_type == "application/json" or (media_type.startswith("application/") and media_type.endswith("+json"))
+    ):
+        raise HTTPException(
+            status_code=415, detail="The request body must be JSON, sent with Content-Type: application/json"
+        )
     try:
         parsed: Any = json.loads(body)  # as FastAPI parses it (NaN, integers of any size)
     except (ValueError, RecursionError):
         return  # malformed JSON: FastAPI answers 400, "JSON decode error"
     if not isinstance(parsed, dict):
         # Without the input: echoed, a huge integer in it would fail the JSON response.
-        raise RequestValidationError([{"type": "dict_type", "loc": ("body",), "msg": "The request body must be a JSON object"}])
+        raise RequestValidationError(
+            [{"type": "dict_type", "loc": ("body",), "msg": "The request body must be a JSON object"}]
+        )
 
 
 def add_error_handlers(app: FastAPI, prefix: str = "") -> None:
@@ -120,4 +128,6 @@ def add_error_handlers(app: FastAPI, prefix: str = "") -> None:
     app.add_exception_handler(DatabaseUnavailable, database_unavailable)
     for exc in REFUSED_BY_DATABASE:
         app.add_exception_handler(exc, refused_by_database)
-    add_route_dependencies(app.router.routes, [{"path": f"{prefix}/search", "method": "POST"}], [Depends(json_object_body)])
+    add_route_dependencies(
+        app.router.routes, [{"path": f"{prefix}/search", "method": "POST"}], [Depends(json_object_body)]
+    )

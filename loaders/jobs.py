@@ -1,0 +1,154 @@
+"""One store's job, and a batch of them: read the metadata, map it to an Item, check it.
+
+This is what every executor runs, in this process, in a worker process or on a Dask
+worker: plain functions of picklable arguments. A store that cannot be catalogued
+becomes a `StoreFailure` with a failure kind and a one-line reason; it never stops
+the others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pystac
+
+from common.layout import Placement
+from common.storage import StorageOptions, bucket_is_missing, bucket_of, protocol_of
+
+from .config import SourceConfig
+from .discover import CollectionHint, StoreRef
+from .failures import LAYOUT, MAPPING_ERROR, NOT_FOUND, StoreFailure
+from .fetch import NotPrefetchable, Prefetched, prefetch_many
+from .mapping import MappingError, json_safe, store_to_item
+from .read import StoreReadError, classify, one_line, open_prefetched, open_store
+
+
+@dataclass
+class CataloguedStore:
+    """A store's Item and what collection-level defaults are derived from."""
+
+    item: pystac.Item
+    url: str
+    source: SourceConfig
+    fields: Mapping[str, str]  # path-template fields
+    attrs: Mapping[str, Any]  # the dataset's global attributes
+    collection_hint: CollectionHint | None = None  # what a catalogue input says of the collection
+
+
+@dataclass(frozen=True)
+class Job:
+    """One store to catalogue: where it was found (`root`) and by which source."""
+
+    source: SourceConfig
+    root: str
+    ref: StoreRef
+
+
+Outcome = CataloguedStore | StoreFailure
+
+
+def placement_of(job: Job) -> tuple[Placement, dict[str, str]]:
+    try:
+        return job.source.place(job.root, job.ref.url, job.ref.name, job.ref.collection)
+    except ValueError as exc:
+        raise MappingError(LAYOUT, str(exc)) from None
+
+
+def catalogue_store(job: Job, prefetched: Prefetched | BaseException | None = None) -> CataloguedStore:
+    """Read and map one store; raises StoreReadError or MappingError.
+
+    `prefetched` is what `fetch.prefetch` got for it: the store's bytes (opened from
+    memory), NotPrefetchable (opened lazily by URL instead), or the error it met.
+    """
+    placement, fields = placement_of(job)
+    if isinstance(prefetched, Prefetched):
+        opened = open_prefetched(prefetched)
+    elif prefetched is None or isinstance(prefetched, NotPrefetchable):
+        opened = open_store(job.ref, job.source.storage)
+    else:
+        raise StoreReadError(job.ref.url, classify(prefetched), one_line(prefetched))
+    try:
+        item = store_to_item(
+            opened,
+            item_id=placement.item_id,
+            collection_id=placement.collection_id,
+            source=job.source,
+            properties={**fields, **job.ref.properties},
+        )
+        attrs = json_safe(dict(opened.dataset.attrs))
+        hint = job.ref.collection
+        return CataloguedStore(
+            item=item, url=job.ref.url, source=job.source, fields=fields, attrs=attrs, collection_hint=hint
+        )
+    finally:
+        opened.dataset.close()
+
+
+def check_json(stored: CataloguedStore) -> None:
+    """Raise MappingError unless the Item (and the attributes collections use) is strict JSON:
+    what the writer and the loader get must never fail on one store's values."""
+    try:
+        json.dumps(stored.item.to_dict(include_self_link=False, transform_hrefs=False), allow_nan=False)
+        json.dumps(stored.attrs, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise MappingError(MAPPING_ERROR, f"the Item is not valid JSON: {one_line(exc)}") from exc
+
+
+def run_job(job: Job, prefetched: Prefetched | BaseException | None = None) -> Outcome:
+    try:
+        stored = catalogue_store(job, prefetched)
+        check_json(stored)
+        return stored
+    except StoreReadError as exc:
+        kind, reason = exc.kind, exc.reason
+    except MappingError as exc:
+        kind, reason = exc.kind, str(exc)
+    except Exception as exc:  # noqa: BLE001 - one bad store must not stop the crawl
+        kind, reason = MAPPING_ERROR, one_line(exc)
+    if kind == NOT_FOUND and _bucket_is_missing(job.ref.url, job.source.storage):
+        reason = f"bucket {bucket_of(job.ref.url)!r} does not exist (or these credentials may not see it)"
+    try:
+        collection_id = placement_of(job)[0].collection_id
+    except MappingError:
+        collection_id = None
+    return StoreFailure(job.ref.url, kind, reason, collection_id)
+
+
+_missing_buckets: dict[tuple[str, str], bool] = {}
+
+
+def _bucket_is_missing(url: str, storage: StorageOptions) -> bool:
+    """Whether a store was not found because its whole bucket is absent (asked once per bucket)."""
+    bucket = bucket_of(url)
+    if bucket is None:
+        return False
+    key = (f"{protocol_of(url)}://{bucket}", storage.model_dump_json())
+    if key not in _missing_buckets:
+        _missing_buckets[key] = bucket_is_missing(url, storage)
+    return _missing_buckets[key]
+
+
+def run_batch(jobs: Sequence[Job], concurrency: int = 64) -> list[Outcome]:
+    """Catalogue a batch of stores: every request at once, then the mapping (CPU).
+
+    A plain function of picklable arguments, so that a process pool or a Dask
+    worker runs it exactly as the local loop does.
+    """
+    prefetched: dict[int, Prefetched | BaseException] = {}
+    by_storage: dict[str, list[int]] = defaultdict(list)
+    for index, job in enumerate(jobs):
+        by_storage[job.source.storage.model_dump_json() + protocol_of(job.ref.url)].append(index)
+
+    async def fetch_all() -> None:
+        for indexes in by_storage.values():
+            storage = jobs[indexes[0]].source.storage
+            results = await prefetch_many([jobs[i].ref for i in indexes], storage, concurrency)
+            prefetched.update(zip(indexes, results))
+
+    asyncio.run(fetch_all())
+    return [run_job(job, prefetched.get(i)) for i, job in enumerate(jobs)]
