@@ -6,7 +6,7 @@ Two kinds of local stores are written to a temporary folder: (a) CF-attributed, 
 `zarr_stac.samples.cmip6_like` builds them, and (b) attribute-less, as plain xarray
 writes a dataset whose time comes from a pandas index (`lat`/`lon` without attributes).
 Each store is prefetched (`loaders.fetch.prefetch`, outside the measurement, as the
-crawl's I/O phase) and then catalogued with `loaders.crawl.run_job` (the CPU phase:
+crawl's I/O phase) and then catalogued with `loaders.jobs.run_job` (the CPU phase:
 opening from memory, decoding, mapping, JSON check). `--lazy` measures
 `loaders.crawl.inspect_store(url)` instead (opened through its URL, I/O included).
 `--reference` turns every fast path off (loaders.mapping.FAST_AXES, loaders.read.FAST_OPEN
@@ -70,9 +70,9 @@ def write_stores(folder: Path, kind: str, count: int) -> list[str]:
 def jobs_for(urls: list[str]):
     from common.storage import StorageOptions
     from loaders.config import SourceConfig
-    from loaders.crawl import Job
     from loaders.discover import StoreRef
     from loaders.inputs import common_root, kind_of
+    from loaders.jobs import Job
 
     root = common_root(urls)
     source = SourceConfig(url=root, storage=StorageOptions())
@@ -87,7 +87,8 @@ def prefetch_all(jobs) -> list:
 
 
 def measure(kind: str, count: int, top: int, lazy: bool, folder: Path) -> float:
-    from loaders.crawl import CataloguedStore, inspect_store, run_job
+    from loaders.crawl import inspect_store
+    from loaders.jobs import CataloguedStore, run_job
 
     urls = write_stores(folder, kind, count + 1)
     jobs = jobs_for(urls)

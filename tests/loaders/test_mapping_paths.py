@@ -28,10 +28,11 @@ import xarray as xr
 from common.storage import StorageOptions
 from loaders import axes, mapping, read, temporal
 from loaders.config import SourceConfig
-from loaders.crawl import CataloguedStore, Job, inspect_store, run_job
+from loaders.crawl import inspect_store
 from loaders.discover import StoreRef
 from loaders.fetch import prefetch_many
 from loaders.inputs import common_root, kind_of
+from loaders.jobs import CataloguedStore, Job, run_job
 from zarr_stac.samples import samples
 
 from .cases import CASES
