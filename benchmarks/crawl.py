@@ -2,9 +2,12 @@
 
     python -m benchmarks.crawl [--stores N] [--latency S] [--repeat R] [--large N]
 
-The stores are copies of one CMIP6-like store served by `zarr_stac.services.
-synthetic_s3` (an S3 API subset on loopback, in its own process, with a fixed
-latency per request), because moto tops out at a few hundred requests per second.
+The stores are copies of one template store served by `benchmarks.synthetic_s3`
+(an S3 API subset on loopback, in its own process, with a fixed latency per
+request), because moto tops out at a few hundred requests per second. Two
+templates: a CF-attributed CMIP6-like store, and an attribute-less one as plain
+xarray writes it (lat/lon without attributes, time from a pandas index), which
+is what most data centres hold.
 The naive loop runs on a sample of the stores and is extrapolated per store.
 Each trial runs in a fresh interpreter; the server counts requests.
 """
@@ -21,14 +24,41 @@ from pathlib import Path
 
 from .common import Series, machine, now, run_trial, write_section
 
+KINDS = {"cf": "CF-attributed", "plain": "attribute-less"}
 
-def template_store() -> Path:
+# What bounds the rate, measured by profiling (benchmarks/mapping_profile.py); kept beside the table.
+ANALYSIS = """Where they are not met, the cause is CPU, not waiting: with every request of a batch in
+flight, the rate is what 2 cores do per store: request handling (botocore, aiohttp) plus decoding and mapping
+(`python -m benchmarks.mapping_profile` measures the latter alone). Past that point only more cores help:
+`--processes` on a bigger machine, or `--dask-scheduler` to spread batches over a cluster."""
+
+
+def plain_dataset():
+    """As plain xarray writes a store: 24×45×90, no attributes on lat/lon, time from a pandas index."""
+    import numpy as np
+    import pandas as pd
+    import xarray as xr
+
+    return xr.Dataset(
+        {"tas": (("time", "lat", "lon"), np.zeros((24, 45, 90), "f4"))},
+        coords={
+            "time": pd.date_range("2000-01-01", periods=24, freq="MS"),
+            "lat": np.linspace(-88, 88, 45),
+            "lon": np.linspace(0, 356, 90),
+        },
+    )
+
+
+def template_store(kind: str = "cf") -> Path:
     from zarr_stac.samples import cmip6_like, write_dataset
 
-    path = Path(tempfile.mkdtemp(prefix="bench-template-")) / "store.zarr"
+    path = Path(tempfile.mkdtemp(prefix=f"bench-template-{kind}-")) / "store.zarr"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        write_dataset(cmip6_like("ModelA", "historical", "tas"), str(path))
+        if kind == "plain":
+            plain_dataset().to_zarr(str(path), zarr_format=2, consolidated=True)
+        else:
+            write_dataset(cmip6_like("ModelA", "historical", "tas"), str(path))
     return path
 
 
@@ -108,6 +138,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--large", type=int, default=100_000, help="stores for the zarr-stac-only run (0: skip)")
     parser.add_argument("--processes", type=int, default=2)
+    parser.add_argument("--kinds", nargs="+", choices=list(KINDS), default=list(KINDS), help="template stores")
     parser.add_argument("--trial", choices=["zarr-stac", "naive"])
     parser.add_argument("--endpoint")
     args = parser.parse_args()
@@ -115,42 +146,43 @@ def main() -> None:
         print(json.dumps(trial(args.trial, args.endpoint, args.stores, args.sample, args.processes)))
         return
 
-    template = template_store()
     rows = []
-    for latency in (0.0, args.latency):
-        results = {
-            engine: {"rate": Series(), "peak": Series(), "requests": Series()} for engine in ("zarr-stac", "naive")
-        }
-        for _ in range(args.repeat):
-            for engine in ("zarr-stac", "naive"):
-                out = measure(engine, template, args.stores, latency, args.sample, args.processes)
-                print(engine, latency, out, flush=True)
-                results[engine]["rate"].add(out["stores_per_second"])
-                results[engine]["peak"].add(max(out["peak_rss_mb"], out["children_peak_rss_mb"]))
-                results[engine]["requests"].add(out["requests_per_store"])
-        rows.append((latency, results))
+    for kind in args.kinds:
+        template = template_store(kind)
+        for latency in (0.0, args.latency):
+            results = {
+                engine: {"rate": Series(), "peak": Series(), "requests": Series()} for engine in ("zarr-stac", "naive")
+            }
+            for _ in range(args.repeat):
+                for engine in ("zarr-stac", "naive"):
+                    out = measure(engine, template, args.stores, latency, args.sample, args.processes)
+                    print(kind, engine, latency, out, flush=True)
+                    results[engine]["rate"].add(out["stores_per_second"])
+                    results[engine]["peak"].add(max(out["peak_rss_mb"], out["children_peak_rss_mb"]))
+                    results[engine]["requests"].add(out["requests_per_store"])
+            rows.append((kind, latency, results))
     large = None
     if args.large:
-        large = measure("zarr-stac", template, args.large, args.latency, args.sample, args.processes)
+        large = measure("zarr-stac", template_store("cf"), args.large, args.latency, args.sample, args.processes)
         print("large", large, flush=True)
 
     table = [
-        "| latency per request | engine | stores/s min / median / max | requests per store | peak RSS (MB, "
+        "| stores | latency per request | engine | stores/s min / median / max | requests per store | peak RSS (MB, "
         "largest process) | zarr-stac ÷ naive |",
-        "|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|",
     ]
-    for latency, results in rows:
+    for kind, latency, results in rows:
         ratio = results["zarr-stac"]["rate"].median / results["naive"]["rate"].median
         for engine in ("zarr-stac", "naive"):
             r = results[engine]
             table.append(
-                f"| {latency * 1000:.0f} ms | {engine} | {r['rate'].triple('{:.1f}')} | "
+                f"| {KINDS[kind]} | {latency * 1000:.0f} ms | {engine} | {r['rate'].triple('{:.1f}')} | "
                 f"{r['requests'].median:.1f} | {r['peak'].triple('{:.0f}')} | "
                 + (f"**{ratio:.1f}×**" if engine == "zarr-stac" else "")
                 + " |"
             )
     large_text = ""
-    small_peak = rows[-1][1]["zarr-stac"]["peak"].median
+    small_peak = rows[-1][2]["zarr-stac"]["peak"].median
     if large:
         large_text = (
             f"\n**{args.large:,} stores, zarr-stac alone**, {args.latency * 1000:.0f} ms per request, "
@@ -172,20 +204,17 @@ def main() -> None:
     body = f"""
 Command: `{command}` (run {now()}).
 Machine: {machine()}.
-Input: {args.stores:,} copies of a CMIP6-like store (v2, consolidated; time/lat/lon coordinates, one data variable)
-served by `benchmarks.synthetic_s3` in its own process (moto cannot serve this volume), with the given
-latency added to every request. zarr-stac: discovery + prefetch (64 stores in flight per process) + mapping in
-{args.processes} worker processes (past two batches of 256 stores, as `zarr-stac build` does). Naive:
-`xr.open_zarr` + `xstac.xarray_to_stac`, one store after the other, on the first {args.sample} stores (rate
-extrapolated per store).
+Input: {args.stores:,} copies of a template store (v2, consolidated; time/lat/lon coordinates, one data variable):
+CF-attributed (CMIP6-like, `standard_name`/`units`/`axis`) or attribute-less (as plain xarray writes it: 24×45×90,
+lat/lon without attributes, time from a pandas index), served by `benchmarks.synthetic_s3` in its own process
+(moto cannot serve this volume), with the given latency added to every request. zarr-stac: discovery + prefetch
+(64 stores in flight per process) + mapping in {args.processes} worker processes (past two batches of 256 stores,
+as `zarr-stac build` does). Naive: `xr.open_zarr` + `xstac.xarray_to_stac`, one store after the other, on the
+first {args.sample} stores (rate extrapolated per store).
 
 {chr(10).join(table)}
 {large_text}
-Targets: ≥ 50× the naive loop at 20 ms and ≥ 200 stores/s. Where they are not met, the cause is CPU, not waiting:
-with every request of a batch in flight, a store costs ~5 ms of request handling (botocore) and ~13 ms of
-decoding and mapping (xarray/zarr opening the store from memory, cf_xarray, xstac, pystac) per core; two
-cores give ~100 stores/s whatever the latency. Past that point only more cores help: `--processes` on a bigger
-machine, or `--dask-scheduler` to spread batches over a cluster.
+Targets: ≥ 50× the naive loop at 20 ms and ≥ 200 stores/s, on both kinds of store. {ANALYSIS}
 """
     write_section("Crawl: stores per second", body)
     print(body)
