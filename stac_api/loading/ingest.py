@@ -159,9 +159,18 @@ class Ingest:
             ids = [d["id"] for d in documents]
             self._delete_items_not_loaded(ids, may_delete)
             parallel = queryables.can_build_in_parallel(self.conn)
+            defer = queryables.may_defer_trigger(self.conn)
         with self._timed("queryables"):
             observed = {cid: self.facets.get(cid, {}) for cid in ids}
-            self.report.queryables = queryables.refresh(self.conn, observed, queue_index_builds=parallel)
+            self.report.queryables = queryables.refresh(
+                self.conn, observed, queue_index_builds=parallel, defer_trigger=defer
+            )
+        if not defer and self.report.queryables:
+            self.report.notes.append(
+                "this role does not own pgstac.queryables: registering queryables let pgstac's trigger check the "
+                "indexes of each collection's partition one by one (about 20 ms each); a role that owns it does "
+                "them in one pass"
+            )
         if parallel:
             with self._timed("indexes"):
                 self._build_queued_indexes()
