@@ -12,7 +12,7 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import orjson
 from psycopg import Connection
@@ -22,21 +22,8 @@ from pypgstac.load import Loader, Methods
 from common.batching import batched
 
 from ..db import open_pgstac
-from .geometry import ewkb_hex
 
 T = TypeVar("T")
-
-
-class ItemLoader(Loader):
-    """pypgstac's `Loader`, with each item's geometry written by `geometry.ewkb_hex` (the
-    same bytes as pypgstac's plpygis, a fifth of the time)."""
-
-    def format_item(self, _item: Any) -> dict[str, Any]:
-        if not isinstance(_item, dict) or _item.get("geometry") is None:
-            return super().format_item(_item)
-        out = super().format_item({**_item, "geometry": None})
-        out["geometry"] = ewkb_hex(_item["geometry"])
-        return out
 
 
 class Workers:
@@ -53,7 +40,7 @@ class Workers:
         self.items_loaded = 0
         self._count_lock = threading.Lock()
         self._databases: list[PgstacDB] = []
-        self._loaders: queue.Queue[ItemLoader] = queue.Queue()
+        self._loaders: queue.Queue[Loader] = queue.Queue()
         self._threads: ThreadPoolExecutor | None = None
         self._loading: list[Future] = []
         self._resources = ExitStack()
@@ -63,7 +50,7 @@ class Workers:
         with ExitStack() as stack:
             self._databases = [stack.enter_context(open_pgstac(self.dsn)) for _ in range(self.connections)]
             for database in self._databases:
-                self._loaders.put(ItemLoader(db=database))
+                self._loaders.put(Loader(db=database))
             self._threads = ThreadPoolExecutor(max_workers=self.connections, thread_name_prefix="pgstac-load")
             # Closed first (a stack unwinds backwards): running loads end before their pools do.
             stack.callback(self._threads.shutdown, wait=True, cancel_futures=True)
