@@ -308,16 +308,16 @@ sources:
             f'sources:\n  - url: {bucket}\n    storage:\n      secret: "{secret_in_file}\n      key: x\n'
         ),
         "YAML tab after the secret": f"sources:\n  - url: {bucket}\n    storage:\n      secret: "
-        "{secret_in_file}\n\tkey: x\n",
+        f"{secret_in_file}\n\tkey: x\n",
         "unknown storage option holding a secret": f"sources:\n  - url: {bucket}\n    storage:\n      password: "
-        "{secret_in_file}\n",
+        f"{secret_in_file}\n",
         "secret of the wrong type": f"sources:\n  - url: {bucket}\n    storage:\n      secret: "
-        "['{secret_in_file}']\n      key: {{nested: '${{CFG_KEY}}'}}\n",
+        f"['{secret_in_file}']\n      key: {{nested: '${{CFG_KEY}}'}}\n",
         "secret in a number field": f"sources:\n  - url: {bucket}\n    storage: "
-        "{{endpoint_url: {endpoint}, timeout: '{secret_in_file}'}}\n",
+        f"{{endpoint_url: {endpoint}, timeout: '{secret_in_file}'}}\n",
         "secret as the sources": f"sources: {secret_in_file}\n",
         "undefined variable": f"sources:\n  - url: {bucket}\n    storage: "
-        "{{key: '${{CFG_KEY}}', secret: '${{NOT_SET_{secrets.token_hex(3)}}}'}}\n",
+        f"{{key: '${{CFG_KEY}}', secret: '${{NOT_SET_{secrets.token_hex(3)}}}'}}\n",
     }
     bad_paths = {}
     for number, (name, text) in enumerate(bad_configs.items()):
