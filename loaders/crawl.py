@@ -175,6 +175,8 @@ def stream_jobs(streams: list[Stream], result: CrawlResult) -> Iterator[Job]:
             result.failures.append(StoreFailure(source.url, INPUT, f"reading stopped: {one_line(exc)}"))
 
 
+# Takes each Item as it is made; may refuse one by raising `common.rejection.ItemRejected`
+# (that store is then a failure, the run goes on), or later through `CrawlResult.reject`.
 Sink = Callable[[pystac.Item], None]
 OnProgress = Callable[[Outcome], None]
 
