@@ -13,12 +13,13 @@ from __future__ import annotations
 import itertools
 import os
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 import pystac
 
 from common.batching import batched
+from common.rejection import ItemRejected, Rejection
 from common.storage import StorageOptions
 
 from .collections import CollectionSummary
@@ -73,6 +74,8 @@ class CrawlResult:
     catalogued: int = 0
     # Catalogue inputs (lists, CSV, ESM, intake) that yielded no store at all, and why.
     empty_inputs: list[tuple[str, str]] = field(default_factory=list)
+    # (collection, item id) -> the store it came from, for the Items a sink refuses later.
+    item_urls: dict[tuple[str, str], str] = field(default_factory=dict, repr=False)
 
     @property
     def complete(self) -> bool:
@@ -92,6 +95,19 @@ class CrawlResult:
 
     def items_of(self, collection_id: str) -> list[pystac.Item]:
         return [item for item in self.items if item.collection_id == collection_id]
+
+    def reject(self, rejections: Iterable[Rejection]) -> None:
+        """Items a sink refused after taking them (a batch write or load failed for that
+        Item): each becomes its store's failure, so its collection is no longer complete."""
+        for rejection in rejections:
+            key = (rejection.collection_id, rejection.item_id)
+            url = self.item_urls.get(key)
+            if url is None:  # not from this crawl (an item kept from an earlier one)
+                url = f"{rejection.collection_id}/{rejection.item_id}"
+            else:
+                self.catalogued -= 1
+            self.failures.append(StoreFailure(url, rejection.kind, rejection.reason, rejection.collection_id))
+        self.failures.sort(key=lambda f: f.url)
 
 
 Stream = tuple[SourceConfig, ExpandedInput]
@@ -159,6 +175,8 @@ def stream_jobs(streams: list[Stream], result: CrawlResult) -> Iterator[Job]:
             result.failures.append(StoreFailure(source.url, INPUT, f"reading stopped: {one_line(exc)}"))
 
 
+# Takes each Item as it is made; may refuse one by raising `common.rejection.ItemRejected`
+# (that store is then a failure, the run goes on), or later through `CrawlResult.reject`.
 Sink = Callable[[pystac.Item], None]
 OnProgress = Callable[[Outcome], None]
 
@@ -190,7 +208,7 @@ class Crawl:
         self._jobs: list[Job] | None = None
         self._streams: list[Stream] = []  # tables read row by row as the crawl goes
         self._summaries: dict[str, CollectionSummary] = {}
-        self._seen: dict[tuple[str, str], str] = {}  # (collection, item id) -> the store that has it
+        self._seen = self.result.item_urls  # (collection, item id) -> the store that has it
         self._ran = False
 
     def discover(self) -> CrawlResult:
@@ -218,11 +236,9 @@ class Crawl:
             jobs = itertools.chain(self._jobs, stream_jobs(self._streams, self.result))
             for outcomes in executor.map(batched(jobs, self.scale.batch_size), self.scale.concurrency):
                 for outcome in outcomes:
-                    outcome = self._record(outcome)
+                    outcome = self._record(outcome, sink)
                     if isinstance(outcome, CataloguedStore):
                         self.result.catalogued += 1
-                        if sink is not None:
-                            sink(outcome.item)
                         if keep_items:
                             items.append(outcome.item)
                     if on_progress is not None:
@@ -235,14 +251,18 @@ class Crawl:
         self.result.collections = [summary.build() for _, summary in sorted(self._summaries.items())]
         return self.result
 
-    def _record(self, outcome: Outcome) -> Outcome:
-        """Summarise a catalogued store into its collection; a failure (or a duplicate id) is kept."""
+    def _record(self, outcome: Outcome, sink: Sink | None) -> Outcome:
+        """Hand a catalogued store's Item to `sink` and summarise it into its collection; a
+        failure (a duplicate id, an Item the sink refused) is kept."""
         if isinstance(outcome, CataloguedStore):
             item = outcome.item
             key = (item.collection_id, item.id)
             if key in self._seen:
                 reason = f"item id {key[1]!r} in collection {key[0]!r} is already used by {self._seen[key]}"
                 outcome = StoreFailure(outcome.url, DUPLICATE_ID, reason, key[0])
+            elif (refused := _hand_on(item, sink)) is not None:
+                self._seen[key] = outcome.url
+                outcome = StoreFailure(outcome.url, refused.kind, refused.reason, key[0])
             else:
                 self._seen[key] = outcome.url
                 summary = self._summaries.get(item.collection_id)
@@ -254,6 +274,17 @@ class Crawl:
                 return outcome
         self.result.failures.append(outcome)
         return outcome
+
+
+def _hand_on(item: pystac.Item, sink: Sink | None) -> ItemRejected | None:
+    """The sink's refusal of this one Item, if it refuses it; any other error stops the run."""
+    if sink is None:
+        return None
+    try:
+        sink(item)
+    except ItemRejected as refused:
+        return refused
+    return None
 
 
 def _with_hint(config: CollectionConfig, hint: CollectionHint | None) -> CollectionConfig:

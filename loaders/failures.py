@@ -8,6 +8,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+# Publishing the Item: a sink (static catalogue, pgstac) refused that one Item; defined in
+# `common.rejection`, where the publishers raise them without importing the loaders.
+# duplicate-id: two stores map to one item id (or one item path);
+# render-error: its document could not be made; write-error: the destination refused that
+# one object (a name too long, ...); load-error: pgstac or PostgreSQL refused that one Item.
+from common.rejection import DUPLICATE_ID as DUPLICATE_ID
+from common.rejection import LOAD_ERROR as LOAD_ERROR
+from common.rejection import RENDER_ERROR as RENDER_ERROR
+from common.rejection import WRITE_ERROR as WRITE_ERROR
+
 # Reading the store
 CORRUPT_METADATA = "corrupt-metadata"  # unparseable or invalid Zarr metadata JSON
 ACCESS_DENIED = "access-denied"
@@ -21,7 +31,6 @@ NO_COORDINATES = "no-coordinates"
 NO_TIME = "no-time"
 UNDECODABLE_TIME = "undecodable-time"
 LAYOUT = "layout"  # path does not fit the configured path template
-DUPLICATE_ID = "duplicate-id"
 MAPPING_ERROR = "mapping-error"  # anything else while mapping
 MISSING_COORDINATES = "missing-coordinates"  # an extent coordinate's chunks are absent or all fill
 # Finding the stores

@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 import pystac
 
+from common.rejection import ItemRejected, Rejection
 from common.stac import (
     DEFAULT_CATALOG_DESCRIPTION,
     DEFAULT_CATALOG_ID,
@@ -68,11 +69,18 @@ class StaticCatalog:
         *,
         may_delete: MayDelete = delete_nothing,
     ) -> WriteReport:
-        """Write what changed; delete what is gone from collections `may_delete` allows."""
+        """Write what changed; delete what is gone from collections `may_delete` allows.
+        Items that cannot be published are in the report's `rejected`."""
+        rejected = []
         with self.publication() as publication:
             for item in items:
-                publication.add(item)
-            return publication.finish(collections, may_delete=may_delete)
+                try:
+                    publication.add(item)
+                except ItemRejected as exc:
+                    rejected.append(Rejection(item.collection_id or "", item.id, exc.kind, exc.reason))
+            report = publication.finish(collections, may_delete=may_delete)
+        report.rejected[:0] = rejected
+        return report
 
     def publication(self) -> Publication:
         """A publication in progress: `add` items as they come, then `finish`."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import errno
 import os
 import posixpath
 from collections.abc import Iterable, Mapping
@@ -15,6 +16,17 @@ from common.storage import StorageOptions, protocol_of, strip_url
 from .paths import JSON_TYPE, md5
 
 DELETE_CONCURRENCY = 32
+
+# Errors that concern one object, not the destination: its name is too long (a file name
+# past the filesystem's 255 bytes, an S3 key past 1024: s3fs's KeyTooLongError), not valid
+# there, or it is too big, or a folder already has its name. Anything else (a full disk,
+# a read-only mount, no permission, a bucket gone, a connection lost) stops the publication.
+PER_OBJECT_ERRNOS = frozenset({errno.ENAMETOOLONG, errno.EILSEQ, errno.EISDIR, errno.EFBIG, errno.EMSGSIZE})
+
+
+def is_per_object(exc: BaseException) -> bool:
+    """Whether writing one object failed for a reason of its own (see PER_OBJECT_ERRNOS)."""
+    return isinstance(exc, OSError) and exc.errno in PER_OBJECT_ERRNOS
 
 
 class DestinationError(RuntimeError):
@@ -62,19 +74,44 @@ class Destination:
 
     def write_many(
         self, objects: Mapping[str, bytes], existing: Mapping[str, Any], content_type: str = JSON_TYPE
-    ) -> None:
-        """Each object replaced whole; `existing` (the inventory) says which ones replace an object."""
+    ) -> dict[str, OSError]:
+        """Each object replaced whole; `existing` (the inventory) says which ones replace an object.
+
+        Returns {path: error} of the objects refused for a reason of their own (`is_per_object`):
+        the others are written. Any other error stops the writes and is raised."""
         if not objects:
-            return
+            return {}
+        refused: dict[str, OSError] = {}
         if self.local:
             # Sequential: measured faster than threads, whose mkdir/open calls contend.
             for path, data in objects.items():
-                self._write_file(path, data, replace=path in existing)
-        else:
-            # The media type has each filesystem's own name: s3fs passes botocore's, gcsfs its own.
-            gcs = protocol_of(self.url) in ("gs", "gcs")
-            media_type = {"content_type": content_type} if gcs else {"ContentType": content_type}
-            self.fs.pipe({self.full(p): data for p, data in objects.items()}, **media_type)
+                try:
+                    self._write_file(path, data, replace=path in existing)
+                except OSError as exc:
+                    if not is_per_object(exc):
+                        raise
+                    refused[path] = exc
+            return refused
+        # The media type has each filesystem's own name: s3fs passes botocore's, gcsfs its own.
+        gcs = protocol_of(self.url) in ("gs", "gcs")
+        media_type = {"content_type": content_type} if gcs else {"ContentType": content_type}
+        # fsspec's `pipe`, each object's outcome kept: one refused key must not hide which one it was.
+        paths = list(objects)
+        coroutines = [self.fs._pipe_file(self.full(p), objects[p], **media_type) for p in paths]
+        outcomes = sync(
+            self.fs.loop,
+            _run_coros_in_chunks,
+            coroutines,
+            batch_size=self.fs.batch_size,
+            nofiles=True,
+            return_exceptions=True,
+        )
+        for path, outcome in zip(paths, outcomes):
+            if isinstance(outcome, BaseException):
+                if not is_per_object(outcome):
+                    raise outcome
+                refused[path] = outcome
+        return refused
 
     def _write_file(self, path: str, data: bytes, replace: bool) -> None:
         full = self.full(path)
@@ -84,14 +121,23 @@ class Destination:
             self._made.add(directory)
         if not replace:
             # Nothing links to a new object yet (links are written after it): write in place.
-            with open(full, "wb") as handle:
-                handle.write(data)
+            try:
+                with open(full, "wb") as handle:
+                    handle.write(data)
+            except OSError:
+                _remove(full)  # no half-written object behind
+                raise
             return
         # Write beside, then rename: a reader sees the old file or the new one.
-        tmp = f"{directory}/.tmp-{os.path.basename(full)}-{os.getpid()}"
-        with open(tmp, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, full)
+        # Named by a hash: a name near the filesystem's limit would not fit with a prefix added.
+        tmp = f"{directory}/.tmp-{md5(os.path.basename(full).encode())[:16]}-{os.getpid()}"
+        try:
+            with open(tmp, "wb") as handle:
+                handle.write(data)
+            os.replace(tmp, full)
+        except OSError:
+            _remove(tmp)
+            raise
 
     def check(self) -> None:
         """Fail in one line, before any crawl, when the output bucket does not exist."""
@@ -130,3 +176,10 @@ class Destination:
                     os.rmdir(os.path.dirname(path))
                 except OSError:
                     pass
+
+
+def _remove(path: str) -> None:
+    try:
+        os.remove(path)
+    except OSError:
+        pass

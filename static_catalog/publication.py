@@ -17,19 +17,27 @@ Publishing is incremental and safe for readers:
   collection document finds every item it links; and only from collections the
   caller says may be pruned (`may_delete`: the crawl saw all of their stores). The
   items of other collections that this publication lacks are kept, and stay linked.
+
+One Item that cannot be published does not stop the others: an Item whose document
+cannot be made, or that would land on another's path, is refused by `add`
+(`ItemRejected`); one whose object the destination refuses (a name too long, ...) is
+in `report.rejected` (writes go in batches). Either way it is not linked, its
+collection is treated as not fully crawled (nothing deleted, earlier items kept, its
+own earlier version too), and the caller reports it.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Self
 
 import orjson
 import pystac
 
 from common.layout import safe_id
+from common.rejection import DUPLICATE_ID, RENDER_ERROR, WRITE_ERROR, ItemRejected, Rejection, one_line
 from common.spatial import union_bboxes
 from common.stac import MayDelete, delete_nothing, union_interval
 
@@ -62,6 +70,8 @@ class WriteReport:
     deleted: int = 0
     kept: int = 0  # earlier items kept because their collection was not fully crawled
     pending: int = 0  # unlinked objects waiting for their grace period before deletion
+    # Items the destination refused after `add` took them (see Publication): not published.
+    rejected: list[Rejection] = field(default_factory=list)
 
 
 class Publication:
@@ -81,6 +91,8 @@ class Publication:
         self.members: dict[str, dict[str, str | None]] = {}  # collection -> {item id: title}
         self._paths: dict[str, str] = {}  # item path -> item id (two ids, one path: refused)
         self._batch: dict[str, bytes] = {}
+        self._batch_items: dict[str, tuple[str, str, dict[str, Any] | None]] = {}  # path -> (collection, id, row)
+        self._incomplete: set[str] = set()  # collections (ids and folders) with an Item refused
         self._geoparquet = GeoparquetRows()
 
     def __enter__(self) -> Self:
@@ -90,21 +102,27 @@ class Publication:
         self._geoparquet.close()
 
     def add(self, item: ItemSource, collection_id: str | None = None) -> None:
+        """Publish `item`; `ItemRejected` when this one cannot be (the publication goes on)."""
         collection_id = collection_id or item_collection_id(item)
         if not collection_id:
             raise ValueError(f"item {item_id(item)!r} has no collection")
-        path, data = self.catalog.render_item(item, collection_id)
+        try:
+            path, data = self.catalog.render_item(item, collection_id)
+        except Exception as exc:  # noqa: BLE001 - a value JSON cannot hold, an id no path can: this item only
+            self._mark_incomplete(collection_id)
+            raise ItemRejected(RENDER_ERROR, one_line(exc)) from exc
         if self._paths.get(path, item_id(item)) != item_id(item):
-            raise ValueError(
+            self._mark_incomplete(collection_id)
+            raise ItemRejected(
+                DUPLICATE_ID,
                 f"items {self._paths[path]!r} and {item_id(item)!r} of collection {collection_id!r}"
-                f" would both be written to {path}"
+                f" would both be written to {path}",
             )
         self._paths[path] = item_id(item)
         self.members.setdefault(collection_id, {})[item_id(item)] = item_title(item)
         self._batch[path] = data
+        self._batch_items[path] = (collection_id, item_id(item), item_dict(item) if self.catalog.geoparquet else None)
         self.published.add(path)
-        if self.catalog.geoparquet:
-            self._geoparquet.add(collection_id, item_dict(item))
         if len(self._batch) >= WRITE_BATCH:
             self._flush()
 
@@ -116,28 +134,66 @@ class Publication:
         for cid in self.members:
             if cid not in collections:
                 raise ValueError(f"items were published in collection {cid!r}, which is not being published")
-        self._keep_earlier(collections, may_delete)
+        self._flush()  # first: an item refused now keeps its collection from being pruned
+
+        def complete(collection_id: str) -> bool:
+            return collection_id not in self._incomplete and may_delete(collection_id)
+
+        self._keep_earlier(collections, complete)
         self._flush()
         for cid in self._geoparquet.collections():
             path = geoparquet_path(cid)
             self.published.add(path)
             self._write_changed({path: self._geoparquet.parquet(cid)}, PARQUET_TYPE)
         snapshots = self._write_collections(collections)
-        self._write_changed({CATALOG_FILE: self.catalog.render_root(list(collections.values()), snapshots)})
-        self._retire(may_delete)
+        linked = [c for cid, c in collections.items() if cid in snapshots]
+        self._write_changed({CATALOG_FILE: self.catalog.render_root(linked, snapshots)})
+        self._retire(complete)
         return self.report
 
     # -- writing -------------------------------------------------------------------------
     def _flush(self) -> None:
-        self._write_changed(self._batch)
-        self._batch = {}
+        """The batch of items; those the destination refuses are unlinked and reported."""
+        batch, items = self._batch, self._batch_items
+        self._batch, self._batch_items = {}, {}
+        refused = self._write_changed(batch, refusable=True)
+        for path, (collection_id, member_id, row) in items.items():
+            if path in refused:
+                self._refuse(path, collection_id, member_id, refused[path])
+            elif row is not None:
+                self._geoparquet.add(collection_id, row)
 
-    def _write_changed(self, objects: Mapping[str, bytes], content_type: str = JSON_TYPE) -> None:
-        """Write the objects whose bytes differ from what is published; count the others as unchanged."""
+    def _refuse(self, path: str, collection_id: str, member_id: str, error: OSError) -> None:
+        """An item whose object was refused: not linked, and whatever was at its path stays
+        (its collection is no longer complete, so `_keep_earlier` keeps its earlier version)."""
+        self.published.discard(path)
+        self._paths.pop(path, None)
+        self.members.get(collection_id, {}).pop(member_id, None)
+        self._mark_incomplete(collection_id)
+        if not any(r.collection_id == collection_id and r.item_id == member_id for r in self.report.rejected):
+            self.report.rejected.append(Rejection(collection_id, member_id, WRITE_ERROR, one_line(error)))
+
+    def _mark_incomplete(self, collection_id: str) -> None:
+        self._incomplete.add(collection_id)
+        try:
+            self._incomplete.add(safe_id(collection_id))  # deletions are decided by folder
+        except ValueError:
+            pass
+
+    def _write_changed(
+        self, objects: Mapping[str, bytes], content_type: str = JSON_TYPE, *, refusable: bool = False
+    ) -> dict[str, OSError]:
+        """Write the objects whose bytes differ from what is published; count the others as unchanged.
+
+        {path: error} of the objects the destination refused for a reason of their own; unless
+        `refusable` (items), such a refusal is raised: the publication cannot go on without them."""
         changed = {p: data for p, data in objects.items() if p not in self.existing or self.existing[p] != md5(data)}
         self.report.unchanged += len(objects) - len(changed)
-        self.report.written += len(changed)
-        self.destination.write_many(changed, self.existing, content_type)
+        refused = self.destination.write_many(changed, self.existing, content_type)
+        self.report.written += len(changed) - len(refused)
+        if refused and not refusable:
+            raise next(iter(refused.values()))
+        return refused
 
     def _write_collections(self, collections: Mapping[str, pystac.Collection]) -> dict[str, str]:
         """Each collection twice, once its items are all in place; {collection id: snapshot path}.
@@ -158,8 +214,11 @@ class Publication:
                 collection_path(cid): data,
                 snapshot: self.catalog.render_collection(collection, members, geoparquet, path=snapshot),
             }
+            refused = self._write_changed(objects, refusable=True)
+            if refused:  # its folder's name is too long: every item of it was refused already
+                snapshots.pop(cid)
+                continue
             self.published.update(objects)
-            self._write_changed(objects)
         return snapshots
 
     # -- what earlier publications left ----------------------------------------------------

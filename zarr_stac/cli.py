@@ -476,8 +476,11 @@ def build(
         with catalog.publication() as publication:
             scale = Scale(workers, concurrency, processes, dask_scheduler, dask_gateway, gateway_workers)
             result = crawl_with_progress(mapping, scale, sink=publication.add)
-            print_summary(result)
-            report = publication.finish(result.collections, may_delete=result.may_delete)
+            try:
+                report = publication.finish(result.collections, may_delete=result.may_delete)
+            finally:  # items the destination refused are their stores' failures
+                result.reject(publication.report.rejected)
+                print_summary(result)
     except OSError as exc:  # a full disk, a read-only mount, a refused PUT: one line
         from loaders.read import one_line
 
@@ -574,6 +577,12 @@ def load(
         with database_errors(target, "loading"):
             report = load_into_pgstac(target, collections, items)
         result = None
+        for rejection in report.rejected:
+            err.print(
+                f"[yellow]skipped[/] item {escape(rejection.item_id)} of collection {escape(rejection.collection_id)}: "
+                f"{rejection.kind}: {escape(rejection.reason)}",
+                highlight=False,
+            )
     else:
         mapping = mapping_config(
             source,
@@ -588,14 +597,20 @@ def load(
         with database_errors(target, "loading"), Ingest(target) as ingest:
             scale = Scale(workers, concurrency, processes, dask_scheduler, dask_gateway, gateway_workers)
             result = crawl_with_progress(mapping, scale, sink=ingest.add)
-            print_summary(result)
-            report = ingest.finish(result.collections, may_delete=result.may_delete if sync else delete_nothing)
+            try:
+                report = ingest.finish(result.collections, may_delete=result.may_delete if sync else delete_nothing)
+            finally:  # items pgstac refused are their stores' failures
+                result.reject(ingest.report.rejected)
+                print_summary(result)
     deleted = f", deleted {report.deleted} item(s) of stores that are gone" if sync else ""
     err.print(f"loaded {report.collections} collection(s) and {report.items} item(s) into pgstac{deleted}")
     for note in report.notes:
         err.print(f"[yellow]{escape(note)}[/]")
     if result is not None:
         finish(result, strict)
+    elif strict and report.rejected:
+        err.print(f"[red]--strict: {len(report.rejected)} item(s) skipped[/]")
+        raise typer.Exit(1)
 
 
 @app.command()

@@ -10,6 +10,11 @@ where `may_delete(collection_id)` says so (a crawl says it for the collections i
 saw completely); then queryables, property indexes and summaries are refreshed
 (see `queryables`). Extents only grow unless items may be deleted (a partial load
 must not shrink what other loads put there).
+
+An Item that pgstac or PostgreSQL refuses fails its batch only: the batch is loaded
+again in halves and that Item is left out, in `LoadReport.rejected` (see `workers`);
+its collection then counts as partially loaded (nothing deleted from it, its earlier
+version of that Item stays).
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ import pystac
 from psycopg import Connection
 from pypgstac.load import Loader, Methods
 
+from common.rejection import Rejection
 from common.stac import MayDelete, delete_nothing
 
 from .. import search_order
@@ -47,6 +53,8 @@ class LoadReport:
     seconds: dict[str, float] = field(default_factory=dict)
     # What the operator should know, though the load succeeded.
     notes: list[str] = field(default_factory=list)
+    # Items pgstac or PostgreSQL refused (the others loaded): not in the database.
+    rejected: list[Rejection] = field(default_factory=list)
 
 
 class Ingest:
@@ -153,6 +161,7 @@ class Ingest:
         allows, then queryables and summaries (and the indexes they need)."""
         with self._timed("items"):
             self._load_waiting_items()
+        may_delete = partial_where_refused(may_delete, self.report.rejected)
         with self._timed("collections"):
             documents = [for_pgstac(c) for c in collections]
             self._upsert_collections(documents, may_delete)
@@ -185,8 +194,11 @@ class Ingest:
     def _load_waiting_items(self) -> None:
         for collection_id in self._pending.collection_ids():
             self._load_collection(collection_id)
-        self._workers.wait()  # a failed batch fails the load, with its error
-        self.report.items = self._workers.items_loaded
+        try:
+            self._workers.wait()  # a failed batch fails the load, with its error
+        finally:
+            self.report.items = self._workers.items_loaded
+            self.report.rejected = list(self._workers.rejected)
 
     def _upsert_collections(self, documents: list[dict[str, Any]], may_delete: MayDelete) -> None:
         """Each document replaces its row; where items are not deleted (a partial load), the
@@ -220,6 +232,12 @@ class Ingest:
             shares[n % len(shares)].extend(group)
         self._workers.on_each_connection(queryables.run_queued, shares)
         queryables.run_queue_to_the_end(self.conn)
+
+
+def partial_where_refused(may_delete: MayDelete, rejected: Iterable[Rejection]) -> MayDelete:
+    """`may_delete`, but never for a collection with an Item refused: it is loaded partially."""
+    refused = {r.collection_id for r in rejected}
+    return lambda collection_id: collection_id not in refused and may_delete(collection_id)
 
 
 def load(

@@ -3,6 +3,11 @@
 Collections are independent partitions: several are loaded at once, each through its
 own connection (the work happens in PostgreSQL, not here). The same connections
 build the indexes that registering queryables queues (`queryables.queued_by_partition`).
+
+A batch is one transaction: one Item that pgstac or PostgreSQL refuses (`is_item_error`)
+fails all of it. Its Items are then loaded again in halves, down to the Items that fail
+alone, which become `rejected`; the rest load. A connection lost, a role without the
+right, anything else still fails the load.
 """
 
 from __future__ import annotations
@@ -15,11 +20,14 @@ from contextlib import ExitStack
 from typing import TypeVar
 
 import orjson
+import psycopg
+from plpygis.exceptions import PlpygisError
 from psycopg import Connection
 from pypgstac.db import PgstacDB
 from pypgstac.load import Loader, Methods
 
 from common.batching import batched
+from common.rejection import LOAD_ERROR, Rejection, one_line
 
 from ..db import open_pgstac
 
@@ -38,6 +46,7 @@ class Workers:
         self.connections = connections
         self.batch_size = batch_size
         self.items_loaded = 0
+        self.rejected: list[Rejection] = []  # Items refused alone (see the module's docstring)
         self._count_lock = threading.Lock()
         self._databases: list[PgstacDB] = []
         self._loaders: queue.Queue[Loader] = queue.Queue()
@@ -86,8 +95,36 @@ class Workers:
         loader = self._loaders.get()
         try:
             for batch in batched(rows, self.batch_size):
-                loader.load_items((orjson.loads(row) for row in batch), insert_mode=Methods.upsert)
-                with self._count_lock:
-                    self.items_loaded += len(batch)
+                self._load_batch(loader, batch)
         finally:
             self._loaders.put(loader)
+
+    def _load_batch(self, loader: Loader, rows: list[bytes]) -> None:
+        """One transaction; if an Item's data fails it, each half again, down to that Item."""
+        try:
+            loader.load_items((orjson.loads(row) for row in rows), insert_mode=Methods.upsert)
+        except Exception as exc:
+            if not is_item_error(exc):
+                raise
+            if len(rows) == 1:
+                item = orjson.loads(rows[0])
+                with self._count_lock:
+                    self.rejected.append(Rejection(item["collection"], item["id"], LOAD_ERROR, one_line(exc)))
+                return
+            half = len(rows) // 2
+            self._load_batch(loader, rows[:half])
+            self._load_batch(loader, rows[half:])
+            return
+        with self._count_lock:
+            self.items_loaded += len(rows)
+
+
+def is_item_error(exc: BaseException) -> bool:
+    """Whether a load failed on what an Item holds, not on the database: PostgreSQL's data
+    and integrity errors (a value out of range, text it cannot store), and what pypgstac
+    (a bare Exception: "Invalid datetime", "start_datetime must be < end_datetime") or its
+    geometry library raise on reading an Item. A connection lost (OperationalError), a
+    missing right or table (ProgrammingError) and the rest stop the load."""
+    if isinstance(exc, psycopg.Error):
+        return isinstance(exc, psycopg.DataError | psycopg.IntegrityError)
+    return type(exc) is Exception or isinstance(exc, PlpygisError | ValueError | TypeError | KeyError)
