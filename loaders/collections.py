@@ -18,6 +18,7 @@ from typing import Any
 import pystac
 
 from common import facets, spatial
+from common.stac import union_interval
 
 from . import assets
 from .config import CollectionConfig
@@ -84,8 +85,7 @@ class CollectionSummary:
             self.bbox = list(item.bbox) if self.bbox is None else spatial.union_bboxes([self.bbox, item.bbox])
         start = item.common_metadata.start_datetime or item.datetime
         end = item.common_metadata.end_datetime or item.datetime
-        self.start = start if self.start is None or (start and start < self.start) else self.start
-        self.end = end if self.end is None or (end and end > self.end) else self.end
+        self.start, self.end = union_interval([(self.start, self.end), (start, end)])
         for name in DEFAULT_ATTRS:
             value = str(attrs.get(name) or "").strip() or None
             if self.count == 0:
