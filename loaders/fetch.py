@@ -49,15 +49,21 @@ class NotPrefetchable(Exception):
     """The fast path does not apply; open the store lazily instead."""
 
 
-def async_filesystem(url: str, storage: StorageOptions) -> AsyncFileSystem:
-    """An fsspec filesystem for `url` that must be used from a running event loop."""
+def async_filesystem(url: str, storage: StorageOptions, connections: int = 64) -> AsyncFileSystem:
+    """An fsspec filesystem for `url` that must be used from a running event loop, with up to
+    `connections` requests on the wire at once."""
     protocol = protocol_of(url)
     if protocol == "file":
         from fsspec.implementations.asyn_wrapper import AsyncFileSystemWrapper
 
         return AsyncFileSystemWrapper(fsspec.filesystem("file"), asynchronous=True)
+    options = storage.for_fsspec(url)
+    if protocol in ("s3", "s3a"):
+        # botocore keeps 10 connections per client: with a batch's stores all in flight, their
+        # requests would queue behind 10 sockets, one latency after another.
+        options["config_kwargs"] = {**options.get("config_kwargs", {}), "max_pool_connections": connections}
     # s3fs's own retry loop is limited once for every filesystem, in common.storage.
-    return fsspec.filesystem(protocol, asynchronous=True, skip_instance_cache=True, **storage.for_fsspec(url))
+    return fsspec.filesystem(protocol, asynchronous=True, skip_instance_cache=True, **options)
 
 
 def _array_dims(name: str, meta: dict[str, Any], attrs: dict[str, Any], zarr_format: int) -> list[str]:
@@ -180,7 +186,7 @@ async def prefetch_many(
     refs = list(refs)
     if not refs:
         return []
-    fs = async_filesystem(refs[0].url, storage)
+    fs = async_filesystem(refs[0].url, storage, connections=concurrency)
     if hasattr(fs, "set_session"):
         await fs.set_session()
     gate = asyncio.Semaphore(concurrency)
