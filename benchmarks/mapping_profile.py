@@ -28,20 +28,9 @@ import time
 import warnings
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
 import xarray as xr
 
-
-def plain_dataset() -> xr.Dataset:
-    return xr.Dataset(
-        {"tas": (("time", "lat", "lon"), np.zeros((24, 45, 90), "f4"))},
-        coords={
-            "time": pd.date_range("2000-01-01", periods=24, freq="MS"),
-            "lat": np.linspace(-88, 88, 45),
-            "lon": np.linspace(0, 356, 90),
-        },
-    )
+from .crawl import plain_dataset  # the attribute-less store of the crawl benchmark
 
 
 def cf_dataset() -> xr.Dataset:
