@@ -26,6 +26,7 @@ import httpx
 import pytest
 import uvicorn
 from pydantic import SecretStr
+from typer.testing import CliRunner
 
 from common.storage import StorageOptions
 from loaders.config import CollectionConfig, MappingConfig, SourceConfig
@@ -34,6 +35,7 @@ from stac_api.app import create_app
 from stac_api.loading.ingest import load
 from stac_api.serving.settings import Settings
 from static_catalog.validate import OfflineValidator
+from zarr_stac.cli import app
 from zarr_stac.samples import write_samples
 from zarr_stac.services import LOCAL_CREDENTIALS, PostgresCluster, S3Server, ensure_postgis, free_port
 from zarr_stac.services.gcs import GCSServer
@@ -257,3 +259,20 @@ def gcs_samples(gcs_server) -> str:
     url = f"gs://{SAMPLE_BUCKET}"
     write_samples(url, StorageOptions(endpoint_url=gcs_server.endpoint_url, anon=True))
     return url
+
+
+@pytest.fixture
+def cli(monkeypatch, s3_server):
+    """Run the CLI as a user would: keys in the environment, endpoint as a flag."""
+    for name, value in LOCAL_CREDENTIALS.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    runner = CliRunner()
+
+    def run(*args: str, expect: int = 0):
+        result = runner.invoke(app, list(args), catch_exceptions=False)
+        assert result.exit_code == expect, result.output
+        return result
+
+    run.endpoint = ["--endpoint-url", s3_server.endpoint_url]
+    return run

@@ -18,12 +18,10 @@ from pathlib import Path
 import pytest
 import xarray as xr
 import yaml
-from typer.testing import CliRunner
 
 from loaders.config import CatalogueConfig, MappingConfig, SourceConfig
 from loaders.crawl import crawl
 from loaders.inputs import expand_input, iter_entries
-from zarr_stac.cli import app
 from zarr_stac.samples import write_dataset
 from zarr_stac.services import LOCAL_CREDENTIALS
 
@@ -436,21 +434,6 @@ def test_csv_names_its_asset_column(cmip6_table):
 
 
 # -- the command line: build and load accept every kind ------------------------------------
-@pytest.fixture
-def cli(monkeypatch, s3_server):
-    for name, value in LOCAL_CREDENTIALS.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("DATABASE_URL", raising=False)
-    runner = CliRunner()
-
-    def run(*args: str, expect: int = 0):
-        result = runner.invoke(app, list(args), catch_exceptions=False)
-        assert result.exit_code == expect, result.output
-        return result
-
-    return run
-
-
 @pytest.fixture
 def inputs(nextgems, cmip6_table, tmp_path, one_store) -> dict:
     collection = copy_rewritten(

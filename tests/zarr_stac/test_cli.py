@@ -4,30 +4,10 @@ import json
 
 import psycopg
 import pytest
-from typer.testing import CliRunner
 
 from static_catalog.validate import validate_object
-from zarr_stac.cli import app
-from zarr_stac.services import LOCAL_CREDENTIALS
 
 from ..conftest import SCHEMA_DIR
-
-
-@pytest.fixture
-def cli(monkeypatch, s3_server):
-    """Run the CLI as a user would: keys in the environment, endpoint as a flag."""
-    for name, value in LOCAL_CREDENTIALS.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("DATABASE_URL", raising=False)
-    runner = CliRunner()
-
-    def run(*args: str, expect: int = 0):
-        result = runner.invoke(app, list(args), catch_exceptions=False)
-        assert result.exit_code == expect, result.output
-        return result
-
-    run.endpoint = ["--endpoint-url", s3_server.endpoint_url]
-    return run
 
 
 def test_crawl_lists_every_store(cli, sample_bucket):
