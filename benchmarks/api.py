@@ -24,7 +24,7 @@ from contextlib import contextmanager
 from urllib.parse import urlsplit
 
 from .common import machine, now, run_trial, write_section
-from .ingest import write_inputs
+from .ingest import run_ingest_trial, write_inputs
 
 FILTER = "variable_id = 'tas' AND experiment_id = 'ssp585'"
 ENDPOINTS = {
@@ -175,16 +175,7 @@ def loaded_twice(pg, items: int, collections: int, prefix: str) -> tuple[str, st
     collections_file, items_file = write_inputs(items, collections)
     ours, stock = database_for(pg, "zarr-stac", f"{prefix}_ours"), database_for(pg, "pypgstac", f"{prefix}_stock")
     for engine, dsn in (("zarr-stac", ours), ("pypgstac", stock)):
-        run_trial(
-            "benchmarks.ingest",
-            "--trial",
-            engine,
-            "--collections-file",
-            str(collections_file),
-            "--items-file",
-            str(items_file),
-            env={"DATABASE_URL": dsn},
-        )
+        run_ingest_trial(engine, dsn, collections_file, items_file)
         with psycopg.connect(dsn, autocommit=True) as conn:
             conn.execute("VACUUM ANALYZE")
     return ours, stock

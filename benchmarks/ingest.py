@@ -26,6 +26,20 @@ from .common import Series, machine, now, run_trial, write_section
 DATA = Path(tempfile.gettempdir()) / "zarr-stac-bench-ingest"
 
 
+def run_ingest_trial(engine: str, dsn: str, collections_file: Path, items_file: Path) -> dict:
+    """`trial` in a fresh interpreter; the DSN goes in the environment, never on a command line."""
+    return run_trial(
+        "benchmarks.ingest",
+        "--trial",
+        engine,
+        "--collections-file",
+        str(collections_file),
+        "--items-file",
+        str(items_file),
+        env={"DATABASE_URL": dsn},
+    )
+
+
 def write_inputs(n_items: int, n_collections: int) -> tuple[Path, Path]:
     """ndjson of collections and of items (in arrival order), built once."""
     import orjson
@@ -110,16 +124,7 @@ def main() -> None:
         for _ in range(args.repeat):
             for engine in ("zarr-stac", "pypgstac"):
                 dsn = database_for(pg, engine, f"bench_{engine.replace('-', '_')}")
-                out = run_trial(
-                    "benchmarks.ingest",
-                    "--trial",
-                    engine,
-                    "--collections-file",
-                    str(collections_file),
-                    "--items-file",
-                    str(items_file),
-                    env={"DATABASE_URL": dsn},
-                )
+                out = run_ingest_trial(engine, dsn, collections_file, items_file)
                 print(engine, out, flush=True)
                 results[engine]["rate"].add(out["items"] / out["load_seconds"])
                 results[engine]["total_rate"].add(out["items"] / out["total_seconds"])

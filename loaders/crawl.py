@@ -184,9 +184,9 @@ OnProgress = Callable[[Outcome], None]
 class Crawl:
     """One crawl: `discover()` the stores, then `run()` them through an executor.
 
-    Nothing grows with the number of stores but the failures and one summary per
-    collection, so a crawl of any size runs in constant memory when its sink (a static
-    catalogue, pgstac) writes items as they come.
+    Nothing grows with the number of stores but the failures, the ids seen (to tell
+    duplicates) and one summary per collection, so a crawl's memory stays bounded when
+    its sink (a static catalogue, pgstac) writes items as they come.
     """
 
     def __init__(

@@ -177,6 +177,7 @@ def _zarr_store_for(ref: StoreRef, storage: StorageOptions):
 # False: a prefetched store is read exactly as a lazy one, every read of a coordinate going
 # through zarr again (the reference the fast path is tested against, tests/loaders/test_mapping_paths.py).
 FAST_OPEN = True
+FAST_DECODE = True  # False: CachedCoordinate reads through zarr (the reference for `decode_v2`)
 
 
 class CachedCoordinate(ZarrArrayWrapper):
@@ -209,9 +210,6 @@ class CachedCoordinate(ZarrArrayWrapper):
 
     def _getitem(self, key):
         return self.values()[key]
-
-
-FAST_DECODE = True  # False: CachedCoordinate reads through zarr (the reference for `decode_v2`)
 
 
 def decode_v2(array, name: str, files: dict[str, bytes]):

@@ -257,10 +257,8 @@ def print_summary(result: CrawlResult) -> None:
 
 
 def finish(result: CrawlResult, strict: bool) -> None:
-    if result.empty_inputs:  # a catalogue that gives nothing is a mistake, not an empty catalogue
-        for url, reason in result.empty_inputs:
-            err.print(f"[red]{escape(url)} yields no store: {escape(reason)}[/]", highlight=False)
-        raise typer.Exit(1)
+    """--strict: any store skipped is exit status 1 (an input that yields no store stopped
+    the command before anything was written: `stop_unless_usable`)."""
     if strict and result.failures:
         err.print(f"[red]--strict: {len(result.failures)} store(s) skipped[/]")
         raise typer.Exit(1)

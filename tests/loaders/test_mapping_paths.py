@@ -37,14 +37,7 @@ from zarr_stac.samples import samples
 
 from .cases import CASES
 from .real_stores import write_store
-from .test_real_stores import (
-    cordex_like,
-    hrrr_coordinates,
-    ifs_coordinates,
-    netcdf_born,
-    smap_coordinates,
-    with_level_zero,
-)
+from .test_real_stores import cordex_like, netcdf_born, real_metadata_stores, with_level_zero
 
 # (module, attribute): every fast-path switch, all turned off for the reference.
 SWITCHES = [(mapping, "FAST_AXES"), (read, "FAST_OPEN"), (read, "FAST_DECODE"), (temporal, "FAST_STEP")]
@@ -120,14 +113,7 @@ def stores(tmp_path_factory) -> dict[str, str]:
     for sample in samples():
         name = "sample-" + sample.path.replace("/", "-")
         urls[name] = _write(sample.dataset, folder / name, zarr_format=sample.zarr_format)
-    real = {
-        "ifs-blosc2": ("ifs-blosc2", ifs_coordinates()),
-        "hrrr-forecast": ("hrrr-forecast", hrrr_coordinates()),
-        "smap-ease": ("smap-ease", smap_coordinates()),
-        "hrrr-no-coordinates": ("hrrr-forecast", {}),
-        "hrrr-no-valid-time": ("hrrr-forecast", {k: v for k, v in hrrr_coordinates().items() if k != "valid_time"}),
-    }
-    for name, (case, coordinates) in real.items():
+    for name, (case, coordinates) in real_metadata_stores().items():
         urls[name] = str(write_store(case, folder / f"{name}.zarr", coordinates))
     urls["netcdf-born"] = _write(netcdf_born(), folder / "netcdf-born.zarr")
     urls["level-zero"] = _write(with_level_zero(), folder / "level-zero.zarr", zarr_format=3)

@@ -84,6 +84,19 @@ def smap_coordinates() -> dict[str, np.ndarray]:
     return {"x": EASE_X, "y": EASE_Y, "latitude": SMAP_LAT, "longitude": SMAP_LON, "time": SMAP_TIME}
 
 
+def real_metadata_stores() -> dict[str, tuple[str, dict[str, np.ndarray]]]:
+    """{store name: (its metadata document in tests/data/stores, the coordinates synthesised for it)}."""
+    return {
+        "ifs-blosc2": ("ifs-blosc2", ifs_coordinates()),
+        "hrrr-forecast": ("hrrr-forecast", hrrr_coordinates()),
+        "smap-ease": ("smap-ease", smap_coordinates()),
+        # The HRRR metadata as found, without a single coordinate chunk.
+        "hrrr-no-coordinates": ("hrrr-forecast", {}),
+        # ... and with every coordinate but the valid times (which would read as 1970).
+        "hrrr-no-valid-time": ("hrrr-forecast", {k: v for k, v in hrrr_coordinates().items() if k != "valid_time"}),
+    }
+
+
 def netcdf_born() -> xr.Dataset:
     """A store converted from NetCDF: a `char crs` grid-mapping variable becomes `|S1` (fill "")."""
     ds = antimeridian()
@@ -118,16 +131,7 @@ def _iso(seconds: int | np.integer) -> str:
 def real_bucket(s3_server, storage, tmp_path_factory):
     s3_server.create_bucket(BUCKET, public=True)
     folder = tmp_path_factory.mktemp("real-stores")
-    stores = {
-        "ifs-blosc2": ("ifs-blosc2", ifs_coordinates()),
-        "hrrr-forecast": ("hrrr-forecast", hrrr_coordinates()),
-        "smap-ease": ("smap-ease", smap_coordinates()),
-        # The HRRR metadata as found, without a single coordinate chunk.
-        "hrrr-no-coordinates": ("hrrr-forecast", {}),
-        # ... and with every coordinate but the valid times (which would read as 1970).
-        "hrrr-no-valid-time": ("hrrr-forecast", {k: v for k, v in hrrr_coordinates().items() if k != "valid_time"}),
-    }
-    for name, (case, coordinates) in stores.items():
+    for name, (case, coordinates) in real_metadata_stores().items():
         upload(write_store(case, folder / f"{name}.zarr", coordinates), f"s3://{BUCKET}/{name}.zarr", storage)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
