@@ -10,10 +10,11 @@ the Items in memory. Reading and mapping one store is `jobs`.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import os
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 import pystac
@@ -26,9 +27,10 @@ from .collections import CollectionSummary
 from .config import CollectionConfig, MappingConfig, SourceConfig, default_config
 from .discover import CollectionHint, DiscoveryError, SourceUnreachable, StoreRef
 from .executors import Executor, make_executor
-from .failures import DISCOVERY, DUPLICATE_ID, INPUT, KNOWN_NON_STORES, LAYOUT, StoreFailure
+from .failures import DISCOVERY, DUPLICATE_ID, INPUT, KNOWN_NON_STORES, LAYOUT, READ_ERROR, StoreFailure
 from .inputs import ExpandedInput, InputError, common_root, expand_input, iter_entries, kind_of
-from .jobs import CataloguedStore, Job, Outcome, run_job
+from .jobs import CataloguedStore, Job, Outcome, UnchangedStore, placement_of, run_job
+from .ledger import Fingerprint, Ledger, LedgerError, LedgerWriter, entry_digest, source_digest
 from .read import one_line
 from .xpublish import XPUBLISH, expand_server
 
@@ -71,11 +73,17 @@ class CrawlResult:
     # Sources that could not be read at all (an unusable input file, a root that
     # cannot be listed): also in `failures`. A command should stop before writing.
     unusable_sources: list[StoreFailure] = field(default_factory=list)
-    catalogued: int = 0
+    catalogued: int = 0  # the unchanged stores included
+    unchanged: int = 0  # stores whose Item the ledger gave: not read again
     # Catalogue inputs (lists, CSV, ESM, intake) that yielded no store at all, and why.
     empty_inputs: list[tuple[str, str]] = field(default_factory=list)
     # (collection, item id) -> the store it came from, for the Items a sink refuses later.
     item_urls: dict[tuple[str, str], str] = field(default_factory=dict, repr=False)
+    # What the operator should know, though the crawl went on (an unreadable ledger, ...).
+    notes: list[str] = field(default_factory=list)
+    # This crawl's ledger (see `ledger`), for the catalogue's owner to keep: `ledger_data()`.
+    ledger: LedgerWriter | None = field(default=None, repr=False)
+    _refused: set[tuple[str, str]] = field(default_factory=set, repr=False)
 
     @property
     def complete(self) -> bool:
@@ -106,8 +114,14 @@ class CrawlResult:
                 url = f"{rejection.collection_id}/{rejection.item_id}"
             else:
                 self.catalogued -= 1
+                self._refused.add(key)
             self.failures.append(StoreFailure(url, rejection.kind, rejection.reason, rejection.collection_id))
         self.failures.sort(key=lambda f: f.url)
+
+    def ledger_data(self) -> bytes | None:
+        """The ledger of what this crawl catalogued (refused Items left out), to keep beside
+        the catalogue for the next crawl; None when the crawl did not run."""
+        return None if self.ledger is None else self.ledger.data(without=self._refused)
 
 
 Stream = tuple[SourceConfig, ExpandedInput]
@@ -178,6 +192,9 @@ def stream_jobs(streams: list[Stream], result: CrawlResult) -> Iterator[Job]:
 # Takes each Item as it is made; may refuse one by raising `common.rejection.ItemRejected`
 # (that store is then a failure, the run goes on), or later through `CrawlResult.reject`.
 Sink = Callable[[pystac.Item], None]
+# Takes the JSON of each Item an earlier crawl made, of a store that did not change: it is
+# published already (the sink's owner checks that it is still there).
+Keep = Callable[[dict], None]
 OnProgress = Callable[[Outcome], None]
 
 
@@ -187,6 +204,10 @@ class Crawl:
     Nothing grows with the number of stores but the failures, the ids seen (to tell
     duplicates) and one summary per collection, so a crawl's memory stays bounded when
     its sink (a static catalogue, pgstac) writes items as they come.
+
+    With the `previous` crawl's ledger, a store whose fingerprint still holds is not read:
+    its Item comes from the ledger, is handed to `keep` (not to the sink) and still counts
+    in its collection's extents and summaries.
     """
 
     def __init__(
@@ -196,6 +217,7 @@ class Crawl:
         *,
         scale: Scale | None = None,
         executor: Executor | None = None,
+        previous: Ledger | None = None,
     ):
         """`target`: a URL or input file (read with `storage`), or a mapping configuration.
         `executor`: the caller's own (an instrumented one in tests and benchmarks), which
@@ -210,6 +232,10 @@ class Crawl:
         self._summaries: dict[str, CollectionSummary] = {}
         self._seen = self.result.item_urls  # (collection, item id) -> the store that has it
         self._ran = False
+        self.previous = previous
+        self._known: dict[tuple[str, str], Fingerprint] = {}
+        self._source_digests: dict[int, bytes] = {}
+        self._unchanged: dict[tuple[str, str], Job] = {}  # (url, digest) -> job, until its Item is kept
 
     def discover(self) -> CrawlResult:
         """List every store to read (`total`); what went wrong so far is in the result it
@@ -220,63 +246,136 @@ class Crawl:
         return self.result
 
     def run(
-        self, sink: Sink | None = None, on_progress: OnProgress | None = None, *, keep_items: bool = False
+        self,
+        sink: Sink | None = None,
+        on_progress: OnProgress | None = None,
+        *,
+        keep: Keep | None = None,
+        keep_items: bool = False,
     ) -> CrawlResult:
         """Read every store (discovering them first if not done yet), handing each Item to
-        `sink` and each outcome to `on_progress` as soon as it is known; the result then
-        holds the collections, the count catalogued, the failures sorted by URL and, with
-        `keep_items`, every Item. The executor it chose is closed on errors and Ctrl-C too."""
+        `sink` and each outcome to `on_progress` as soon as it is known, and the Items of
+        unchanged stores to `keep` at the end; the result then holds the collections, the
+        count catalogued, the failures sorted by URL, the new ledger and, with `keep_items`,
+        every Item. The executor it chose is closed on errors and Ctrl-C too."""
         if self._ran:
             raise RuntimeError("a Crawl runs once")
         self._ran = True
         self.discover()
+        if self.previous is not None:
+            try:
+                self._known = self.previous.fingerprints()
+            except LedgerError as exc:
+                self.previous = None
+                self.result.notes.append(f"{exc}: every store is read again (the next run has a new ledger)")
+        self.result.ledger = LedgerWriter()
         executor = self.executor or self.scale.executor(self.total)
         items: list[pystac.Item] = []
         try:
-            jobs = itertools.chain(self._jobs, stream_jobs(self._streams, self.result))
+            jobs = map(self._with_digest, itertools.chain(self._jobs, stream_jobs(self._streams, self.result)))
             for outcomes in executor.map(batched(jobs, self.scale.batch_size), self.scale.concurrency):
                 for outcome in outcomes:
-                    outcome = self._record(outcome, sink)
-                    if isinstance(outcome, CataloguedStore):
-                        self.result.catalogued += 1
-                        if keep_items:
-                            items.append(outcome.item)
+                    if isinstance(outcome, UnchangedStore):
+                        self._unchanged[(outcome.job.ref.url, outcome.job.digest)] = outcome.job
+                    else:
+                        outcome = self._record(outcome, sink)
+                        if isinstance(outcome, CataloguedStore):
+                            self.result.catalogued += 1
+                            if keep_items:
+                                items.append(outcome.item)
                     if on_progress is not None:
                         on_progress(outcome)
         finally:
             if executor is not self.executor:
                 executor.close()  # a gateway's cluster is shut down, on Ctrl-C too
+        for item in self._keep_unchanged(keep):
+            if keep_items:
+                items.append(pystac.Item.from_dict(item, migrate=False))
         self.result.items = sorted(items, key=lambda i: (i.collection_id, i.id))
         self.result.failures.sort(key=lambda f: f.url)
         self.result.collections = [summary.build() for _, summary in sorted(self._summaries.items())]
         return self.result
+
+    def _with_digest(self, job: Job) -> Job:
+        """The job with its digest (see `ledger`), and the fingerprint recorded under it, if any."""
+        source = self._source_digests.get(id(job.source))
+        if source is None:
+            source = self._source_digests[id(job.source)] = source_digest(job.source.model_dump(mode="json"))
+        ref = job.ref
+        hint = ref.collection.id if ref.collection else None
+        digest = entry_digest(source, [job.root, ref.url, ref.name, ref.kind, ref.zarr_format, hint, ref.properties])
+        return dataclasses.replace(job, digest=digest, known=self._known.pop((ref.url, digest), None))
 
     def _record(self, outcome: Outcome, sink: Sink | None) -> Outcome:
         """Hand a catalogued store's Item to `sink` and summarise it into its collection; a
         failure (a duplicate id, an Item the sink refused) is kept."""
         if isinstance(outcome, CataloguedStore):
             item = outcome.item
-            key = (item.collection_id, item.id)
-            if key in self._seen:
-                reason = f"item id {key[1]!r} in collection {key[0]!r} is already used by {self._seen[key]}"
-                outcome = StoreFailure(outcome.url, DUPLICATE_ID, reason, key[0])
-            elif (refused := _hand_on(item, sink)) is not None:
-                self._seen[key] = outcome.url
-                outcome = StoreFailure(outcome.url, refused.kind, refused.reason, key[0])
-            else:
-                self._seen[key] = outcome.url
-                summary = self._summaries.get(item.collection_id)
-                if summary is None:
-                    config = _with_hint(outcome.source.collection, outcome.collection_hint)
-                    summary = CollectionSummary(item.collection_id, config, outcome.fields)
-                    self._summaries[item.collection_id] = summary
-                summary.add(item, outcome.attrs)
+            refused = self._accept(outcome.url, item.collection_id, item.id, lambda: _hand_on(item, sink))
+            if refused is None:
+                self._summary(item.collection_id, outcome.source, outcome.collection_hint, outcome.fields).add(
+                    item, outcome.attrs
+                )
+                if outcome.fingerprint is not None:
+                    item_json = item.to_dict(include_self_link=False, transform_hrefs=False)
+                    self.result.ledger.add(outcome.url, outcome.fingerprint, item_json, dict(outcome.attrs))
                 return outcome
+            outcome = refused
         self.result.failures.append(outcome)
         return outcome
 
+    def _accept(
+        self, url: str, collection_id: str, item_id: str, hand_on: Callable[[], ItemRejected | None]
+    ) -> StoreFailure | None:
+        """The store's failure if its Item's id is taken or the sink refuses it; None once handed on."""
+        key = (collection_id, item_id)
+        if key in self._seen:
+            reason = f"item id {item_id!r} in collection {collection_id!r} is already used by {self._seen[key]}"
+            return StoreFailure(url, DUPLICATE_ID, reason, collection_id)
+        self._seen[key] = url
+        refused = hand_on()
+        return None if refused is None else StoreFailure(url, refused.kind, refused.reason, collection_id)
 
-def _hand_on(item: pystac.Item, sink: Sink | None) -> ItemRejected | None:
+    def _summary(
+        self, collection_id: str, source: SourceConfig, hint: CollectionHint | None, fields: Mapping[str, str]
+    ) -> CollectionSummary:
+        summary = self._summaries.get(collection_id)
+        if summary is None:
+            config = _with_hint(source.collection, hint)
+            summary = self._summaries[collection_id] = CollectionSummary(collection_id, config, fields)
+        return summary
+
+    def _keep_unchanged(self, keep: Keep | None) -> Iterator[dict]:
+        """The Items of the stores that did not change, from the earlier ledger (read as a
+        stream): each handed to `keep`, summarised into its collection, and recorded in the
+        new ledger as it was."""
+        if not self._unchanged:
+            return
+        for entry in self.previous.entries():
+            job = self._unchanged.get((entry.url, entry.fingerprint.digest))
+            if job is None or job.known != entry.fingerprint:  # (a hand-edited ledger's repeated line)
+                continue
+            del self._unchanged[(entry.url, entry.fingerprint.digest)]
+            item = entry.item
+            collection_id = item.get("collection")
+            refused = self._accept(entry.url, collection_id, item.get("id"), lambda: _hand_on(item, keep))
+            if refused is not None:
+                self.result.failures.append(refused)
+                continue
+            fields = placement_of(job)[1]
+            summary = self._summary(collection_id, job.source, job.ref.collection, fields)
+            summary.add(pystac.Item.from_dict(item, migrate=False), entry.attrs)
+            self.result.ledger.add_line(entry.line)
+            self.result.catalogued += 1
+            self.result.unchanged += 1
+            yield item
+        for job in self._unchanged.values():  # never lose a store, whatever the ledger held
+            reason = "its entry in the earlier ledger could not be found again; it is read on the next crawl"
+            collection_id = placement_of(job)[0].collection_id
+            self.result.failures.append(StoreFailure(job.ref.url, READ_ERROR, reason, collection_id))
+
+
+def _hand_on(item: pystac.Item | dict, sink: Sink | Keep | None) -> ItemRejected | None:
     """The sink's refusal of this one Item, if it refuses it; any other error stops the run."""
     if sink is None:
         return None
@@ -306,10 +405,12 @@ def crawl(
     scale: Scale | None = None,
     sink: Sink | None = None,
     on_progress: OnProgress | None = None,
+    previous: Ledger | None = None,
+    keep: Keep | None = None,
 ) -> CrawlResult:
-    """`Crawl(target, storage, scale=scale).run(...)`, keeping every Item in `result.items`
-    (tests, the demo, small catalogues); a command streams with `Crawl` instead."""
-    return Crawl(target, storage, scale=scale).run(sink, on_progress, keep_items=True)
+    """`Crawl(target, storage, scale=scale, previous=previous).run(...)`, keeping every Item in
+    `result.items` (tests, the demo, small catalogues); a command streams with `Crawl` instead."""
+    return Crawl(target, storage, scale=scale, previous=previous).run(sink, on_progress, keep=keep, keep_items=True)
 
 
 def inspect_store(url: str, storage: StorageOptions | None = None) -> CataloguedStore | StoreFailure:

@@ -17,6 +17,7 @@ caller opens the store lazily through its real URL instead.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import itertools
 import json
 import math
@@ -30,6 +31,7 @@ from fsspec.asyn import AsyncFileSystem
 from common.storage import StorageOptions, protocol_of
 
 from .discover import REFERENCE_KINDS, StoreRef
+from .ledger import Fingerprint, same_document
 
 MAX_COORDINATE_CHUNKS = 256  # per store; beyond this, the lazy path
 
@@ -47,6 +49,13 @@ class Prefetched:
 
 class NotPrefetchable(Exception):
     """The fast path does not apply; open the store lazily instead."""
+
+
+class Unchanged:
+    """The store's metadata document is the one fingerprinted: nothing to read."""
+
+
+UNCHANGED = Unchanged()
 
 
 def async_filesystem(url: str, storage: StorageOptions, connections: int = 64) -> AsyncFileSystem:
@@ -179,11 +188,34 @@ async def prefetch(fs: AsyncFileSystem, ref: StoreRef) -> Prefetched:
     return Prefetched(ref=ref, zarr_format=zarr_format, files=files, coordinates=frozenset(coordinates))
 
 
+async def is_unchanged(fs: AsyncFileSystem, ref: StoreRef, known: Fingerprint) -> bool:
+    """Whether the store's metadata document is still the fingerprinted one: one HEAD on an
+    object store (its ETag or md5Hash), the file's own hash locally; False where no
+    validator says so (HTTP) or the question fails (the store is then read, and any
+    error reported from there)."""
+    path = f"{fs._strip_protocol(ref.url).rstrip('/')}/{known.document}"
+    protocol = protocol_of(ref.url)
+    try:
+        if protocol in ("s3", "s3a", "gs", "gcs"):
+            return same_document(known, await fs._info(path))
+        if protocol == "file":
+            data = await fs._cat_file(path)
+            return hashlib.md5(data, usedforsecurity=False).hexdigest() == known.md5 and len(data) == known.size
+    except Exception:  # noqa: BLE001 - unknown: read it
+        return False
+    return False
+
+
 async def prefetch_many(
-    refs: Iterable[StoreRef], storage: StorageOptions, concurrency: int = 64
-) -> list[Prefetched | BaseException]:
-    """`prefetch` for many stores of one object store, `concurrency` stores at a time."""
+    refs: Iterable[StoreRef],
+    storage: StorageOptions,
+    concurrency: int = 64,
+    known: Iterable[Fingerprint | None] | None = None,
+) -> list[Prefetched | Unchanged | BaseException]:
+    """`prefetch` for many stores of one object store, `concurrency` stores at a time; a store
+    with a `known` fingerprint that still holds is `UNCHANGED`, and not read."""
     refs = list(refs)
+    known = list(known) if known is not None else [None] * len(refs)
     if not refs:
         return []
     fs = async_filesystem(refs[0].url, storage, connections=concurrency)
@@ -191,15 +223,17 @@ async def prefetch_many(
         await fs.set_session()
     gate = asyncio.Semaphore(concurrency)
 
-    async def one(ref: StoreRef) -> Prefetched | BaseException:
+    async def one(ref: StoreRef, fingerprint: Fingerprint | None) -> Prefetched | Unchanged | BaseException:
         async with gate:
+            if fingerprint is not None and await is_unchanged(fs, ref, fingerprint):
+                return UNCHANGED
             try:
                 return await prefetch(fs, ref)
             except Exception as exc:  # noqa: BLE001 - returned, classified by the caller
                 return exc
 
     try:
-        return await asyncio.gather(*(one(ref) for ref in refs))
+        return await asyncio.gather(*(one(ref, fingerprint) for ref, fingerprint in zip(refs, known)))
     finally:
         session = getattr(fs, "_s3", None)
         if session is not None:

@@ -23,7 +23,8 @@ from common.storage import StorageOptions, bucket_is_missing, bucket_of, protoco
 from .config import SourceConfig
 from .discover import CollectionHint, StoreRef
 from .failures import LAYOUT, MAPPING_ERROR, NOT_FOUND, StoreFailure
-from .fetch import NotPrefetchable, Prefetched, prefetch_many
+from .fetch import NotPrefetchable, Prefetched, Unchanged, prefetch_many
+from .ledger import CONSOLIDATED_DOCUMENTS, Fingerprint, document_fingerprint
 from .mapping import MappingError, json_safe, store_to_item
 from .read import StoreReadError, classify, one_line, open_prefetched, open_store
 
@@ -38,18 +39,32 @@ class CataloguedStore:
     fields: Mapping[str, str]  # path-template fields
     attrs: Mapping[str, Any]  # the dataset's global attributes
     collection_hint: CollectionHint | None = None  # what a catalogue input says of the collection
+    fingerprint: Fingerprint | None = None  # for the ledger; None: re-read on every crawl
 
 
 @dataclass(frozen=True)
 class Job:
-    """One store to catalogue: where it was found (`root`) and by which source."""
+    """One store to catalogue: where it was found (`root`) and by which source.
+
+    `digest`: of its configuration and catalogue entry (see `ledger`); `known`: the
+    fingerprint an earlier crawl recorded for it, under the same digest, if any."""
 
     source: SourceConfig
     root: str
     ref: StoreRef
+    digest: str = ""
+    known: Fingerprint | None = None
 
 
-Outcome = CataloguedStore | StoreFailure
+@dataclass
+class UnchangedStore:
+    """A store whose metadata document is the one the earlier crawl fingerprinted: not
+    read again, its Item comes from the ledger."""
+
+    job: Job
+
+
+Outcome = CataloguedStore | StoreFailure | UnchangedStore
 
 
 def placement_of(job: Job) -> tuple[Placement, dict[str, str]]:
@@ -83,10 +98,25 @@ def catalogue_store(job: Job, prefetched: Prefetched | BaseException | None = No
         attrs = json_safe(dict(opened.dataset.attrs))
         hint = job.ref.collection
         return CataloguedStore(
-            item=item, url=job.ref.url, source=job.source, fields=fields, attrs=attrs, collection_hint=hint
+            item=item,
+            url=job.ref.url,
+            source=job.source,
+            fields=fields,
+            attrs=attrs,
+            collection_hint=hint,
+            fingerprint=fingerprint_of(job, prefetched),
         )
     finally:
         opened.dataset.close()
+
+
+def fingerprint_of(job: Job, prefetched: Prefetched | BaseException | None) -> Fingerprint | None:
+    """The fingerprint of a store read from its consolidated metadata (the bytes are at hand)."""
+    if not job.digest or not isinstance(prefetched, Prefetched):
+        return None
+    document = CONSOLIDATED_DOCUMENTS[prefetched.zarr_format]
+    data = prefetched.files.get(document)
+    return None if data is None else document_fingerprint(document, data, job.digest)
 
 
 def check_json(stored: CataloguedStore) -> None:
@@ -99,7 +129,9 @@ def check_json(stored: CataloguedStore) -> None:
         raise MappingError(MAPPING_ERROR, f"the Item is not valid JSON: {one_line(exc)}") from exc
 
 
-def run_job(job: Job, prefetched: Prefetched | BaseException | None = None) -> Outcome:
+def run_job(job: Job, prefetched: Prefetched | Unchanged | BaseException | None = None) -> Outcome:
+    if isinstance(prefetched, Unchanged):
+        return UnchangedStore(job)
     try:
         stored = catalogue_store(job, prefetched)
         check_json(stored)
@@ -134,12 +166,13 @@ def _bucket_is_missing(url: str, storage: StorageOptions) -> bool:
 
 
 def run_batch(jobs: Sequence[Job], concurrency: int = 64) -> list[Outcome]:
-    """Catalogue a batch of stores: every request at once, then the mapping (CPU).
+    """Catalogue a batch of stores: every request at once, then the mapping (CPU). A store
+    whose metadata document matches its `known` fingerprint is not read (`UnchangedStore`).
 
     A plain function of picklable arguments, so that a process pool or a Dask
     worker runs it exactly as the local loop does.
     """
-    prefetched: dict[int, Prefetched | BaseException] = {}
+    prefetched: dict[int, Prefetched | Unchanged | BaseException] = {}
     by_storage: dict[str, list[int]] = defaultdict(list)
     for index, job in enumerate(jobs):
         by_storage[job.source.storage.model_dump_json() + protocol_of(job.ref.url)].append(index)
@@ -147,7 +180,8 @@ def run_batch(jobs: Sequence[Job], concurrency: int = 64) -> list[Outcome]:
     async def fetch_all() -> None:
         for indexes in by_storage.values():
             storage = jobs[indexes[0]].source.storage
-            results = await prefetch_many([jobs[i].ref for i in indexes], storage, concurrency)
+            known = [jobs[i].known for i in indexes]
+            results = await prefetch_many([jobs[i].ref for i in indexes], storage, concurrency, known)
             prefetched.update(zip(indexes, results))
 
     asyncio.run(fetch_all())

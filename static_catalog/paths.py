@@ -1,6 +1,8 @@
 """Where each object of a static catalogue sits (relative to its root), and its media type.
 
 catalog.json
+.zarr-stac-ledger.jsonl.gz            (what the crawl read, for the next crawl)
+.zarr-stac-pending-deletes.json       (objects unlinked, deleted after a grace period)
 <collection>/collection.json
 <collection>/collection-<hash>.json   (immutable snapshot the root links to)
 <collection>/items.parquet            (with geoparquet)
@@ -19,6 +21,9 @@ COLLECTION_FILE = "collection.json"
 GEOPARQUET_FILE = "items.parquet"
 # Objects that left the catalogue, and since when (see publication.py).
 PENDING_FILE = ".zarr-stac-pending-deletes.json"
+# What the crawl catalogued, for the next one to re-read only the stores that changed (loaders.ledger).
+LEDGER_FILE = ".zarr-stac-ledger.jsonl.gz"
+LEDGER_TYPE = "application/gzip"
 
 JSON_TYPE = "application/json"
 GEOJSON_TYPE = "application/geo+json"

@@ -18,6 +18,10 @@ Publishing is incremental and safe for readers:
   caller says may be pruned (`may_delete`: the crawl saw all of their stores). The
   items of other collections that this publication lacks are kept, and stay linked.
 
+A crawl's ledger (`earlier_ledger`, `keep_ledger`) sits at the root; the Items of stores that
+did not change come back through `add` as JSON, are rendered again and, being the same bytes,
+not written.
+
 One Item that cannot be published does not stop the others: an Item whose document
 cannot be made, or that would land on another's path, is refused by `add`
 (`ItemRejected`); one whose object the destination refuses (a name too long, ...) is
@@ -47,6 +51,8 @@ from .paths import (
     CATALOG_FILE,
     ITEM_PATH,
     JSON_TYPE,
+    LEDGER_FILE,
+    LEDGER_TYPE,
     PARQUET_TYPE,
     PENDING_FILE,
     SNAPSHOT_PATH,
@@ -150,6 +156,17 @@ class Publication:
         self._write_changed({CATALOG_FILE: self.catalog.render_root(linked, snapshots)})
         self._retire(complete)
         return self.report
+
+    # -- the crawl's ledger (see loaders.ledger) ---------------------------------------------
+    def earlier_ledger(self) -> bytes | None:
+        """The ledger the last publication kept, if any."""
+        return self.destination.read(LEDGER_FILE) if LEDGER_FILE in self.existing else None
+
+    def keep_ledger(self, data: bytes) -> None:
+        """Keep this crawl's ledger beside the catalogue (after `finish`: it vouches for what is
+        published); written only when it changed."""
+        self.published.add(LEDGER_FILE)
+        self._write_changed({LEDGER_FILE: data}, LEDGER_TYPE)
 
     # -- writing -------------------------------------------------------------------------
     def _flush(self) -> None:

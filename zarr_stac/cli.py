@@ -149,6 +149,16 @@ Config = Annotated[
         help="Mapping configuration (YAML): sources, templates, collections. Replaces URL.",
     ),
 ]
+Full = Annotated[
+    bool,
+    typer.Option(
+        "--full",
+        help=(
+            "Re-read every store. By default a store whose metadata document is unchanged since the last run "
+            "(same MD5, same configuration) keeps its Item without being read."
+        ),
+    ),
+]
 DEFAULT_DATA_DIR = Path(".data")
 
 
@@ -194,17 +204,27 @@ def mapping_config(
     return mapping
 
 
-def crawl_with_progress(config: MappingConfig, scale: Scale, sink: Callable[[pystac.Item], None]) -> CrawlResult:
+def crawl_with_progress(
+    config: MappingConfig,
+    scale: Scale,
+    sink: Callable[[pystac.Item], None],
+    *,
+    keep: Callable[[dict], None] | None = None,
+    earlier_ledger: bytes | None = None,
+) -> CrawlResult:
     """`loaders.crawl.Crawl` with a spinner while it discovers and a progress bar while it
-    reads, each Item handed to `sink` as soon as it is made; exit 1 (nothing written yet)
-    when a source cannot be read, a catalogue yields no store, there are no stores at all
-    or a Dask Gateway cluster cannot be had."""
+    reads, each Item handed to `sink` as soon as it is made (and those of stores unchanged
+    since `earlier_ledger` to `keep`); exit 1 (nothing written yet) when a source cannot be
+    read, a catalogue yields no store, there are no stores at all or a Dask Gateway cluster
+    cannot be had."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from loaders.crawl import Crawl
     from loaders.executors import ClusterError
+    from loaders.ledger import Ledger
 
-    running = Crawl(config, scale=scale)
+    previous = Ledger(earlier_ledger) if earlier_ledger is not None else None
+    running = Crawl(config, scale=scale, previous=previous)
     where = ", ".join(source.url for source in config.sources)
     with err.status(f"discovering stores in {escape(where)}"):
         found = running.discover()
@@ -213,10 +233,13 @@ def crawl_with_progress(config: MappingConfig, scale: Scale, sink: Callable[[pys
     try:
         with Progress(*columns, console=err, transient=False) as progress:
             task = progress.add_task(f"reading {running.total} stores", total=running.total)
-            return running.run(sink, on_progress=lambda outcome: progress.advance(task))
+            result = running.run(sink, on_progress=lambda outcome: progress.advance(task), keep=keep)
     except ClusterError as exc:
         err.print(f"[red]{escape(str(exc))}[/]")
         raise typer.Exit(1) from None
+    for note in result.notes:
+        err.print(f"[yellow]{escape(note)}[/]", highlight=False)
+    return result
 
 
 def stop_unless_usable(found: CrawlResult, where: str, total: int) -> None:
@@ -247,6 +270,8 @@ def print_summary(result: CrawlResult) -> None:
     table.add_column("outcome")
     table.add_column("stores", justify="right")
     table.add_row("catalogued", str(result.catalogued))
+    if result.unchanged:
+        table.add_row("  of which unchanged (not re-read)", str(result.unchanged))
     for kind, count in sorted(Counter(f.kind for f in result.failures).items()):
         table.add_row(f"skipped: {kind}", str(count))
     err.print(table)
@@ -438,10 +463,12 @@ def build(
             help="Seconds an unlinked object stays before it is deleted (readers mid-walk still find it).",
         ),
     ] = 600.0,
+    full: Full = False,
 ) -> None:
     """Crawl URL (or the sources of --config) and write a static STAC catalogue to OUTPUT.
 
-    Incremental: only changed objects are written. Items of stores that are gone are
+    Incremental: only the stores whose metadata changed since the last build are read
+    (see --full), only changed objects are written. Items of stores that are gone are
     deleted only from collections whose stores were all read without error.
     """
     from static_catalog.catalog import StaticCatalog
@@ -473,12 +500,16 @@ def build(
     try:
         with catalog.publication() as publication:
             scale = Scale(workers, concurrency, processes, dask_scheduler, dask_gateway, gateway_workers)
-            result = crawl_with_progress(mapping, scale, sink=publication.add)
+            earlier = None if full else publication.earlier_ledger()
+            result = crawl_with_progress(
+                mapping, scale, sink=publication.add, keep=publication.add, earlier_ledger=earlier
+            )
             try:
                 report = publication.finish(result.collections, may_delete=result.may_delete)
             finally:  # items the destination refused are their stores' failures
                 result.reject(publication.report.rejected)
                 print_summary(result)
+            publication.keep_ledger(result.ledger_data())
     except OSError as exc:  # a full disk, a read-only mount, a refused PUT: one line
         from loaders.read import one_line
 
@@ -550,8 +581,12 @@ def load(
             ),
         ),
     ] = False,
+    full: Full = False,
 ) -> None:
-    """Load Collections and Items into pgstac (upsert: safe to rerun)."""
+    """Load Collections and Items into pgstac (upsert: safe to rerun).
+
+    Incremental: only the stores whose metadata changed since the last load of the same
+    sources are read and loaded again (see --full)."""
     from stac_api.loading.ingest import Ingest
     from stac_api.loading.ingest import load as load_into_pgstac
 
@@ -594,14 +629,18 @@ def load(
         # Items go to pgstac in batches as the crawl makes them.
         with database_errors(target, "loading"), Ingest(target) as ingest:
             scale = Scale(workers, concurrency, processes, dask_scheduler, dask_gateway, gateway_workers)
-            result = crawl_with_progress(mapping, scale, sink=ingest.add)
+            sources = " ".join(sorted(source.url for source in mapping.sources))
+            earlier = None if full else ingest.earlier_ledger(sources)
+            result = crawl_with_progress(mapping, scale, sink=ingest.add, keep=ingest.keep, earlier_ledger=earlier)
             try:
                 report = ingest.finish(result.collections, may_delete=result.may_delete if sync else delete_nothing)
             finally:  # items pgstac refused are their stores' failures
                 result.reject(ingest.report.rejected)
                 print_summary(result)
+            ingest.keep_ledger(sources, result.ledger_data())
     deleted = f", deleted {report.deleted} item(s) of stores that are gone" if sync else ""
-    err.print(f"loaded {report.collections} collection(s) and {report.items} item(s) into pgstac{deleted}")
+    kept = f", {report.kept} unchanged item(s) left as they were" if report.kept else ""
+    err.print(f"loaded {report.collections} collection(s) and {report.items} item(s) into pgstac{kept}{deleted}")
     for note in report.notes:
         err.print(f"[yellow]{escape(note)}[/]")
     if result is not None:

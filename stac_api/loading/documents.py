@@ -13,9 +13,11 @@ from common.stac import own_links, union_extent
 PLACEHOLDER_DESCRIPTION = "Being loaded."
 
 
-def for_pgstac(obj: pystac.STACObject) -> dict[str, Any]:
+def for_pgstac(obj: pystac.STACObject | dict[str, Any]) -> dict[str, Any]:
     """The JSON pgstac stores: no tree links (the API makes its own), absolute asset hrefs."""
-    data = obj.to_dict(include_self_link=False, transform_hrefs=False)
+    data = (
+        obj.to_dict(include_self_link=False, transform_hrefs=False) if isinstance(obj, pystac.STACObject) else dict(obj)
+    )
     data["links"] = own_links(data.get("links", []))
     return data
 

@@ -5,6 +5,11 @@ crawl twice leaves the database as it was after the first load. Each batch is
 one transaction (pypgstac's), so an interrupted load leaves whole batches and a
 rerun completes it.
 
+Items of stores that did not change since the last load come to `keep`, not `add`: they
+are not loaded again (unless they are missing from the database), only counted as this
+load's. The crawl's ledger is kept beside (`earlier_ledger`, `keep_ledger`: see `ledger`).
+A collection document that did not change is not written again either.
+
 After the items: the items of a collection that this load did not bring are deleted
 where `may_delete(collection_id)` says so (a crawl says it for the collections it
 saw completely); then queryables, property indexes and summaries are refreshed
@@ -37,7 +42,7 @@ from common.stac import MayDelete, delete_nothing
 
 from .. import search_order
 from ..db import open_pgstac
-from . import queryables
+from . import ledger, queryables
 from .documents import for_pgstac, is_placeholder, placeholder, widen
 from .pending import PendingItems
 from .workers import Workers
@@ -47,6 +52,7 @@ from .workers import Workers
 class LoadReport:
     collections: int = 0
     items: int = 0
+    kept: int = 0  # items of unchanged stores, in the database already: not loaded again
     deleted: int = 0
     queryables: dict[str, list[str]] = field(default_factory=dict)
     # Where `finish` spent its time (seconds by step): for benchmarks and operators.
@@ -79,6 +85,7 @@ class Ingest:
         self._pending = PendingItems(batch_size=batch_size, memory_items=memory_items)
         self._workers = Workers(dsn, connections=connections, batch_size=batch_size)
         self._has_row: set[str] = set()  # collections that have a row in the database
+        self._present: dict[str, set[str]] = {}  # collection -> ids in the database (asked by `keep`)
         self._resources = ExitStack()
         self._conn: Connection | None = None
         self._loader: Loader | None = None
@@ -148,6 +155,35 @@ class Ingest:
         if self._pending.add(collection_id, orjson.dumps(data)):
             self._load_collection(collection_id)
 
+    def keep(self, item: dict[str, Any]) -> None:
+        """An Item the database has from an earlier load (its store did not change): counted as
+        this load's (for `may_delete` and the queryables), loaded only if it is missing."""
+        collection_id, item_id = item["collection"], item["id"]
+        present = self._present.get(collection_id)
+        if present is None:
+            query = "SELECT id FROM pgstac.items WHERE collection = %s"
+            present = self._present[collection_id] = {row[0] for row in self.conn.execute(query, (collection_id,))}
+        if item_id not in present:
+            self.add(for_pgstac(item))
+            return
+        self.loaded_ids[collection_id].add(item_id)
+        self._has_row.add(collection_id)
+        queryables.observe(self.facets[collection_id], item.get("properties", {}))
+        self.report.kept += 1
+
+    def earlier_ledger(self, sources: str) -> bytes | None:
+        """The crawl's ledger the last load of these sources kept."""
+        return ledger.read(self.conn, sources)
+
+    def keep_ledger(self, sources: str, data: bytes) -> None:
+        """This crawl's ledger, for the next load of these sources (after `finish`)."""
+        try:
+            ledger.save(self.conn, sources, data)
+        except psycopg.errors.InsufficientPrivilege:
+            self.report.notes.append(
+                f"this role may not create {ledger.TABLE}: without a ledger, the next load reads every store again"
+            )
+
     def _load_collection(self, collection_id: str) -> None:
         """Everything waiting for one collection, into its row (a placeholder if need be)."""
         if collection_id not in self._has_row:
@@ -205,15 +241,21 @@ class Ingest:
         extents also keep covering what the row had (unless the row is a placeholder)."""
         ids = [d["id"] for d in documents]
         query = "SELECT id, content FROM pgstac.collections WHERE id = ANY(%s)"
-        existing = {cid: content for cid, content in self.conn.execute(query, (ids,))}
+        existing = {
+            cid: content if isinstance(content, dict) else orjson.loads(content)
+            for cid, content in self.conn.execute(query, (ids,))
+        }
+        changed = []
         for data in documents:
             old = existing.get(data["id"])
-            if old is not None and not may_delete(data["id"]):
-                old = old if isinstance(old, dict) else orjson.loads(old)
-                if not is_placeholder(old):
-                    widen(data, old)
-        if documents:
-            self.loader.load_collections(iter(documents), insert_mode=Methods.upsert)
+            if old is not None and not may_delete(data["id"]) and not is_placeholder(old):
+                widen(data, old)
+            if old is None or orjson.dumps(old, option=orjson.OPT_SORT_KEYS) != orjson.dumps(
+                data, option=orjson.OPT_SORT_KEYS
+            ):
+                changed.append(data)
+        if changed:
+            self.loader.load_collections(iter(changed), insert_mode=Methods.upsert)
         self.report.collections = len(documents)
 
     def _delete_items_not_loaded(self, collection_ids: list[str], may_delete: MayDelete) -> None:

@@ -19,7 +19,8 @@ def test_crawl_lists_every_store(cli, sample_bucket):
 def test_build_then_validate(cli, sample_bucket, tmp_path):
     out = tmp_path / "stac"
     result = cli("build", sample_bucket, "-o", str(out), *cli.endpoint, "--public-anon")
-    assert "catalogued" in result.output and "17 written" in result.output
+    # 17 STAC objects (items, collections and their snapshots, root) and the ledger
+    assert "catalogued" in result.output and "18 written" in result.output
     result = cli("validate", str(out), "--schemas", str(SCHEMA_DIR))
     assert "14 object(s) checked, 0 invalid" in result.output
 
