@@ -169,7 +169,8 @@ class CollectionSummary:
                 temporal=pystac.TemporalExtent([[self.start, self.end]]),
             ),
             license=config.license or (spdx_license(license_text) if license_text else DEFAULT_LICENSE),
-            keywords=config.keywords or (self._keywords or None),
+            # Sorted: the same document whatever order the items came in (a rerun keeps unchanged ones last).
+            keywords=config.keywords or (sorted(self._keywords, key=str.casefold) or None),
             providers=providers,
             summaries=pystac.Summaries(summaries) if summaries else None,
         )
