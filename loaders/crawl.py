@@ -364,7 +364,8 @@ class Crawl:
                 continue
             fields = placement_of(job)[1]
             summary = self._summary(collection_id, job.source, job.ref.collection, fields)
-            summary.add(pystac.Item.from_dict(item, migrate=False), entry.attrs)
+            # A copy of its own (parsed again: cheaper than pystac's deep copy), as `keep` may hold `item`.
+            summary.add(pystac.Item.from_dict(entry.parse()["item"], migrate=False, preserve_dict=False), entry.attrs)
             self.result.ledger.add_line(entry.line)
             self.result.catalogued += 1
             self.result.unchanged += 1

@@ -193,7 +193,9 @@ async def is_unchanged(fs: AsyncFileSystem, ref: StoreRef, known: Fingerprint) -
     object store (its ETag or md5Hash), the file's own hash locally; False where no
     validator says so (HTTP) or the question fails (the store is then read, and any
     error reported from there)."""
-    path = f"{fs._strip_protocol(ref.url).rstrip('/')}/{known.document}"
+    path = fs._strip_protocol(ref.url).rstrip("/")
+    if known.document:
+        path = f"{path}/{known.document}"
     protocol = protocol_of(ref.url)
     try:
         if protocol in ("s3", "s3a", "gs", "gcs"):

@@ -24,7 +24,7 @@ from .config import SourceConfig
 from .discover import CollectionHint, StoreRef
 from .failures import LAYOUT, MAPPING_ERROR, NOT_FOUND, StoreFailure
 from .fetch import NotPrefetchable, Prefetched, Unchanged, prefetch_many
-from .ledger import CONSOLIDATED_DOCUMENTS, Fingerprint, document_fingerprint
+from .ledger import CONSOLIDATED_DOCUMENTS, REFERENCE_DOCUMENT, Fingerprint, document_fingerprint
 from .mapping import MappingError, json_safe, store_to_item
 from .read import StoreReadError, classify, one_line, open_prefetched, open_store
 
@@ -104,15 +104,22 @@ def catalogue_store(job: Job, prefetched: Prefetched | BaseException | None = No
             fields=fields,
             attrs=attrs,
             collection_hint=hint,
-            fingerprint=fingerprint_of(job, prefetched),
+            fingerprint=fingerprint_of(job, prefetched, opened.reference_bytes),
         )
     finally:
         opened.dataset.close()
 
 
-def fingerprint_of(job: Job, prefetched: Prefetched | BaseException | None) -> Fingerprint | None:
-    """The fingerprint of a store read from its consolidated metadata (the bytes are at hand)."""
-    if not job.digest or not isinstance(prefetched, Prefetched):
+def fingerprint_of(
+    job: Job, prefetched: Prefetched | BaseException | None, reference: bytes | None = None
+) -> Fingerprint | None:
+    """The fingerprint of a store read from its consolidated metadata, or of a JSON reference
+    (the bytes are at hand either way); None for the others, read again on every crawl."""
+    if not job.digest:
+        return None
+    if reference is not None:
+        return document_fingerprint(REFERENCE_DOCUMENT, reference, job.digest)
+    if not isinstance(prefetched, Prefetched):
         return None
     document = CONSOLIDATED_DOCUMENTS[prefetched.zarr_format]
     data = prefetched.files.get(document)

@@ -8,8 +8,9 @@ made from, the Item, and the dataset attributes its collection's defaults come f
 
 A fingerprint has two parts:
 
-- the store's consolidated metadata document (`.zmetadata` or `zarr.json`): its name,
-  MD5 and size, taken from the bytes the first crawl read anyway (no extra request).
+- the store's consolidated metadata document (`.zmetadata` or `zarr.json`), or the
+  kerchunk JSON reference file itself: its name, MD5 and size, taken from the bytes the
+  first crawl read anyway (no extra request).
   A rerun asks for the document's ETag (one HEAD per store): S3 and the stores that
   speak its API (Swift, Ceph, MinIO) give the MD5 of a single-part upload, GCS its
   `md5Hash`; a local file is hashed. Anything else (an HTTP server, an ETag that is no
@@ -19,8 +20,8 @@ A fingerprint has two parts:
   mapping code itself (zarr-stac's version and the source of `loaders` and `common`):
   a change of configuration or an upgrade re-reads what it may affect.
 
-Stores without consolidated metadata, kerchunk references and stores served over HTTP
-have no fingerprint: every crawl reads them. Coordinate values rewritten in place,
+Stores without consolidated metadata, parquet references and stores served over HTTP
+have no usable fingerprint: every crawl reads them. Coordinate values rewritten in place,
 without any change of the metadata document, go unnoticed until a `--full` crawl.
 """
 
@@ -42,13 +43,14 @@ import orjson
 
 LEDGER_FORMAT = 1
 CONSOLIDATED_DOCUMENTS = {2: ".zmetadata", 3: "zarr.json"}
+REFERENCE_DOCUMENT = ""  # a kerchunk JSON reference is its own document
 
 
 @dataclass(frozen=True)
 class Fingerprint:
     """What one store's Item was made from (see the module's docstring)."""
 
-    document: str  # the metadata document, relative to the store
+    document: str  # the metadata document, relative to the store ("": the store is that file)
     md5: str  # hex
     size: int
     digest: str  # configuration, catalogue entry and mapping code
@@ -112,6 +114,10 @@ class Entry:
     item: dict[str, Any]
     attrs: dict[str, Any]
     line: bytes  # as stored: an unchanged store's line is copied as it was
+
+    def parse(self) -> dict[str, Any]:
+        """The line parsed again: new objects, nobody else holds."""
+        return orjson.loads(self.line)
 
 
 def _fingerprint(data: dict[str, Any]) -> Fingerprint:

@@ -77,6 +77,8 @@ class OpenedStore:
     # Reference filesystem options a reader needs besides the storage ones (e.g.
     # simple_templates=False for spec v1 `gen`).
     reference_options: dict = field(default_factory=dict)
+    # A JSON reference's own bytes (its fingerprint: see `ledger`).
+    reference_bytes: bytes | None = None
 
 
 def one_line(exc: BaseException) -> str:
@@ -162,7 +164,7 @@ def _zarr_store_for(ref: StoreRef, storage: StorageOptions):
         from .references import load_references
 
         options = storage.for_fsspec(ref.url) if is_remote(ref.url) else {}
-        refs, extra = load_references(ref, options)
+        refs, extra, raw = load_references(ref, options)
         if ref.kind == KERCHUNK_PARQUET and "remote_protocol" not in extra:
             # fsspec 2026.9 guesses the protocol of a parquet reference set from its first
             # reference, and fails (split_protocol(nan)) when that one holds inline data:
@@ -170,8 +172,8 @@ def _zarr_store_for(ref: StoreRef, storage: StorageOptions):
             extra = {**extra, "remote_protocol": protocol_of(ref.url)}
         # The referenced files are assumed to live in the same object store.
         store = refs_as_store(refs, remote_options=dict(options), target_options=dict(options), **extra)
-        return store, None, extra
-    return ref.url, (storage.for_fsspec(ref.url) if is_remote(ref.url) else None), {}
+        return store, None, extra, raw
+    return ref.url, (storage.for_fsspec(ref.url) if is_remote(ref.url) else None), {}, None
 
 
 # False: a prefetched store is read exactly as a lazy one, every read of a coordinate going
@@ -282,7 +284,7 @@ def open_store(ref: StoreRef, storage: StorageOptions | None = None) -> OpenedSt
             ref = replace(ref, kind=KERCHUNK_PARQUET)
     kerchunk = ref.kind in REFERENCE_KINDS
     try:
-        store, storage_options, reference_options = _zarr_store_for(ref, storage)
+        store, storage_options, reference_options, reference_bytes = _zarr_store_for(ref, storage)
     except Exception as exc:  # noqa: BLE001
         raise StoreReadError(ref.url, classify(exc), one_line(exc)) from exc
     opened = _open(
@@ -293,6 +295,7 @@ def open_store(ref: StoreRef, storage: StorageOptions | None = None) -> OpenedSt
         zarr_format=2 if kerchunk else ref.zarr_format,
     )
     opened.reference_options = reference_options
+    opened.reference_bytes = reference_bytes
     return opened
 
 

@@ -69,8 +69,9 @@ def has_parquet_refs(names: set[str]) -> bool:
     return any(PARQUET_REFS.match(name) for name in names)
 
 
-def load_references(ref: StoreRef, options: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
-    """(what fsspec's reference filesystem takes as `fo`, the extra options it needs).
+def load_references(ref: StoreRef, options: dict[str, Any]) -> tuple[Any, dict[str, Any], bytes | None]:
+    """(what fsspec's reference filesystem takes as `fo`, the extra options it needs, the
+    JSON reference's bytes: its fingerprint, see `ledger`).
 
     A JSON reference is read here once, to see whether it uses spec v1 `gen`: fsspec
     expands `gen` only with `simple_templates=False` (jinja2), slower for plain
@@ -78,14 +79,15 @@ def load_references(ref: StoreRef, options: dict[str, Any]) -> tuple[Any, dict[s
     its URL: fsspec reads each variable's records when they are first used.
     """
     if ref.kind == KERCHUNK_PARQUET:
-        return ref.url, {}
+        return ref.url, {}, None
     import fsspec
 
     with fsspec.open(ref.url, "rb", **options) as handle:
-        refs = json.load(handle)
+        raw = handle.read()
+    refs = json.loads(raw)
     if not isinstance(refs, dict):
         raise ValueError(f"not a kerchunk reference: a JSON {type(refs).__name__}, not an object")
-    return refs, ({"simple_templates": False} if refs.get("gen") else {})
+    return refs, ({"simple_templates": False} if refs.get("gen") else {}), raw
 
 
 def reference_asset(kind: str) -> tuple[dict[str, Any], str, list[str]]:

@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 from common.storage import StorageOptions
 from loaders.config import default_config
 from loaders.crawl import crawl
+from loaders.ledger import Ledger
 from zarr_stac.cli import app
 from zarr_stac.samples import samples, write_samples
 
@@ -59,6 +60,14 @@ def test_crawl_anonymously(gcs_server, gcs_samples):
     assert asset.href.startswith("gs://samples/")
     # Readers get what they need to open it: anonymous access at this endpoint.
     assert asset.extra_fields["xarray:storage_options"] == {"token": "anon", "endpoint_url": gcs_server.endpoint_url}
+
+
+def test_a_rerun_compares_gcs_md5_hashes_and_reads_no_store(gcs_server, gcs_samples):
+    storage = StorageOptions(endpoint_url=gcs_server.endpoint_url, anon=True)
+    first = crawl(default_config(gcs_samples, storage))
+    rerun = crawl(default_config(gcs_samples, storage), previous=Ledger(first.ledger_data()))
+    assert (rerun.catalogued, rerun.unchanged, rerun.failures) == (STORES, STORES, [])
+    assert [i.to_dict() for i in rerun.items] == [i.to_dict() for i in first.items]
 
 
 def test_crawl_with_a_token_publishes_no_token(gcs_server, gcs_samples):

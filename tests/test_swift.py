@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 
 from loaders.config import default_config
 from loaders.crawl import crawl
+from loaders.ledger import Ledger
 from static_catalog.catalog import StaticCatalog
 from static_catalog.destination import DestinationError
 from zarr_stac.cli import app
@@ -71,6 +72,13 @@ def test_crawl_from_swift(swift_samples, swift_storage):
     assert swift_storage.endpoint_url in published
     assert swift_storage.key.get_secret_value() not in published
     assert swift_storage.secret.get_secret_value() not in published
+
+
+def test_a_rerun_compares_swift_etags_and_reads_no_store(swift_samples, swift_storage):
+    first = crawl(default_config(swift_samples, swift_storage))
+    rerun = crawl(default_config(swift_samples, swift_storage), previous=Ledger(first.ledger_data()))
+    assert (rerun.catalogued, rerun.unchanged, rerun.failures) == (STORES, STORES, [])
+    assert [i.to_dict() for i in rerun.items] == [i.to_dict() for i in first.items]
 
 
 def test_publish_prune_validate_and_load_in_swift(swift_cli, swift_server, swift_storage, swift_fs, pgstac_dsn):

@@ -33,6 +33,7 @@ from common.storage import StorageOptions
 from loaders.crawl import crawl, inspect_store
 from loaders.discover import KERCHUNK, KERCHUNK_PARQUET, discover_stores
 from loaders.failures import StoreFailure
+from loaders.ledger import Ledger
 from static_catalog.validate import validate_object
 from tests.proxy import FaultProxy
 from zarr_stac.samples import write_dataset
@@ -271,6 +272,17 @@ def test_bucket_crawl_finds_all_three_kinds(references_bucket, storage):
     for key in REFERENCE_STORES:
         check_reference_item(items[key], public)
     assert items["zarr/east.zarr"].bbox[0] == 160.0  # the Zarr store beside them is as before
+
+
+def test_a_rerun_reads_only_the_references_that_have_no_fingerprint(references_bucket, storage):
+    """A JSON reference is its own metadata document (one HEAD on a rerun); a parquet
+    reference set is read again (its records can change without its .zmetadata)."""
+    first = crawl(references_bucket, storage)
+    rerun = crawl(references_bucket, storage, previous=Ledger(first.ledger_data()))
+    assert rerun.failures == [] and rerun.catalogued == len(first.items)
+    unchanged = {entry.url.removeprefix(f"{references_bucket}/") for entry in Ledger(first.ledger_data()).entries()}
+    assert unchanged == {"refs/smn-templates.json", "zarr/east.zarr"} and rerun.unchanged == 2
+    assert [i.to_dict() for i in rerun.items] == [i.to_dict() for i in first.items]
 
 
 def test_explicit_inputs_and_inspect(references_bucket, storage, tmp_path):
