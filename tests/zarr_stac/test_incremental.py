@@ -114,17 +114,24 @@ def item_versions(dsn: str) -> dict[tuple[str, str], tuple[str, str]]:
         return {(c, i): (xmin, title) for c, i, xmin, title in rows}
 
 
+def collection_versions(dsn: str) -> dict[str, str]:
+    with psycopg.connect(dsn) as conn:
+        return dict(conn.execute("SELECT id, xmin::text FROM pgstac.collections").fetchall())
+
+
 def test_load_rerun_reads_no_store_and_upserts_nothing(cli, bucket, storage, proxy, pgstac_dsn):
     load = ("load", bucket, "--dsn", pgstac_dsn, "--endpoint-url", proxy.url, "--public-anon", "--sync")
     cli(*load)
     before = item_versions(pgstac_dsn)
+    collections = collection_versions(pgstac_dsn)
     assert len(before) == STORES
 
     proxy.reset()
     result = cli(*load)
     assert store_gets(proxy) == [] and heads(proxy) == STORES
     assert f"0 item(s) into pgstac, {STORES} unchanged item(s) left as they were, deleted 0" in result.output
-    assert item_versions(pgstac_dsn) == before, "no row rewritten"
+    assert item_versions(pgstac_dsn) == before, "no item row rewritten"
+    assert collection_versions(pgstac_dsn) == collections, "no collection row rewritten"
 
     change_era(bucket, storage)
     proxy.reset()
