@@ -91,18 +91,20 @@ def test_publish_prune_and_validate_in_gcs(gcs_cli, gcs_server):
     output = f"gs://{catalogue}/stac"
 
     first = gcs_cli("build", f"gs://{source}", "-o", output, "--delete-grace", "0")
-    assert "17 written, 0 unchanged, 0 deleted" in first.output  # 10 items, 3 collections twice, the root
+    # 10 items, 3 collections twice, the root, and the ledger of the crawl (for reruns)
+    assert "18 written, 0 unchanged, 0 deleted" in first.output
 
     gone = next(s for s in stores if "ModelB/ssp585" in s and "/tas/" in s)
     gcs_fs(gcs_server).rm(gone.removeprefix("gs://"), recursive=True)
     second = gcs_cli("build", f"gs://{source}", "-o", output, "--delete-grace", "0")
-    assert "3 written, 13 unchanged, 2 deleted" in second.output  # the item and the old snapshot
+    # Written: the collection twice, the root and the ledger (a store left it); deleted: the item, the old snapshot.
+    assert "4 written, 13 unchanged, 2 deleted" in second.output
     items = [p for p in gcs_fs(gcs_server).find(f"{catalogue}/stac") if p.count("/") == 4 and p.endswith(".json")]
     assert len(items) == STORES - 1 and not [p for p in items if "ModelB.ssp585.r1i1p1f1.tas" in p]
 
     # Nothing changed since: nothing written (GCS lists each object's MD5), nothing deleted.
     third = gcs_cli("build", f"gs://{source}", "-o", output, "--delete-grace", "0")
-    assert "0 written, 16 unchanged, 0 deleted" in third.output
+    assert "0 written, 17 unchanged, 0 deleted" in third.output
 
     validated = gcs_cli("validate", f"{output}/catalog.json", "--schemas", str(SCHEMA_DIR))
     assert "0 invalid" in validated.output
