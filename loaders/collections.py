@@ -80,11 +80,15 @@ class CollectionSummary:
         self._recipe: str | None = None
         self._recipe_of = ""
 
-    def add(self, item: pystac.Item, attrs: Mapping[str, Any] = {}) -> None:
-        if item.bbox:
-            self.bbox = list(item.bbox) if self.bbox is None else spatial.union_bboxes([self.bbox, item.bbox])
-        start = item.common_metadata.start_datetime or item.datetime
-        end = item.common_metadata.end_datetime or item.datetime
+    def add(self, item: pystac.Item | dict[str, Any], attrs: Mapping[str, Any] = {}) -> None:
+        """Count one item in: a pystac Item, or its JSON (an unchanged store's, from the ledger:
+        read as it is, without pystac's parsing of every field)."""
+        data = item if isinstance(item, dict) else item.to_dict(include_self_link=False, transform_hrefs=False)
+        properties = data.get("properties") or {}
+        if bbox := data.get("bbox"):
+            self.bbox = list(bbox) if self.bbox is None else spatial.union_bboxes([self.bbox, bbox])
+        start = _instant(properties.get("start_datetime") or properties.get("datetime"))
+        end = _instant(properties.get("end_datetime") or properties.get("datetime"))
         self.start, self.end = union_interval([(self.start, self.end), (start, end)])
         for name in DEFAULT_ATTRS:
             value = str(attrs.get(name) or "").strip() or None
@@ -92,34 +96,31 @@ class CollectionSummary:
                 self._shared[name] = value
             elif self._shared.get(name) != value:
                 self._shared[name] = _CONFLICT
-        self._add_asset(item)
+        self._add_asset(data["id"], (data.get("assets") or {}).get(assets.ASSET_KEY), properties)
         for word in re.split(r"[,;]", str(attrs.get("keywords") or "")):
             word = word.strip()
             if word and word not in self._keywords and len(self._keywords) < MAX_KEYWORDS:
                 self._keywords.append(word)
-        facets.observe(self._facets, item.properties)
+        facets.observe(self._facets, properties)
         self.count += 1
 
-    def _add_asset(self, item: pystac.Item) -> None:
-        asset = item.assets.get(assets.ASSET_KEY)
+    def _add_asset(self, item_id: str, asset: dict[str, Any] | None, properties: Mapping[str, Any]) -> None:
         if asset is None:
             return
-        fields = {"type": asset.media_type, "roles": asset.roles}
-        fields.update({k: v for k, v in asset.extra_fields.items() if k in ITEM_ASSET_FIELDS})
+        fields = {"type": asset.get("type"), "roles": asset.get("roles")}
+        fields.update({k: v for k, v in asset.items() if k in ITEM_ASSET_FIELDS})
         if self._asset_fields is None:
             self._asset_fields = fields
         else:
             self._asset_fields = {k: v for k, v in self._asset_fields.items() if fields.get(k) == v}
-        for key, scheme in (item.properties.get("storage:schemes") or {}).items():
+        for key, scheme in (properties.get("storage:schemes") or {}).items():
             self._schemes.setdefault(key, scheme)
         # The recipe of the first store by id, not by arrival: the same collection document
         # whatever the order stores were read in (processes, Dask, retries).
-        if self._recipe is None or item.id < self._recipe_of:
-            self._recipe_of = item.id
+        if self._recipe is None or item_id < self._recipe_of:
+            self._recipe_of = item_id
             self._recipe = assets.python_recipe(
-                asset.href,
-                asset.extra_fields.get("xarray:open_kwargs") or {},
-                asset.extra_fields.get("xarray:storage_options"),
+                asset["href"], asset.get("xarray:open_kwargs") or {}, asset.get("xarray:storage_options")
             )
 
     def _item_assets(self) -> dict[str, dict[str, Any]]:
@@ -193,6 +194,10 @@ class CollectionSummary:
             if name and all(p.name != name for p in providers):
                 providers.append(pystac.Provider(name=name, roles=roles))
         return providers or None
+
+
+def _instant(value: str | None) -> dt.datetime | None:
+    return pystac.utils.str_to_datetime(value) if value else None
 
 
 def build_collection(

@@ -272,7 +272,8 @@ class Crawl:
         executor = self.executor or self.scale.executor(self.total)
         items: list[pystac.Item] = []
         try:
-            jobs = map(self._with_digest, itertools.chain(self._jobs, stream_jobs(self._streams, self.result)))
+            planned = _drained(self._jobs)  # a job is forgotten once handed out: memory stays flat
+            jobs = map(self._with_digest, itertools.chain(planned, stream_jobs(self._streams, self.result)))
             for outcomes in executor.map(batched(jobs, self.scale.batch_size), self.scale.concurrency):
                 for outcome in outcomes:
                     if isinstance(outcome, UnchangedStore):
@@ -313,11 +314,10 @@ class Crawl:
             item = outcome.item
             refused = self._accept(outcome.url, item.collection_id, item.id, lambda: _hand_on(item, sink))
             if refused is None:
-                self._summary(item.collection_id, outcome.source, outcome.collection_hint, outcome.fields).add(
-                    item, outcome.attrs
-                )
+                item_json = item.to_dict(include_self_link=False, transform_hrefs=False)
+                summary = self._summary(item.collection_id, outcome.source, outcome.collection_hint, outcome.fields)
+                summary.add(item_json, outcome.attrs)
                 if outcome.fingerprint is not None:
-                    item_json = item.to_dict(include_self_link=False, transform_hrefs=False)
                     self.result.ledger.add(outcome.url, outcome.fingerprint, item_json, dict(outcome.attrs))
                 return outcome
             outcome = refused
@@ -364,8 +364,7 @@ class Crawl:
                 continue
             fields = placement_of(job)[1]
             summary = self._summary(collection_id, job.source, job.ref.collection, fields)
-            # A copy of its own (parsed again: cheaper than pystac's deep copy), as `keep` may hold `item`.
-            summary.add(pystac.Item.from_dict(entry.parse()["item"], migrate=False, preserve_dict=False), entry.attrs)
+            summary.add(item, entry.attrs)
             self.result.ledger.add_line(entry.line)
             self.result.catalogued += 1
             self.result.unchanged += 1
@@ -374,6 +373,13 @@ class Crawl:
             reason = "its entry in the earlier ledger could not be found again; it is read on the next crawl"
             collection_id = placement_of(job)[0].collection_id
             self.result.failures.append(StoreFailure(job.ref.url, READ_ERROR, reason, collection_id))
+
+
+def _drained(jobs: list[Job]) -> Iterator[Job]:
+    """The jobs in order, each dropped from `jobs` as it is yielded."""
+    jobs.reverse()
+    while jobs:
+        yield jobs.pop()
 
 
 def _hand_on(item: pystac.Item | dict, sink: Sink | Keep | None) -> ItemRejected | None:
