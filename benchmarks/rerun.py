@@ -63,7 +63,7 @@ def trial(mode: str, endpoint: str, output: str | None, dsn: str | None, process
     def crawl(sink, keep, earlier: bytes | None):
         if earlier is None and earlier_file:
             earlier = Path(earlier_file).read_bytes()
-        steps["earlier ledger read"] = time.perf_counter() - start
+        steps["opened, earlier ledger read"] = time.perf_counter() - start
         running = Crawl(mapping, scale=scale, previous=Ledger(earlier) if earlier is not None else None)
         began = time.perf_counter()
         running.discover()
@@ -205,9 +205,10 @@ class Setup:
             args += ["--earlier", str(earlier)]
         if profile is not None:
             args += ["--profile-to", str(profile)]
-        before = server.requests()
+        before, cpu_before = server.requests(), process_cpu(server.process.pid)
         out = run_trial("benchmarks.rerun", *args, env=env, timeout=7200)
         out["requests"] = server.requests() - before
+        out["server_cpu"] = process_cpu(server.process.pid) - cpu_before
         out["stores_per_second"] = out["stores"] / out["seconds"]
         out["requests_per_store"] = out["requests"] / max(out["stores"], 1)
         return out
@@ -239,6 +240,12 @@ class Setup:
                     check_rerun(out, stores)
                     runs[mode].append(out)
         return runs
+
+
+def process_cpu(pid: int) -> float:
+    """CPU seconds (user + system) a process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def check_rerun(out: dict, stores: int) -> None:
@@ -299,13 +306,14 @@ def verify(setup: Setup, stores: int) -> str:
 
 # Parts of a rerun, by where their time goes: (label, file, function) summed as cumulative time.
 PARTS = [
+    ("catalogue opened (`Publication.__init__`: its inventory, an MD5 per object)", "publication.py", "__init__"),
     ("earlier ledger parsed (`Ledger.fingerprints`)", "ledger.py", "fingerprints"),
     ("discovery (listing, `Crawl.discover`)", "crawl.py", "discover"),
     ("entry digests (`Crawl._with_digest`)", "crawl.py", "_with_digest"),
     ("HEADs (`jobs.run_batch`: aiobotocore, asyncio)", "jobs.py", "run_batch"),
-    ("kept Items (`Crawl._keep_unchanged`, all of it)", "crawl.py", "_keep_unchanged"),
     ("… aiobotocore clients made, one per batch (`S3FileSystem.set_session`)", "core.py", "set_session"),
     ("… the HEADs themselves (`AioBaseClient._make_api_call`)", "client.py", "_make_api_call"),
+    ("kept Items (`Crawl._keep_unchanged`, all of it)", "crawl.py", "_keep_unchanged"),
     ("… ledger lines read (`Ledger.entries`)", "ledger.py", "entries"),
     ("… `pystac.Item.from_dict` for the summaries", "item.py", "from_dict"),
     ("… collection summaries (`CollectionSummary.add`)", "collections.py", "add"),
@@ -338,7 +346,8 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--stores", type=int, nargs="+", default=[2000, 100_000])
     parser.add_argument("--latency", type=float, default=0.02)
-    parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--repeat", type=int, default=3, help="reruns of each command at fewer than 20,000 stores")
+    parser.add_argument("--large-repeat", type=int, default=1, help="reruns of each command from 20,000 stores")
     parser.add_argument("--processes", type=int, default=2)
     parser.add_argument("--verify", type=int, default=600, help="stores on which the shortcut is checked (0: skip)")
     parser.add_argument("--profile", type=int, default=10_000, help="stores of the profiled reruns (0: skip)")
@@ -364,7 +373,13 @@ def main() -> None:
         saved = json.loads(Path(args.from_results).read_text())
         args = argparse.Namespace(**saved["args"])
         results = {int(stores): runs for stores, runs in saved["results"].items()}
-        body = report(args, results, saved["verified"], saved["profiles"])
+        profiles = saved["profiles"]
+        for mode, parts in profiles.items():  # the parts again from the profiles, if they are still there
+            path = DATA / f"profile-{mode}-{args.profile}.prof"
+            if path.exists():
+                measured = {k: v for k, v in parts.items() if k.startswith(("whole", "("))}
+                profiles[mode] = profile_parts(path, args.profile) | measured
+        body = report(args, results, saved["verified"], profiles, saved.get("run_at"))
         write_section("Rerun over unchanged stores: build and load", body)
         print(body)
         return
@@ -384,7 +399,8 @@ def main() -> None:
             print(verified, flush=True)
         for stores in args.stores:
             folder, dsn, _ = setup.earlier_state(stores)
-            results[stores] = setup.rerun(stores, args.latency, folder, dsn, args.repeat)
+            repeat = args.repeat if stores < 20_000 else args.large_repeat
+            results[stores] = setup.rerun(stores, args.latency, folder, dsn, repeat)
             shutil.rmtree(folder)
         if args.profile:
             folder, dsn, _ = setup.earlier_state(args.profile)
@@ -399,25 +415,27 @@ def main() -> None:
                     profiles[mode]["(stores/s under the profiler)"] = out["stores_per_second"]
                     print("profile", mode, _brief(out), profiles[mode], flush=True)
             shutil.rmtree(folder)
-    saved = {"args": vars(args), "results": results, "verified": verified, "profiles": profiles}
+    saved = {"args": vars(args), "run_at": now(), "results": results, "verified": verified, "profiles": profiles}
     (DATA / "results.json").write_text(json.dumps(saved, indent=1))
-    body = report(args, results, verified, profiles)
+    body = report(args, results, verified, profiles, saved["run_at"])
     write_section("Rerun over unchanged stores: build and load", body)
     print(body)
 
+
+STEP_NAMES = {"earlier ledger read": "opened, earlier ledger read"}  # as results saved before were named
 
 # What bounds the rerun, from the profiles (`--profile`); kept beside the table, written after measuring.
 ANALYSIS = """(to be written from the profile)"""
 
 
 def report(
-    args, results: dict[int, dict[str, list[dict]]], verified: str, profiles: dict[str, dict[str, float]]
+    args, results: dict[int, dict[str, list[dict]]], verified: str, profiles: dict[str, dict[str, float]], run_at=None
 ) -> str:
     from statistics import median
 
     table = [
         "| stores | command | stores/s (wall) | requests per store | peak RSS main / largest worker (MB) | "
-        "CPU ms per store main / workers | wall time by step (s) |",
+        "CPU ms per store: main / workers / S3 server | wall time by step (s) |",
         "|---|---|---|---|---|---|---|",
     ]
     peaks: dict[tuple[str, int], float] = {}
@@ -430,11 +448,13 @@ def report(
             rates[mode, stores] = rate.median
             requests[mode, stores] = median(o["requests_per_store"] for o in outs)
             peaks[mode, stores] = median(max(o["peak_rss_mb"], o["children_peak_rss_mb"]) for o in outs)
-            steps = ", ".join(f"{step} {seconds:.1f}" for step, seconds in out["steps"].items())
+            steps = ", ".join(f"{STEP_NAMES.get(step, step)} {seconds:.1f}" for step, seconds in out["steps"].items())
+            server = f"{out['server_cpu'] * 1000 / stores:.2f}" if "server_cpu" in out else "n/a"
             table.append(
                 f"| {stores:,} | `{mode}` | {rate.triple('{:.0f}')} | {requests[mode, stores]:.3f} | "
                 f"{out['peak_rss_mb']:.0f} / {out['children_peak_rss_mb']:.0f} | "
-                f"{out['cpu_main'] * 1000 / stores:.2f} / {out['cpu_workers'] * 1000 / stores:.2f} | {steps} |"
+                f"{out['cpu_main'] * 1000 / stores:.2f} / {out['cpu_workers'] * 1000 / stores:.2f} / {server} | "
+                f"{steps} |"
             )
     small, large = min(results), max(results)
     verdicts = []
@@ -466,10 +486,11 @@ def report(
         )
     command = (
         f"python -m benchmarks.rerun --stores {' '.join(map(str, args.stores))} --latency {args.latency} "
-        f"--repeat {args.repeat} --processes {args.processes} --verify {args.verify} --profile {args.profile}"
+        f"--repeat {args.repeat} --large-repeat {getattr(args, 'large_repeat', 1)} --processes {args.processes} "
+        f"--verify {args.verify} --profile {args.profile}"
     )
     return f"""
-Command: `{command}` (run {now()}).
+Command: `{command}` (run {run_at or now()}).
 Machine: {machine()}. PostgreSQL 15 (project-managed cluster, fsync off), pgstac 0.10.0.
 Input: copies of the CF-attributed template store of the crawl benchmark, served by `benchmarks.synthetic_s3` with
 {args.latency * 1000:.0f} ms added to every request, all unchanged since the earlier run. Each rerun is what
