@@ -6,6 +6,7 @@ import sys
 BENCHMARKS = {
     "static": "benchmarks.static_catalog",
     "crawl": "benchmarks.crawl",
+    "rerun": "benchmarks.rerun",
     "ingest": "benchmarks.ingest",
     "api": "benchmarks.api",
     "filter": "benchmarks.filter",
