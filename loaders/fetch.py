@@ -148,13 +148,18 @@ _sessions = threading.local()
 
 
 def shared_session(profile: str | None):
-    """One aiobotocore session per thread and profile, for every batch's client: a session of
-    its own loads botocore's S3 model again (~115 ms of CPU per client, ~0.5 ms per store of a
-    256-store batch; 11 ms with a shared one). Made anew when the AWS_* environment changes,
-    since a session keeps the credentials it found there."""
+    """One aiobotocore session per event loop and profile, for every batch's client: a session
+    of its own loads botocore's S3 model again (~115 ms of CPU per client, ~0.5 ms per store of a
+    256-store batch; 11 ms with a shared one). Call it inside the loop its clients will run in:
+    refreshable credentials hold an asyncio lock, which must not meet another loop
+    (`jobs.run_batch` keeps one loop per thread). Made anew when the AWS_* environment
+    changes, since a session keeps the credentials it found there."""
     from aiobotocore.session import AioSession
 
-    environment = tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith("AWS_")))
+    environment = (
+        id(asyncio.get_running_loop()),
+        tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith("AWS_"))),
+    )
     if getattr(_sessions, "environment", None) != environment:
         _sessions.environment, _sessions.by_profile = environment, {}
     if profile not in _sessions.by_profile:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -191,5 +192,18 @@ def run_batch(jobs: Sequence[Job], concurrency: int = 64) -> list[Outcome]:
             results = await prefetch_many([jobs[i].ref for i in indexes], storage, concurrency, known)
             prefetched.update(zip(indexes, results))
 
-    asyncio.run(fetch_all())
+    _event_loop().run_until_complete(fetch_all())
     return [run_job(job, prefetched.get(i)) for i, job in enumerate(jobs)]
+
+
+_loops = threading.local()
+
+
+def _event_loop() -> asyncio.AbstractEventLoop:
+    """This thread's event loop, kept from batch to batch (a process pool's worker, a Dask
+    worker's thread): the object-store clients' shared session stays valid in it (see
+    `fetch.shared_session`)."""
+    loop = getattr(_loops, "loop", None)
+    if loop is None or loop.is_closed():
+        loop = _loops.loop = asyncio.new_event_loop()
+    return loop

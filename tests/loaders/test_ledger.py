@@ -14,7 +14,7 @@ import pytest
 import xarray as xr
 
 from loaders.config import MappingConfig, SourceConfig
-from loaders.crawl import CrawlResult, crawl
+from loaders.crawl import CrawlResult, Scale, crawl
 from loaders.ledger import Ledger
 from tests.proxy import FaultProxy
 from zarr_stac.samples import era_like_daily, write_dataset, write_samples
@@ -172,3 +172,11 @@ def test_a_local_store_is_compared_by_its_own_hash(tmp_path):
         write_dataset(ds, str(store))
     rerun = crawl(str(tmp_path / "src"), previous=Ledger(first.ledger_data()))
     assert (rerun.catalogued, rerun.unchanged) == (10, 9)
+
+
+def test_worker_processes_check_the_fingerprints_too(first):
+    """The fingerprints travel with the jobs to a process pool (batches of 4: three batches)."""
+    scale = Scale(processes=2, batch_size=4)
+    rerun = crawl(first.config, previous=Ledger(first.ledger_data()), scale=scale)
+    assert (rerun.catalogued, rerun.unchanged, rerun.failures) == (10, 10, [])
+    assert documents(rerun) == documents(first)
