@@ -172,17 +172,27 @@ class Ingest:
         self.report.kept += 1
 
     def earlier_ledger(self, sources: str) -> bytes | None:
-        """The crawl's ledger the last load of these sources kept."""
-        return ledger.read(self.conn, sources)
+        """The crawl's ledger the last load of these sources kept (None: every store is read)."""
+        try:
+            return ledger.read(self.conn, sources)
+        except psycopg.errors.InsufficientPrivilege:
+            self._no_ledger("read")
+            return None
 
     def keep_ledger(self, sources: str, data: bytes) -> None:
         """This crawl's ledger, for the next load of these sources (after `finish`)."""
         try:
             ledger.save(self.conn, sources, data)
         except psycopg.errors.InsufficientPrivilege:
-            self.report.notes.append(
-                f"this role may not create {ledger.TABLE}: without a ledger, the next load reads every store again"
-            )
+            self._no_ledger("create or write")
+
+    def _no_ledger(self, what: str) -> None:
+        note = (
+            f"this role may not {what} {ledger.TABLE}: every load reads every store again (the owner of the "
+            f"database can create it, or grant this role its use)"
+        )
+        if note not in self.report.notes:
+            self.report.notes.append(note)
 
     def _load_collection(self, collection_id: str) -> None:
         """Everything waiting for one collection, into its row (a placeholder if need be)."""
