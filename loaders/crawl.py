@@ -30,7 +30,7 @@ from .executors import Executor, make_executor
 from .failures import DISCOVERY, DUPLICATE_ID, INPUT, KNOWN_NON_STORES, LAYOUT, READ_ERROR, StoreFailure
 from .inputs import ExpandedInput, InputError, common_root, expand_input, iter_entries, kind_of
 from .jobs import CataloguedStore, Job, Outcome, UnchangedStore, placement_of, run_job
-from .ledger import Fingerprint, Ledger, LedgerError, LedgerWriter, entry_digest, source_digest
+from .ledger import KnownFingerprints, Ledger, LedgerError, LedgerWriter, entry_digest, source_digest
 from .read import one_line
 from .xpublish import XPUBLISH, expand_server
 
@@ -233,7 +233,7 @@ class Crawl:
         self._seen = self.result.item_urls  # (collection, item id) -> the store that has it
         self._ran = False
         self.previous = previous
-        self._known: dict[tuple[str, str], Fingerprint] = {}
+        self._known = KnownFingerprints()
         self._source_digests: dict[int, bytes] = {}
         self._unchanged: dict[tuple[str, str], Job] = {}  # (url, digest) -> job, until its Item is kept
 
@@ -305,7 +305,7 @@ class Crawl:
         ref = job.ref
         hint = ref.collection.id if ref.collection else None
         digest = entry_digest(source, [job.root, ref.url, ref.name, ref.kind, ref.zarr_format, hint, ref.properties])
-        return dataclasses.replace(job, digest=digest, known=self._known.pop((ref.url, digest), None))
+        return dataclasses.replace(job, digest=digest, known=self._known.pop(ref.url, digest))
 
     def _record(self, outcome: Outcome, sink: Sink | None) -> Outcome:
         """Hand a catalogued store's Item to `sink` and summarise it into its collection; a

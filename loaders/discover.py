@@ -41,7 +41,7 @@ class CollectionHint:
     description: str | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: a crawl plans one per store
 class StoreRef:
     """A store to catalogue, and what is known about it before opening it."""
 

@@ -262,7 +262,10 @@ async def prefetch_many(
 
     try:
         return await asyncio.gather(*(one(ref, fingerprint) for ref, fingerprint in zip(refs, known)))
-    finally:
-        session = getattr(fs, "_s3", None)
-        if session is not None:
+    finally:  # the batch's connections closed here: the thread's event loop outlives it
+        client = getattr(fs, "_s3", None)  # s3fs: an aiobotocore client
+        if client is not None:
+            await client.close()
+        session = getattr(fs, "_session", None)  # HTTP, GCS: an aiohttp session
+        if session is not None and not session.closed:
             await session.close()

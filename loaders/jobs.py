@@ -43,7 +43,7 @@ class CataloguedStore:
     fingerprint: Fingerprint | None = None  # for the ledger; None: re-read on every crawl
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: a crawl plans one per store
 class Job:
     """One store to catalogue: where it was found (`root`) and by which source.
 
