@@ -428,36 +428,38 @@ STEP_NAMES = {"earlier ledger read": "opened, earlier ledger read"}  # as result
 ANALYSIS = """What bounds the rerun: CPU, on 2 cores shared by the crawl's main process, its 2 worker processes and the
 synthetic server; the requests are not the bound (1.001 per store: one HEAD per store and one listing page per
 1,000 stores; 64 HEADs in flight per worker at 20 ms would allow 6,400 stores/s). At 100,000 stores the CPU per
-store is, from the table: the workers' HEADs 1.6–1.8 ms, the main process 0.3–0.4 ms, the server 0.23–0.26 ms (a
-cost a real object store does not put on the crawler's cores): about 2.2–2.3 ms per store on 2 cores, a ceiling of
-about 870–900 stores/s. The HEAD phase runs at 950–1,000 stores/s; the rest of the time the main process works
-alone on one core: the catalogue's opening (`build`: `Publication.__init__` hashes every published object for its
-inventory, ~0.1–0.17 ms per store), discovery (~0.09 ms per store: the listing pages parsed and a `Job` made per
-store) and the keep phase after the last HEAD (~0.2 ms per store: ledger lines parsed, `pystac.Item.from_dict`,
-collection summaries, `Publication.add` re-rendering / `Ingest.keep`), about 28 % of the wall time of a `build`
-rerun and 22 % of a `load` rerun. At 2,000 stores the rate is lower still: the two worker processes' start-up
-(spawn and the imports of the mapping stack, xarray and zarr among them, ~2 s of CPU each, needed by no unchanged
-store) is about half of the run.
+store is, from the table: the workers' HEADs 1.1 ms, the main process 0.15–0.24 ms, the server 0.22 ms (a cost a
+real object store does not put on the crawler's cores): about 1.5 ms per store on 2 cores, a ceiling of about
+1,350 stores/s, ~1,700 without the server. The HEAD phase runs at about 1,400 stores/s; the rest of the time the
+main process works alone on one core: the catalogue's opening (`build`: `Publication.__init__` hashes every
+published object for its inventory, ~0.08 ms per store), discovery (~0.08 ms per store: the listing pages parsed
+and a `Job` made per store) and the keep phase after the last HEAD (~0.07–0.09 ms per store: ledger lines parsed,
+collection summaries from the Items' JSON, `Publication.add` re-rendering / `Ingest.keep`), about 25 % of the wall
+time of a `build` rerun and 20 % of a `load` rerun. At 2,000 stores the rate is lower: the two worker processes'
+start-up (spawn and the imports of the mapping stack, xarray and zarr among them, ~2 s of CPU each, needed by no
+unchanged store) is about half of the run.
 
-The HEAD is expensive through s3fs and aiobotocore: in the profile the HEAD path is 3.1 ms per store under
-cProfile (against 1.7–2.1 ms without it, below), of which `AioBaseClient._make_api_call` 1.9 ms (request building,
-event hooks, endpoint rules, response parsing) and 0.65 ms (21 %) for a new aiobotocore client in every batch of
-256 stores (`fetch.prefetch_many` makes its filesystem with `skip_instance_cache=True` and `set_session` per
-batch; `run_batch` runs a fresh event loop per batch). Measured apart by `python -m benchmarks.rerun_probes
-heads|raw|memory` (in one process, nothing else running; two runs): `run_batch` in a loop costs 1.7–2.1 ms of CPU
-per unchanged store without the profiler (0 ms latency), the server 0.18–0.25 ms per HEAD; the same HEADs sent
-with aiohttp alone (20,000, 64 in flight, 20 ms) cost 0.13 ms of client CPU each, 0.22 ms signed with botocore's
-`SigV4Auth`. ≥ 2,000 stores/s on 2 cores needs ≤ 1 ms of CPU per store for everything, which the aiobotocore HEAD
-alone exceeds. Target missed by 2.8× (`build`, 718 stores/s) and 2.7× (`load`, 741 stores/s).
+The HEAD is expensive through s3fs and aiobotocore: `AioBaseClient._make_api_call` is 1.8–1.9 ms per store under
+cProfile (about 1 ms without it: request building, event hooks, endpoint rules, header parsing, the user-agent
+string). Two costs found by the first measurement are gone: a new aiobotocore session per batch of 256 stores
+(botocore's S3 model loaded again, 0.65 ms per store; now one session per worker thread and event loop, 0.04–0.07
+ms), and `pystac.Item.from_dict` for the summaries (0.41 ms per store; summaries now read the Items' JSON). That took
+the rerun of 100,000 stores from 718 to 1,023 stores/s (`build`) and from 741 to 1,165 (`load`; a second run
+gave 1,103 and 1,283: this machine varies by ~10 %). Measured apart by `python -m benchmarks.rerun_probes
+heads|raw|memory` (in one process, nothing else running): the same HEADs sent with aiohttp alone cost 0.13 ms of
+client CPU each, 0.22 ms signed with botocore's `SigV4Auth`. ≥ 2,000 stores/s on 2 cores needs ≤ 1 ms of CPU per
+store for everything, which the aiobotocore HEAD alone takes: a HEAD client of our own would reach it, but it would
+replace s3fs/aiobotocore (credentials, addressing styles, retries) for one request, and was not written. Target
+missed by 2.0× (`build`) and 1.7× (`load`); the rate grows with the cores (`--processes`, a Dask cluster).
 
-Memory: the worker processes' peak (372–401 MB at 100,000 stores, 206–238 MB at 2,000) is mostly warm-up, not
-growth: `run_batch` in a loop grows by 40–45 MB over its first 25 batches, then ≤ 0.1 MB per batch up to 150 (4 to
-8 aiobotocore clients alive at any time: none leaks), and a 2,000-store rerun gives each worker only 4 batches.
-The main process grows with the stores (1.9–2.3 KB each, 279 → 466–501 MB): with tracemalloc at 100,000 stores,
-`Crawl._jobs` (every `Job` listed by discovery, held for the whole run) 74 MB, `Ledger.fingerprints()` 52 MB
-(emptied as the jobs pass), `Crawl._unchanged` 15 MB, besides what the crawl keeps per store by design (the
-(collection, id) → URL map) and the sink's own (`Publication`: inventory, paths, members; `Ingest`: loaded ids and
-the ids present per collection). Target (≤ 1.5×) missed: 1.67× (`build`), 1.80× (`load`)."""
+Memory: the worker processes' peak (342–355 MB at 100,000 stores, 193–237 MB at 2,000) is mostly warm-up, not
+growth: `run_batch` in a loop grows by 40–45 MB over its first 25 batches, then ≤ 0.1 MB per batch. The main
+process grows by about 1.4 KB per store (284 → 417–426 MB). The first measurement found 74 MB in the planned jobs
+(held for the whole run) and 52 MB in the earlier ledger's fingerprints: jobs are now dropped as they are handed
+out (and `Job`, `StoreRef` have slots), and the fingerprints are packed (23 MB for 100,000). What remains grows
+by design: the (collection, id) → URL map of the crawl, and the sink's own (`Publication`: inventory, paths,
+members; `Ingest`: loaded ids and the ids present per collection). Target (≤ 1.5×) met, at its edge: 1.50×
+(`build`), 1.47× (`load`)."""
 
 
 def report(
