@@ -54,6 +54,17 @@ def union_interval(intervals: Iterable[Sequence[Instant]]) -> list[str | dt.date
     return [min(starts, key=key) if starts else None, max(ends, key=key) if ends else None]
 
 
+def item_interval(properties: dict) -> tuple[dt.datetime | None, dt.datetime | None]:
+    """The (start, end) an Item's JSON properties cover: start/end_datetime, else its datetime."""
+
+    def instant(value: str | None) -> dt.datetime | None:
+        return pystac.utils.str_to_datetime(value) if value else None
+
+    start = properties.get("start_datetime") or properties.get("datetime")
+    end = properties.get("end_datetime") or properties.get("datetime")
+    return instant(start), instant(end)
+
+
 def union_extent(bboxes: Sequence[Sequence[float]], intervals: Iterable[Sequence[Instant]]) -> tuple[Bbox | None, list]:
     """The bbox and interval covering all of them (bbox None when there are no bboxes)."""
     return (union_bboxes(bboxes) if bboxes else None), union_interval(intervals)

@@ -18,7 +18,7 @@ from typing import Any
 import pystac
 
 from common import facets, spatial
-from common.stac import union_interval
+from common.stac import item_interval, union_interval
 
 from . import assets
 from .config import CollectionConfig
@@ -87,9 +87,7 @@ class CollectionSummary:
         properties = data.get("properties") or {}
         if bbox := data.get("bbox"):
             self.bbox = list(bbox) if self.bbox is None else spatial.union_bboxes([self.bbox, bbox])
-        start = _instant(properties.get("start_datetime") or properties.get("datetime"))
-        end = _instant(properties.get("end_datetime") or properties.get("datetime"))
-        self.start, self.end = union_interval([(self.start, self.end), (start, end)])
+        self.start, self.end = union_interval([(self.start, self.end), item_interval(properties)])
         for name in DEFAULT_ATTRS:
             value = str(attrs.get(name) or "").strip() or None
             if self.count == 0:
@@ -194,10 +192,6 @@ class CollectionSummary:
             if name and all(p.name != name for p in providers):
                 providers.append(pystac.Provider(name=name, roles=roles))
         return providers or None
-
-
-def _instant(value: str | None) -> dt.datetime | None:
-    return pystac.utils.str_to_datetime(value) if value else None
 
 
 def build_collection(

@@ -43,7 +43,7 @@ import pystac
 from common.layout import safe_id
 from common.rejection import DUPLICATE_ID, RENDER_ERROR, WRITE_ERROR, ItemRejected, Rejection, one_line
 from common.spatial import union_bboxes
-from common.stac import MayDelete, delete_nothing, union_interval
+from common.stac import MayDelete, delete_nothing, item_interval, union_interval
 
 from .geoparquet import GeoparquetRows
 from .items import ItemSource, item_collection_id, item_dict, item_id, item_title
@@ -302,15 +302,7 @@ def widened(collection: pystac.Collection, items: Sequence[dict[str, Any]]) -> p
     bboxes = [i["bbox"] for i in items if i.get("bbox")] + collection.extent.spatial.bboxes[:1]
     collection.extent.spatial.bboxes = [union_bboxes(bboxes)]
 
-    def instant(value: str | None) -> Any:
-        return pystac.utils.str_to_datetime(value) if value else None
-
-    intervals = []
-    for i in items:
-        props = i.get("properties", {})
-        start = props.get("start_datetime") or props.get("datetime")
-        end = props.get("end_datetime") or props.get("datetime")
-        intervals.append((instant(start), instant(end)))
+    intervals = [item_interval(i.get("properties", {})) for i in items]
     if any(start or end for start, end in intervals):
         # The collection's own interval counts too (its open bounds do not).
         interval = collection.extent.temporal.intervals[0]
