@@ -17,7 +17,6 @@ caller opens the store lazily through its real URL instead.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import itertools
 import json
 import math
@@ -33,7 +32,7 @@ from fsspec.asyn import AsyncFileSystem
 from common.storage import StorageOptions, protocol_of
 
 from .discover import REFERENCE_KINDS, StoreRef
-from .ledger import Fingerprint, same_document
+from .ledger import Fingerprint, document_fingerprint, same_document
 
 MAX_COORDINATE_CHUNKS = 256  # per store; beyond this, the lazy path
 
@@ -227,8 +226,7 @@ async def is_unchanged(fs: AsyncFileSystem, ref: StoreRef, known: Fingerprint) -
         if protocol in ("s3", "s3a", "gs", "gcs"):
             return same_document(known, await fs._info(path))
         if protocol == "file":
-            data = await fs._cat_file(path)
-            return hashlib.md5(data, usedforsecurity=False).hexdigest() == known.md5 and len(data) == known.size
+            return document_fingerprint(known.document, await fs._cat_file(path), known.digest) == known
     except Exception:  # noqa: BLE001 - unknown: read it
         return False
     return False

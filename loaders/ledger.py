@@ -219,10 +219,13 @@ class LedgerWriter:
         if not without:
             return data
         kept = LedgerWriter()
-        for entry in Ledger(data).entries():
-            if (entry.item.get("collection"), entry.item.get("id")) not in without:
-                kept.add_line(entry.line)
-        return kept.data()
+        try:
+            for entry in Ledger(data).entries():
+                if (entry.item.get("collection"), entry.item.get("id")) not in without:
+                    kept.add_line(entry.line)
+            return kept.data()
+        finally:
+            kept.close()
 
     def close(self) -> None:
         self._file.close()
