@@ -342,35 +342,17 @@ GRID_CASES = [
     ),
 ]
 
+# Zarr v2 and v3, with and without consolidated metadata: the asset says how to open each.
 FORMAT_CASES = [
     Case(
-        "v2-consolidated",
+        f"v{zarr_format}-{'consolidated' if consolidated else 'unconsolidated'}",
         antimeridian,
-        {"assets.zarr.xarray:open_kwargs": {"engine": "zarr", "consolidated": True, "chunks": {}}},
-        zarr_format=2,
-        consolidated=True,
-    ),
-    Case(
-        "v2-unconsolidated",
-        antimeridian,
-        {"assets.zarr.xarray:open_kwargs": {"engine": "zarr", "consolidated": False, "chunks": {}}},
-        zarr_format=2,
-        consolidated=False,
-    ),
-    Case(
-        "v3-consolidated",
-        antimeridian,
-        {"assets.zarr.xarray:open_kwargs": {"engine": "zarr", "consolidated": True, "chunks": {}}},
-        zarr_format=3,
-        consolidated=True,
-    ),
-    Case(
-        "v3-unconsolidated",
-        antimeridian,
-        {"assets.zarr.xarray:open_kwargs": {"engine": "zarr", "consolidated": False, "chunks": {}}},
-        zarr_format=3,
-        consolidated=False,
-    ),
+        {"assets.zarr.xarray:open_kwargs": {"engine": "zarr", "consolidated": consolidated, "chunks": {}}},
+        zarr_format=zarr_format,
+        consolidated=consolidated,
+    )
+    for zarr_format in (2, 3)
+    for consolidated in (True, False)
 ]
 
 CASES = CALENDAR_CASES + GRID_CASES + FORMAT_CASES
