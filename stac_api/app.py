@@ -6,8 +6,10 @@ Everything is stac-fastapi-pgstac's (`instantiate_api`): its extensions (filter,
 sort, fields, query, token pagination, collection search with free text), its
 CORS and proxy-header middleware (Forwarded, X-Forwarded-Proto/Host/Port), its
 health endpoint. Added here: our client (page-size cap, a pgstac fix), the
-database from `DATABASE_URL`, a bearer token on write routes, and 400/503 answers
-where stac-fastapi would answer 500 (`serving.errors`).
+database from `DATABASE_URL`, a bearer token on write routes, 400/503 answers
+where stac-fastapi would answer 500 (`serving.errors`), and bounds on what one
+anonymous request may cost: its body (`MAX_BODY_SIZE`: 413, `serving.limits`) and its
+queries (`STATEMENT_TIMEOUT` on the read pool's connections: 503).
 
 This module stays `stac_api.app`, outside `serving/`: it is the documented entry
 point of deployments (README, docs/deploy.md), which must keep working on upgrade.
@@ -26,6 +28,7 @@ from stac_fastapi.pgstac.models.extensions import Extensions
 
 from .serving.client import ZarrStacClient
 from .serving.errors import add_error_handlers, get_connection
+from .serving.limits import limit_body_size
 from .serving.security import protect_writes
 from .serving.settings import Settings
 
@@ -33,6 +36,7 @@ from .serving.settings import Settings
 def create_api(settings: Settings | None = None) -> StacApi:
     settings = settings or Settings()
     postgres_settings = settings.postgres_settings()
+    write_postgres_settings = settings.postgres_settings(writes=True)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -42,6 +46,7 @@ def create_api(settings: Settings | None = None) -> StacApi:
             get_conn=get_connection,  # a lost database: 503, not 500 (serving/errors.py)
             postgres_settings=postgres_settings,
             add_write_connection_pool=settings.enable_transactions_extensions,
+            write_postgres_settings=write_postgres_settings,
         )
         # What exists now (modules, the app, its routes) lives as long as the process:
         # kept out of the collector, a full collection no longer walks it (~70 ms, once
@@ -56,7 +61,10 @@ def create_api(settings: Settings | None = None) -> StacApi:
     # stac-fastapi injects title and description into the client but not the landing
     # page id, which it reads from the environment at import time.
     api.client.landing_page_id = settings.stac_fastapi_landing_id
-    # Bad values and a lost database: 400 and 503 rather than 500 (see errors.py).
+    # 413 before a body larger than MAX_BODY_SIZE is read in full (see limits.py).
+    limit_body_size(api.app, settings.max_body_size)
+    # Bad values, a lost database, a query stopped by the timeout: 400 and 503 rather
+    # than 500 (see errors.py).
     add_error_handlers(api.app, prefix=settings.prefix_path)
     if settings.enable_transactions_extensions:
         protect_writes(api.app, settings)

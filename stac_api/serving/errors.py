@@ -13,7 +13,12 @@ client as a 500 (found by tests/stac_api/test_robustness.py):
 - the database being unreachable, restarting or out of connections. That is no bug of
   the API and not the client's fault either: 503 with Retry-After, so that clients and
   load balancers retry, and a message that names neither the database host nor any
-  credentials. The connection pool reconnects by itself once the database is back.
+  credentials. The connection pool reconnects by itself once the database is back;
+- a read query stopped by `STATEMENT_TIMEOUT` (PostgreSQL cancels it and the backend is
+  free again): 503 saying so, without Retry-After, since the same request would be
+  stopped again; the client narrows it instead.
+
+(A body larger than `MAX_BODY_SIZE` is a 413 from `limits`.)
 """
 
 from __future__ import annotations
@@ -66,13 +71,29 @@ class DatabaseUnavailable(Exception):
         super().__init__("The catalogue database is unavailable; try again shortly.")
 
 
+class QueryTimeout(Exception):
+    """A query of this request ran longer than `STATEMENT_TIMEOUT` and PostgreSQL stopped it."""
+
+
+def is_statement_timeout(exc: BaseException) -> bool:
+    # 57014 is also an operator's pg_cancel_backend: that one stays "unavailable".
+    return isinstance(exc, asyncpg.exceptions.QueryCanceledError) and "statement timeout" in str(exc)
+
+
 @asynccontextmanager
 async def get_connection(request: Request, readwrite: Literal["r", "w"] = "r") -> AsyncIterator[asyncpg.Connection]:
     """stac-fastapi-pgstac's connection getter (every query goes through it), with
-    connection failures, while connecting or during a query, as `DatabaseUnavailable`."""
+    connection failures, while connecting or during a query, as `DatabaseUnavailable`,
+    and a query stopped by `STATEMENT_TIMEOUT` as `QueryTimeout`."""
     try:
         async with pgstac_get_connection(request, readwrite) as conn:
             yield conn
+    except asyncpg.exceptions.QueryCanceledError as exc:
+        if not is_statement_timeout(exc):
+            logger.warning("query cancelled for %s %s: %s", request.method, request.url.path, exc)
+            raise DatabaseUnavailable() from exc
+        logger.warning("statement timeout for %s %s", request.method, request.url.path)
+        raise QueryTimeout() from exc
     except CONNECTION_FAILURES as exc:
         # The original text may name the database host and port: logged, not returned.
         logger.warning(
@@ -86,6 +107,19 @@ def database_unavailable(request: Request, exc: Exception) -> JSONResponse:
         status_code=503,
         content={"code": "ServiceUnavailable", "description": str(exc)},
         headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+    )
+
+
+def query_timeout(request: Request, exc: Exception) -> JSONResponse:
+    seconds = request.app.state.settings.statement_timeout
+    return JSONResponse(
+        status_code=503,
+        content={
+            "code": "QueryTimeout",
+            "description": f"The query took longer than this API allows ({seconds:g} s) and was stopped: "
+            "narrow it (fewer or simpler filter clauses, a smaller area or period, named collections) "
+            "and send it again.",
+        },
     )
 
 
@@ -126,6 +160,7 @@ def add_error_handlers(app: FastAPI, prefix: str = "") -> None:
     """The handlers, and the body check of POST /search (pass `get_connection` to
     `connect_to_db` for the 503s)."""
     app.add_exception_handler(DatabaseUnavailable, database_unavailable)
+    app.add_exception_handler(QueryTimeout, query_timeout)
     for exc in REFUSED_BY_DATABASE:
         app.add_exception_handler(exc, refused_by_database)
     add_route_dependencies(

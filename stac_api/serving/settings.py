@@ -4,8 +4,11 @@ Everything stac-fastapi-pgstac reads from the environment keeps its name
 (`STAC_FASTAPI_TITLE`, `STAC_FASTAPI_DESCRIPTION`, `STAC_FASTAPI_LANDING_ID`,
 `CORS_ORIGINS`, `ENABLED_EXTENSIONS`, `ROOT_PATH`, `ENABLE_TRANSACTIONS_EXTENSIONS`,
 ...). Ours: `DATABASE_URL` (one URL instead of `PGHOST`, `PGUSER`, ...),
-`MAX_PAGE_SIZE` (largest page a request may ask for) and `TRANSACTIONS_TOKEN`
-(the bearer token write requests must carry; transactions are off by default).
+`MAX_PAGE_SIZE` (largest page a request may ask for), `MAX_BODY_SIZE` (largest
+request body, in bytes: 413 beyond it, before it is read in full), `STATEMENT_TIMEOUT`
+(seconds a read request's query may run in PostgreSQL before it is stopped; 0: no
+limit) and `TRANSACTIONS_TOKEN` (the bearer token write requests must carry;
+transactions are off by default).
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from importlib.metadata import version
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
-from stac_fastapi.pgstac.config import PostgresSettings
+from stac_fastapi.pgstac.config import PostgresSettings, ServerSettings
 from stac_fastapi.pgstac.config import Settings as PgstacApiSettings
 
 from common.stac import DEFAULT_CATALOG_DESCRIPTION, DEFAULT_CATALOG_ID
@@ -33,6 +36,12 @@ class Settings(PgstacApiSettings):
     database_url: SecretStr | None = None
     # Largest page any request may ask for (items and collections): protects the database.
     max_page_size: int = Field(1000, ge=1, le=10_000)
+    # Largest request body the API reads, in bytes (1 MiB holds a search with a detailed
+    # polygon): 413 as soon as Content-Length or the bytes received pass it (serving/limits.py).
+    max_body_size: int = Field(1_048_576, ge=1024)
+    # Seconds one query of a read request may run before PostgreSQL stops it (0: no limit):
+    # without it, one anonymous search kept a backend busy for minutes after the client left.
+    statement_timeout: float = Field(30.0, ge=0)
     # Bearer token that transaction requests must carry; required when transactions are on.
     transactions_token: SecretStr | None = None
 
@@ -52,10 +61,17 @@ class Settings(PgstacApiSettings):
             )
         return self
 
-    def postgres_settings(self) -> PostgresSettings:
-        """The connection settings stac-fastapi-pgstac's pools take."""
+    def postgres_settings(self, *, writes: bool = False) -> PostgresSettings:
+        """The connection settings stac-fastapi-pgstac's pools take. The read pool's
+        connections carry `statement_timeout`; the write pool's (transactions, behind the
+        token) do not: a bulk insert may take longer than any search should."""
+        server_settings = ServerSettings()
+        if not writes and self.statement_timeout:
+            # Sent with each new connection (asyncpg's server_settings): no extra round trip.
+            server_settings = ServerSettings(statement_timeout=str(max(1, round(self.statement_timeout * 1000))))
         if self.database_url is None:
-            return PostgresSettings()  # PGHOST, PGUSER, PGPASSWORD, PGPORT, PGDATABASE
+            # PGHOST, PGUSER, PGPASSWORD, PGPORT, PGDATABASE
+            return PostgresSettings(server_settings=server_settings)
         # The same parser as `zarr-stac load` (libpq's): a URL or key/value pairs.
         parts = parse_dsn(self.database_url.get_secret_value())
         return PostgresSettings(
@@ -64,4 +80,5 @@ class Settings(PgstacApiSettings):
             pghost=parts.get("host", "localhost"),
             pgport=int(parts.get("port", 5432)),
             pgdatabase=parts.get("dbname") or parts.get("user") or "postgres",
+            server_settings=server_settings,
         )
