@@ -329,12 +329,17 @@ def database_errors(dsn: str, doing: str, advice: str = RERUN_LOAD) -> Iterator[
 def resolve_dsn(dsn: str | None, data_dir: Path) -> str:
     if dsn:
         return dsn
-    from .services.postgres import PostgresCluster
+    from .services.postgres import PostgresError
 
-    cluster = PostgresCluster(data_dir / "postgres")
+    cluster = _cluster(data_dir)
     if cluster.initialised() and cluster.password_file.exists():
+        try:  # on the port our server listens on, and only if it runs: never another's
+            local = cluster.running_dsn()
+        except PostgresError as exc:
+            err.print(f"[red]{escape(str(exc))}[/]", highlight=False)
+            raise typer.Exit(1) from None
         err.print(f"using the local cluster {cluster.public_dsn}")
-        return cluster.dsn
+        return local
     err.print(
         "[red]no database: pass --dsn / set DATABASE_URL, or start the local cluster with `zarr-stac db start`[/]"
     )
@@ -804,7 +809,10 @@ def demo(
     api_port: Annotated[int, typer.Option(help="STAC API port.")] = 8080,
     static_port: Annotated[int, typer.Option(help="Static catalogue port.")] = 8081,
     s3_port: Annotated[int, typer.Option(help="Local S3 server port.")] = 8082,
-    pg_port: Annotated[int, typer.Option(help="Local PostgreSQL port.")] = 54329,
+    pg_port: Annotated[
+        Optional[int],
+        typer.Option(help="Local PostgreSQL port (default: the one it was last started on, else 54329)."),
+    ] = None,
 ) -> None:
     """Start everything locally, catalogue sample Zarr stores, and serve both catalogues."""
     from .demo import Demo
@@ -820,17 +828,30 @@ def demo(
 
 
 # -- db ---------------------------------------------------------------------------------
-def _cluster(data_dir: Path, port: int):
-    from .services.postgres import PostgresCluster
+def _cluster(data_dir: Path, port: int | None = None):
+    from .services.postgres import PostgresCluster, PostgresError
 
-    return PostgresCluster(data_dir / "postgres", port=port)
+    try:
+        return PostgresCluster(data_dir / "postgres", port=port)
+    except PostgresError as exc:  # its recorded port cannot be read
+        err.print(f"[red]{escape(str(exc))}[/]")
+        raise typer.Exit(1) from None
 
 
-PgPort = Annotated[int, typer.Option("--port", help="Port of the local cluster.")]
+PgPort = Annotated[
+    Optional[int],
+    typer.Option(
+        "--port",
+        min=1,
+        max=65535,
+        help="Port of the local cluster (default: the one it was last started on, else 54329).",
+        show_default=False,
+    ),
+]
 
 
 @db_app.command("start")
-def db_start(data_dir: DataDir = DEFAULT_DATA_DIR, port: PgPort = 54329) -> None:
+def db_start(data_dir: DataDir = DEFAULT_DATA_DIR, port: PgPort = None) -> None:
     """Create (first time) and start the local cluster, with pgstac installed."""
     from .services.postgres import PostgresError, ensure_postgis
 
@@ -860,9 +881,9 @@ def db_ensure_postgis() -> None:
 
 
 @db_app.command("stop")
-def db_stop(data_dir: DataDir = DEFAULT_DATA_DIR, port: PgPort = 54329) -> None:
+def db_stop(data_dir: DataDir = DEFAULT_DATA_DIR) -> None:
     """Stop the local cluster (its data stays)."""
-    cluster = _cluster(data_dir, port)
+    cluster = _cluster(data_dir)
     if not cluster.initialised():
         err.print(f"no cluster under {escape(str(cluster.root))}: nothing to stop")
         return
@@ -887,12 +908,17 @@ def db_migrate(dsn: Dsn = None, data_dir: DataDir = DEFAULT_DATA_DIR) -> None:
 
 
 @db_app.command("status")
-def db_status(data_dir: DataDir = DEFAULT_DATA_DIR, port: PgPort = 54329) -> None:
-    """Whether the local cluster exists and runs."""
-    cluster = _cluster(data_dir, port)
-    state = (
-        "running"
-        if cluster.initialised() and cluster.is_running()
-        else ("stopped" if cluster.initialised() else "not created")
-    )
+def db_status(data_dir: DataDir = DEFAULT_DATA_DIR) -> None:
+    """Whether the local cluster exists and runs, and on which port (connects to nothing)."""
+    from .services.postgres import PostgresError
+
+    cluster = _cluster(data_dir)
+    try:  # our server's own postmaster.pid: whatever else listens on a port is not asked
+        port = cluster.running_port() if cluster.initialised() else None
+    except PostgresError as exc:
+        err.print(f"[red]{escape(str(exc))}[/]")
+        raise typer.Exit(1) from None
+    if port is not None:
+        cluster.port = port
+    state = "running" if port is not None else ("stopped" if cluster.initialised() else "not created")
     console.print(f"{cluster.public_dsn}: {state}")

@@ -69,7 +69,7 @@ class Demo:
     api_port: int = 8080
     static_port: int = 8081
     s3_port: int = 8082
-    pg_port: int = 54329
+    pg_port: int | None = None  # None: the port the cluster was last started on
     host: str = "127.0.0.1"
     console: Console = field(default_factory=lambda: Console(stderr=True))
 

@@ -3,6 +3,10 @@
 Used by `make demo` (under `.data/`) and by the tests (in a temporary folder).
 PostgreSQL refuses to run as root, so when we are root the server runs as the
 `postgres` system user; its data folder then belongs to that user.
+
+The port a cluster was started on is recorded with it (`root/port`), and the server
+is taken for ours only when its `postmaster.pid` (in our data folder) names a live
+postmaster of that folder: whatever else listens on a port is never sent our password.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from urllib.parse import quote
 
 import psycopg
 
-from .base import ServiceError
+from .base import ServiceError, port_in_use
 
 POSTGIS_PACKAGE = "postgresql-{major}-postgis-3"
 DEFAULT_PORT = 54329  # not 5432: never collide with a system cluster
@@ -75,10 +79,11 @@ def ensure_postgis(bindir: Path | None = None, *, install: bool = True) -> None:
 
 @dataclass
 class PostgresCluster:
-    """A cluster under `root`: `root/pgdata` (the server's) and `root/password` (ours)."""
+    """A cluster under `root`: `root/pgdata` (the server's), `root/password` and
+    `root/port` (ours). `port` None: the port it was last started on, else DEFAULT_PORT."""
 
     root: Path
-    port: int = DEFAULT_PORT
+    port: int | None = None  # type: ignore[assignment]  # an int after __post_init__
     host: str = "127.0.0.1"
     user: str = "zarr_stac"
     database: str = "zarr_stac"
@@ -89,6 +94,8 @@ class PostgresCluster:
     def __post_init__(self) -> None:
         self.root = Path(self.root).absolute()
         self.bindir = self.bindir or find_bindir()
+        if self.port is None:
+            self.port = self.recorded_port() or DEFAULT_PORT
 
     @property
     def pgdata(self) -> Path:
@@ -97,6 +104,10 @@ class PostgresCluster:
     @property
     def password_file(self) -> Path:
         return self.root / "password"
+
+    @property
+    def port_file(self) -> Path:
+        return self.root / "port"
 
     @property
     def log_file(self) -> Path:
@@ -168,15 +179,73 @@ class PostgresCluster:
         if result.returncode != 0:
             raise PostgresError(f"initdb failed: {result.stderr.strip()}")
 
+    def recorded_port(self) -> int | None:
+        """The port the cluster was last started on (None: never started by this version)."""
+        try:
+            text = self.port_file.read_text().strip()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise PostgresError(f"cannot read {self.port_file}: {exc.strerror}") from None
+        return int(text) if text.isdigit() else None
+
+    def running_port(self) -> int | None:
+        """The port our server listens on, or None when it does not run.
+
+        Ours: `pgdata/postmaster.pid`, which the postmaster writes and removes, names a
+        live process that is the postmaster of this data folder (its command line says
+        so, where /proc tells). A stale file (a crash, a reused PID) is no server of ours.
+        """
+        pid_file = self.pgdata / "postmaster.pid"
+        try:
+            lines = pid_file.read_text().splitlines()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise PostgresError(f"cannot read {pid_file}: {exc.strerror}") from None
+        if len(lines) < 4 or not lines[0].strip().isdigit() or not lines[3].strip().isdigit():
+            return None  # being written (starting) or cut short
+        pid, port = int(lines[0]), int(lines[3])
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return None
+        except PermissionError:
+            pass  # alive, another user's (the postgres user when we are not root)
+        try:
+            command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            return port  # no /proc (macOS): the live PID is all there is to go by
+        return port if os.fsencode(str(self.pgdata)) in command else None
+
+    def running_dsn(self) -> str:
+        """The DSN of our running server, on the port it listens on (a secret, like `dsn`).
+        PostgresError when it does not run: nothing is sent to whatever else may listen."""
+        port = self.running_port()
+        if port is None:
+            raise PostgresError(f"the local cluster in {self.root} is not running: start it with `zarr-stac db start`")
+        self.port = port
+        return self.dsn
+
     def is_running(self) -> bool:
-        result = self._as_server_user([str(self.bindir / "pg_ctl"), "status", "-D", str(self.pgdata)])
-        return result.returncode == 0
+        return self.running_port() is not None
 
     def start(self, timeout: float = 60) -> None:
-        """Start the cluster (creating it first if needed); idempotent."""
+        """Start the cluster (creating it first if needed) on `port`; idempotent."""
         if not self.initialised():
             self.init()
-        if not self.is_running():
+        running = self.running_port()
+        if running is not None and running != self.port:
+            raise PostgresError(
+                f"the cluster in {self.root} already runs on port {running}: stop it (`zarr-stac db stop`) "
+                f"to start it on port {self.port}"
+            )
+        if running is None and port_in_use(self.port, self.host):
+            raise PostgresError(
+                f"port {self.port} on {self.host} is taken by another server: start the cluster on another "
+                "port with --port"
+            )
+        if running is None:
             options = (
                 f"-c listen_addresses={self.host} -p {self.port} -c unix_socket_directories='' -c max_connections=200"
             )
@@ -202,6 +271,7 @@ class PostgresCluster:
                     f"PostgreSQL did not start on {self.host}:{self.port}: "
                     f"{result.stderr.strip() or result.stdout.strip()} (log: {self.log_file})"
                 )
+            self.port_file.write_text(f"{self.port}\n")
         self._wait_accepting(timeout)
         self._ensure_database()
 
@@ -210,15 +280,20 @@ class PostgresCluster:
             self._as_server_user([str(self.bindir / "pg_ctl"), "stop", "-w", "-m", "fast", "-D", str(self.pgdata)])
 
     def _wait_accepting(self, timeout: float) -> None:
+        """Until our server (checked before each try) takes our password. Waiting helps
+        while it starts up, not when it refuses the password or has stopped."""
         deadline = time.monotonic() + timeout
         while True:
+            if self.running_port() != self.port:
+                raise PostgresError(f"PostgreSQL in {self.root} is not running (log: {self.log_file})")
             try:
                 with psycopg.connect(self._dsn_for("postgres"), connect_timeout=2):
                     return
             except psycopg.OperationalError as exc:
-                if time.monotonic() > deadline:
+                reason = " ".join(str(exc).split())
+                if "authentication failed" in reason or time.monotonic() > deadline:
                     raise PostgresError(
-                        f"PostgreSQL on {self.host}:{self.port} does not accept connections: {exc}"
+                        f"PostgreSQL on {self.host}:{self.port} does not accept connections: {reason}"
                     ) from None
                 time.sleep(0.2)
 
