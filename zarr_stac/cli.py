@@ -282,8 +282,13 @@ def print_summary(result: CrawlResult) -> None:
 
 
 def finish(result: CrawlResult, strict: bool) -> None:
-    """--strict: any store skipped is exit status 1 (an input that yields no store stopped
-    the command before anything was written: `stop_unless_usable`)."""
+    """Exit status 1 when the run catalogued nothing (every store failed; a store kept
+    unchanged from the last run counts as catalogued) and, with --strict, when any store
+    was skipped (an input that yields no store stopped the command before anything was
+    written: `stop_unless_usable`)."""
+    if not result.catalogued and result.failures:
+        err.print(f"[red]nothing catalogued: every store failed ({len(result.failures)} skipped)[/]")
+        raise typer.Exit(1)
     if strict and result.failures:
         err.print(f"[red]--strict: {len(result.failures)} store(s) skipped[/]")
         raise typer.Exit(1)
@@ -650,6 +655,9 @@ def load(
         err.print(f"[yellow]{escape(note)}[/]")
     if result is not None:
         finish(result, strict)
+    elif report.rejected and not report.items:
+        err.print(f"[red]nothing loaded: every item was refused ({len(report.rejected)} skipped)[/]")
+        raise typer.Exit(1)
     elif strict and report.rejected:
         err.print(f"[red]--strict: {len(report.rejected)} item(s) skipped[/]")
         raise typer.Exit(1)
