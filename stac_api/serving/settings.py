@@ -7,8 +7,8 @@ Everything stac-fastapi-pgstac reads from the environment keeps its name
 `MAX_PAGE_SIZE` (largest page a request may ask for), `MAX_BODY_SIZE` (largest
 request body, in bytes: 413 beyond it, before it is read in full), `STATEMENT_TIMEOUT`
 (seconds a read request's query may run in PostgreSQL before it is stopped; 0: no
-limit) and `TRANSACTIONS_TOKEN` (the bearer token write requests must carry;
-transactions are off by default).
+limit) and `TRANSACTIONS_TOKEN` (the bearer token write requests must carry, at least
+16 characters; transactions are off by default).
 """
 
 from __future__ import annotations
@@ -52,13 +52,15 @@ class Settings(PgstacApiSettings):
 
     @model_validator(mode="after")
     def _transactions_need_a_token(self) -> Settings:
-        if self.enable_transactions_extensions and not (
-            self.transactions_token and self.transactions_token.get_secret_value()
-        ):
+        token = self.transactions_token.get_secret_value() if self.transactions_token else ""
+        if self.enable_transactions_extensions and not token:
             raise ValueError(
                 "ENABLE_TRANSACTIONS_EXTENSIONS is on but TRANSACTIONS_TOKEN is not set: "
                 "write endpoints would be open to anyone"
             )
+        if token and (problem := weak_token(token)):
+            # The message says why, never what: the token is a secret.
+            raise ValueError(f"TRANSACTIONS_TOKEN is too weak: {problem}")
         return self
 
     def postgres_settings(self, *, writes: bool = False) -> PostgresSettings:
@@ -82,3 +84,16 @@ class Settings(PgstacApiSettings):
             pgdatabase=parts.get("dbname") or parts.get("user") or "postgres",
             server_settings=server_settings,
         )
+
+
+MIN_TOKEN_LENGTH = 16
+
+
+def weak_token(token: str) -> str | None:
+    """Why a transactions token is too easy to guess or to get wrong, or None."""
+    if token != token.strip():
+        # A stray space or newline from a file or an .env line: clients would never send it.
+        return "it begins or ends with whitespace"
+    if len(token) < MIN_TOKEN_LENGTH:
+        return f"use at least {MIN_TOKEN_LENGTH} characters (e.g. `openssl rand -hex 32`)"
+    return None
