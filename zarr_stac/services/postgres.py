@@ -83,7 +83,7 @@ class PostgresCluster:
     `root/port` (ours). `port` None: the port it was last started on, else DEFAULT_PORT."""
 
     root: Path
-    port: int | None = None  # type: ignore[assignment]  # an int after __post_init__
+    port: int | None = None  # an int after __post_init__
     host: str = "127.0.0.1"
     user: str = "zarr_stac"
     database: str = "zarr_stac"
@@ -206,6 +206,8 @@ class PostgresCluster:
         if len(lines) < 4 or not lines[0].strip().isdigit() or not lines[3].strip().isdigit():
             return None  # being written (starting) or cut short
         pid, port = int(lines[0]), int(lines[3])
+        if pid <= 0:
+            return None  # kill(0) would signal our own process group
         try:
             os.kill(pid, 0)
         except ProcessLookupError:
