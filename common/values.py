@@ -18,8 +18,10 @@ bounded by the limits below, and never raises:
 
 A dropped value leaves its mapping (in a list it becomes null, so positions keep their
 meaning); each value dropped or replaced is said in `notes`, which the crawl reports.
-`dumps()` is the encoder of the publishers: orjson as it is, and this conversion only
-for the rare document orjson refuses.
+`dumps()` is orjson as it is, and this conversion only for the rare document orjson
+refuses: the encoder of what may not fail on a value (the ledger and its digests, facet
+values, pgstac's load of a static catalogue's Items). The static catalogue's writer keeps
+orjson alone: an Item the crawl did not make plain is refused (`render-error`), not changed.
 """
 
 from __future__ import annotations

@@ -24,7 +24,6 @@ from common.stac import (
     own_links,
 )
 from common.storage import StorageOptions
-from common.values import dumps as json_bytes
 
 from .destination import Destination
 from .items import ItemSource, item_dict
@@ -42,7 +41,7 @@ from .publication import DEFAULT_DELETE_GRACE, Publication, WriteReport
 
 
 def dumps(data: dict[str, Any]) -> bytes:
-    return json_bytes(data, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY)
+    return orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY)
 
 
 @dataclass

@@ -9,8 +9,6 @@ from typing import IO, Any
 
 import orjson
 
-from common.values import dumps
-
 
 class GeoparquetRows:
     """The items of each collection, kept on disk (one temporary ndjson file each) until written.
@@ -25,7 +23,7 @@ class GeoparquetRows:
         if collection_id not in self._files:
             # Open across many `add` calls, closed by `close` (the publication's context exit).
             self._files[collection_id] = tempfile.TemporaryFile()  # noqa: SIM115
-        self._files[collection_id].write(dumps(item) + b"\n")
+        self._files[collection_id].write(orjson.dumps(item) + b"\n")
 
     def __contains__(self, collection_id: str) -> bool:
         return collection_id in self._files
