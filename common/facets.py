@@ -3,8 +3,8 @@
 Path-template fields such as `variable_id` or `experiment_id`, CSV and intake
 metadata, `variables`: each collection's values (or range) become its `summaries`
 in the static catalogue and, in pgstac, its queryables and summaries
-(`stac_api.loading.queryables`). Extension fields (`cube:*`, `proj:*`, ...) and the free-text
-and time fields are left out.
+(`stac_api.loading.queryables`). Extension fields (`cube:*`, `proj:*`, ...), the free-text
+and time fields and the Item's own fields (`id`, `collection`, ...) are left out.
 """
 
 from __future__ import annotations
@@ -13,12 +13,22 @@ from typing import Any
 
 import orjson
 
+from .stac import RESERVED_PROPERTIES
+from .values import dumps
+
 NOT_FACETS = {"datetime", "start_datetime", "end_datetime", "created", "updated", "title", "description"}
 MAX_ENUM = 100  # more distinct values than this: no enum, no summary list
 
 
 def is_facet(name: str) -> bool:
-    return ":" not in name and name not in NOT_FACETS
+    # Not the Item's own fields (pgstac reads them as columns), nor `properties.x`, which
+    # pgstac would take for `x`.
+    return (
+        ":" not in name
+        and name not in NOT_FACETS
+        and name not in RESERVED_PROPERTIES
+        and not name.startswith("properties.")
+    )
 
 
 class FacetStats:
@@ -42,7 +52,7 @@ class FacetStats:
             self.low = value if self.low is None else min(self.low, value)
             self.high = value if self.high is None else max(self.high, value)
         if len(self.values) <= MAX_ENUM:
-            self.values.add(orjson.dumps(value))
+            self.values.add(dumps(value))
         self.distinct = len(self.values)
 
     def as_dict(self) -> dict[str, Any]:

@@ -18,6 +18,13 @@ DEFAULT_CATALOG_DESCRIPTION = "Zarr datasets in object storage, catalogued with 
 # Links a publisher makes itself (where an object sits in the tree); every other link is the object's own.
 STRUCTURAL_RELS = frozenset({"self", *HIERARCHICAL_LINKS})
 
+# Item fields STAC and pgstac own: a property of one of these names would contradict the Item
+# (pgstac reads id, collection, geometry and the times as columns, not from properties).
+RESERVED_PROPERTIES = frozenset({
+    "id", "type", "stac_version", "stac_extensions", "collection", "bbox", "geometry", "links", "assets",
+    "properties", "datetime", "start_datetime", "end_datetime", "created", "updated",
+})  # fmt: skip
+
 # Which collections a run may delete items from: those whose stores it saw in whole.
 MayDelete = Callable[[str], bool]
 

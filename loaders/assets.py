@@ -30,6 +30,7 @@ from common.storage import is_remote, protocol_of
 
 from . import discover
 from .config import SourceConfig
+from .markup import markdown_inline, markdown_text, plain_text
 from .read import OpenedStore
 
 ASSET_KEY = "zarr"
@@ -168,10 +169,13 @@ def python_recipe(href: str, open_kwargs: Mapping[str, Any], storage_options: Ma
 
 
 def default_description(title: str, kind: str, python: str, existing: str | None = None) -> str:
-    """What the store is (or the description it came with: intake, CSV) and how to open it."""
+    """What the store is (or the description it came with: intake, CSV) and how to open it.
+
+    `title` and `existing` are text from the store or its catalogue: escaped, so that the
+    recipe is the description's only code block (see `markup`)."""
     what = "a virtual Zarr store (kerchunk references)" if is_reference(kind) else "a Zarr store"
     return (
-        (f"{existing}\n\n" if existing else f"{title}: {what}.\n\n")
+        (f"{markdown_text(existing)}\n\n" if existing else f"{markdown_inline(title)}: {what}.\n\n")
         + "Open it with xarray (the asset `zarr` holds the same in `xarray:open_kwargs` and "
         "`xarray:storage_options`):\n\n"
         f"```python\n{python}\n```\n"
@@ -181,18 +185,20 @@ def default_description(title: str, kind: str, python: str, existing: str | None
 def item_description(
     source: SourceConfig, *, title: str, item_id: str, href: str, kind: str, python: str, fields: Mapping[str, Any]
 ) -> str | None:
-    """The Item's markdown description: the default, none, or the source's template."""
+    """The Item's markdown description: the default, none, or the source's template.
+
+    A template is the operator's markdown; the values it is filled with are escaped text."""
     setting = source.item_description
     existing = str(fields["description"]) if fields.get("description") else None
     if setting is False:
-        return existing
+        return markdown_text(existing) if existing else None
     if setting is True:
         return default_description(title, kind, python, existing)
     values = {
-        **{k: str(v) for k, v in fields.items()},
-        "title": title,
-        "id": item_id,
-        "href": href,
+        **{k: markdown_text(v) for k, v in fields.items()},
+        "title": markdown_inline(title),
+        "id": markdown_inline(item_id),
+        "href": markdown_inline(href, limit=len(href)),
         "kind": kind,
         "python": f"```python\n{python}\n```",
     }
@@ -212,7 +218,9 @@ def build_asset(opened: OpenedStore, source: SourceConfig, title: str) -> pystac
     roles = list(REFERENCE_ROLES if is_reference(kind) else ZARR_ROLES)
     public_href = source.public_href.apply(url) if source.public_href else None
     href = public_href or url
-    asset = pystac.Asset(href=href, media_type=media_type_of(kind, opened.zarr_format), roles=roles, title=title)
+    asset = pystac.Asset(
+        href=href, media_type=media_type_of(kind, opened.zarr_format), roles=roles, title=plain_text(title)
+    )
     if not is_reference(kind):
         # Not on references: the href is not a Zarr store, and kerchunk's engine sets
         # zarr_format and consolidated itself (a client passing them again fails).
@@ -267,7 +275,9 @@ def add_access(
                 target = _absolute_source(target, opened.ref.url)
                 target = (source.public_href.apply(target) if source.public_href else None) or target
                 source_asset = pystac.Asset(
-                    href=target, roles=list(SOURCE_ROLES), title=f"Referenced file {target.rsplit('/', 1)[-1]}"
+                    href=target,
+                    roles=list(SOURCE_ROLES),
+                    title=plain_text(f"Referenced file {target.rsplit('/', 1)[-1]}"),
                 )
                 if scheme := storage_scheme(target, public_options(source, target)):
                     source_asset.extra_fields["storage:refs"] = [scheme[0]]

@@ -22,6 +22,7 @@ from common.stac import item_interval, union_interval
 
 from . import assets
 from .config import CollectionConfig
+from .markup import markdown_text, plain_text
 
 DEFAULT_LICENSE = "other"
 # Fields of the Zarr asset an `item_assets` definition keeps when every item agrees.
@@ -36,6 +37,7 @@ _LICENSE_TEXTS = [
     (re.compile(r"CC0|Public Domain Dedication", re.I), "CC0-1.0"),
 ]
 MAX_KEYWORDS = 50
+MAX_KEYWORD = 100  # characters of one keyword
 
 
 def spdx_license(text: str) -> str:
@@ -50,6 +52,8 @@ def spdx_license(text: str) -> str:
 
 # The global attributes collection defaults are taken from.
 DEFAULT_ATTRS = ("license", "summary", "institution", "creator_name", "publisher_name")
+# Every global attribute a collection uses (the ledger keeps these for unchanged stores).
+COLLECTION_ATTRS = (*DEFAULT_ATTRS, "keywords")
 _CONFLICT = object()
 
 
@@ -95,8 +99,8 @@ class CollectionSummary:
             elif self._shared.get(name) != value:
                 self._shared[name] = _CONFLICT
         self._add_asset(data["id"], (data.get("assets") or {}).get(assets.ASSET_KEY), properties)
-        for word in re.split(r"[,;]", str(attrs.get("keywords") or "")):
-            word = word.strip()
+        for word in re.split(r"[,;]", str(attrs.get("keywords") or "")[: MAX_KEYWORDS * MAX_KEYWORD]):
+            word = plain_text(word, MAX_KEYWORD)
             if word and word not in self._keywords and len(self._keywords) < MAX_KEYWORDS:
                 self._keywords.append(word)
         facets.observe(self._facets, properties)
@@ -139,9 +143,12 @@ class CollectionSummary:
             raise ValueError(f"collection {self.collection_id!r} has no items")
         config, fields = self.config, self.fields
         license_text = self.shared("license")
+        # The configuration's templates are markdown; what fills them (paths, attributes) is text.
+        summary = self.shared("summary")
         description = (
-            config.description.format(**fields) if config.description
-            else self.shared("summary") or f"{self.count} Zarr datasets in `{self.collection_id}`."
+            config.description.format(**{k: markdown_text(v) for k, v in fields.items()}) if config.description
+            else markdown_text(summary) if summary
+            else f"{self.count} Zarr datasets in `{self.collection_id}`."
         )  # fmt: skip
         if config.open_instructions and self._recipe:
             description += (
@@ -161,7 +168,7 @@ class CollectionSummary:
         }
         collection = pystac.Collection(
             id=self.collection_id,
-            title=config.title.format(**fields) if config.title else self.collection_id,
+            title=plain_text(config.title.format(**fields)) if config.title else self.collection_id,
             description=description,
             extent=pystac.Extent(
                 spatial=pystac.SpatialExtent([self.bbox or [-180.0, -90.0, 180.0, 90.0]]),
@@ -188,7 +195,7 @@ class CollectionSummary:
             ("creator_name", ["producer"]),
             ("publisher_name", ["host"]),
         ):
-            name = self.shared(attr)
+            name = plain_text(self.shared(attr) or "")
             if name and all(p.name != name for p in providers):
                 providers.append(pystac.Provider(name=name, roles=roles))
         return providers or None

@@ -39,7 +39,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from common.layout import STORE_SUFFIXES, Placement, default_placement, path_item_id, safe_id
-from common.stac import DEFAULT_CATALOG_DESCRIPTION, DEFAULT_CATALOG_ID, DEFAULT_CATALOG_TITLE
+from common.stac import DEFAULT_CATALOG_DESCRIPTION, DEFAULT_CATALOG_ID, DEFAULT_CATALOG_TITLE, RESERVED_PROPERTIES
 from common.storage import StorageOptions, relative_key, strip_url
 
 from .discover import CollectionHint
@@ -149,6 +149,14 @@ class SourceConfig(BaseModel):
     # that open the store; false, none; a string, a template (see docs/mapping-config.md).
     item_description: bool | str = True
     catalogue: CatalogueConfig = CatalogueConfig()
+
+    @field_validator("properties")
+    @classmethod
+    def _no_reserved_properties(cls, value: dict[str, Any]) -> dict[str, Any]:
+        # The Item's own fields are the mapping's (its id, its times): a property may not say otherwise.
+        if reserved := sorted(set(value) & RESERVED_PROPERTIES):
+            raise ValueError(f"{reserved[0]!r} is a field of every Item, not a property that may be set")
+        return value
 
     @field_validator("path_template")
     @classmethod

@@ -31,6 +31,7 @@ from .failures import DISCOVERY, DUPLICATE_ID, INPUT, KNOWN_NON_STORES, LAYOUT, 
 from .inputs import ExpandedInput, InputError, common_root, expand_input, iter_entries, kind_of
 from .jobs import CataloguedStore, Job, Outcome, UnchangedStore, placement_of, run_job
 from .ledger import KnownFingerprints, Ledger, LedgerError, LedgerWriter, entry_digest, source_digest
+from .markup import markdown_text, plain_text
 from .read import one_line
 from .xpublish import XPUBLISH, expand_server
 
@@ -125,6 +126,8 @@ class CrawlResult:
 
 
 Stream = tuple[SourceConfig, ExpandedInput]
+# Values dropped, replaced or renamed that a crawl lists one by one (the rest are counted).
+MAX_VALUE_NOTES = 20
 
 
 def plan(config: MappingConfig, result: CrawlResult, workers: int, streams: list[Stream] | None = None) -> list[Job]:
@@ -236,6 +239,7 @@ class Crawl:
         self._known = KnownFingerprints()
         self._source_digests: dict[int, bytes] = {}
         self._unchanged: dict[tuple[str, str], Job] = {}  # (url, digest) -> job, until its Item is kept
+        self._value_notes = self._noted_stores = 0  # values dropped, replaced or renamed; stores with some
 
     def discover(self) -> CrawlResult:
         """List every store to read (`total`); what went wrong so far is in the result it
@@ -295,6 +299,11 @@ class Crawl:
         self.result.items = sorted(items, key=lambda i: (i.collection_id, i.id))
         self.result.failures.sort(key=lambda f: f.url)
         self.result.collections = [summary.build() for _, summary in sorted(self._summaries.items())]
+        if self._value_notes > MAX_VALUE_NOTES:
+            self.result.notes.append(
+                f"and {self._value_notes - MAX_VALUE_NOTES} more value(s) dropped, replaced or renamed "
+                f"({self._noted_stores} store(s) in all)"
+            )
         return self.result
 
     def _with_digest(self, job: Job) -> Job:
@@ -314,6 +323,7 @@ class Crawl:
             item = outcome.item
             refused = self._accept(outcome.url, item.collection_id, item.id, lambda: _hand_on(item, sink))
             if refused is None:
+                self._note_values(outcome)
                 item_json = item.to_dict(include_self_link=False, transform_hrefs=False)
                 summary = self._summary(item.collection_id, outcome.source, outcome.collection_hint, outcome.fields)
                 summary.add(item_json, outcome.attrs)
@@ -323,6 +333,16 @@ class Crawl:
             outcome = refused
         self.result.failures.append(outcome)
         return outcome
+
+    def _note_values(self, outcome: CataloguedStore) -> None:
+        """The values a store's Item left out or changed, in the crawl's notes: the first
+        `MAX_VALUE_NOTES`, then only counted (said once at the end of the run)."""
+        for note in outcome.notes:
+            self._value_notes += 1
+            if self._value_notes <= MAX_VALUE_NOTES:
+                self.result.notes.append(f"{outcome.url}: {note}")
+        if outcome.notes:
+            self._noted_stores += 1
 
     def _accept(
         self, url: str, collection_id: str, item_id: str, hand_on: Callable[[], ItemRejected | None]
@@ -401,7 +421,9 @@ def _with_hint(config: CollectionConfig, hint: CollectionHint | None) -> Collect
     def literal(text: str | None) -> str | None:  # config fields are templates: keep braces
         return text.replace("{", "{{").replace("}", "}}") if text else None
 
-    title, description = config.title or literal(hint.title), config.description or literal(hint.description)
+    # A catalogue's words are text, the configuration's templates markdown (see `markup`).
+    title = config.title or literal(plain_text(hint.title) if hint.title else None)
+    description = config.description or literal(markdown_text(hint.description) if hint.description else None)
     return config.model_copy(update={"title": title, "description": description})
 
 

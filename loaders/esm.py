@@ -110,7 +110,10 @@ _FLOAT = re.compile(r"-?[0-9]*\.[0-9]+([eE][-+]?[0-9]+)?|-?[0-9]+[eE][-+]?[0-9]+
 
 
 def cell_value(value: Any) -> Any:
-    """A table cell as JSON: integers and decimals as numbers; empty and NaN as missing."""
+    """A table cell as JSON: integers and decimals as numbers; empty and NaN as missing.
+
+    Only numbers JSON readers keep are numbers: an integer beyond 64 bits or a decimal
+    beyond a float's range (`1e999`) stays text, as it was written."""
     if isinstance(value, float) and math.isnan(value):
         return None
     if isinstance(value, (bool, int, float)) or value is None:
@@ -120,10 +123,10 @@ def cell_value(value: Any) -> Any:
     text = value.strip()
     if text == "" or text.lower() == "nan":
         return None
-    if _INTEGER.fullmatch(text):
-        return int(text)
-    if _FLOAT.fullmatch(text):
-        return float(text)
+    if _INTEGER.fullmatch(text) and len(text) <= 20 and -(2**63) <= (number := int(text)) < 2**64:
+        return number
+    if _FLOAT.fullmatch(text) and len(text) <= 400 and math.isfinite(number := float(text)):
+        return number
     return text
 
 

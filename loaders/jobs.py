@@ -13,20 +13,24 @@ import json
 import threading
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 import pystac
 
 from common.layout import Placement
+from common.stac import item_interval
 from common.storage import StorageOptions, bucket_is_missing, bucket_of, protocol_of
+from common.values import plain
 
+from .collections import COLLECTION_ATTRS
 from .config import SourceConfig
 from .discover import CollectionHint, StoreRef
 from .failures import LAYOUT, MAPPING_ERROR, NOT_FOUND, StoreFailure
 from .fetch import NotPrefetchable, Prefetched, Unchanged, prefetch_many
 from .ledger import CONSOLIDATED_DOCUMENTS, REFERENCE_DOCUMENT, Fingerprint, document_fingerprint
-from .mapping import MappingError, json_safe, store_to_item
+from .mapping import MappingError, store_to_item
 from .read import StoreReadError, classify, one_line, open_prefetched, open_store
 
 
@@ -41,6 +45,8 @@ class CataloguedStore:
     attrs: Mapping[str, Any]  # the dataset's global attributes
     collection_hint: CollectionHint | None = None  # what a catalogue input says of the collection
     fingerprint: Fingerprint | None = None  # for the ledger; None: re-read on every crawl
+    # Values of the store or its catalogue that were dropped, replaced or renamed (see `common.values`).
+    notes: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)  # slots: a crawl plans one per store
@@ -88,6 +94,7 @@ def catalogue_store(job: Job, prefetched: Prefetched | BaseException | None = No
         opened = open_store(job.ref, job.source.storage)
     else:
         raise StoreReadError(job.ref.url, classify(prefetched), one_line(prefetched))
+    notes: list[str] = []
     try:
         item = store_to_item(
             opened,
@@ -95,8 +102,11 @@ def catalogue_store(job: Job, prefetched: Prefetched | BaseException | None = No
             collection_id=placement.collection_id,
             source=job.source,
             properties={**fields, **job.ref.properties},
+            notes=notes,
         )
-        attrs = json_safe(dict(opened.dataset.attrs))
+        # Only the attributes collection defaults come from: the ledger keeps them for unchanged stores.
+        kept = {name: opened.dataset.attrs[name] for name in COLLECTION_ATTRS if name in opened.dataset.attrs}
+        attrs = plain(kept, notes, "attributes") or {}
         hint = job.ref.collection
         return CataloguedStore(
             item=item,
@@ -106,6 +116,7 @@ def catalogue_store(job: Job, prefetched: Prefetched | BaseException | None = No
             attrs=attrs,
             collection_hint=hint,
             fingerprint=fingerprint_of(job, prefetched, opened.reference_bytes),
+            notes=notes,
         )
     finally:
         opened.dataset.close()
@@ -128,13 +139,20 @@ def fingerprint_of(
 
 
 def check_json(stored: CataloguedStore) -> None:
-    """Raise MappingError unless the Item (and the attributes collections use) is strict JSON:
-    what the writer and the loader get must never fail on one store's values."""
+    """Raise MappingError unless the Item (and the attributes collections use) is strict JSON
+    for both encoders the publishers use (json refuses NaN, orjson integers beyond 64 bits):
+    what the writer and the loader get must never fail on one store's values, and a NaN in
+    a bbox is a wrong Item, not one to publish."""
     try:
-        json.dumps(stored.item.to_dict(include_self_link=False, transform_hrefs=False), allow_nan=False)
-        json.dumps(stored.attrs, allow_nan=False)
+        for data in (stored.item.to_dict(include_self_link=False, transform_hrefs=False), stored.attrs):
+            json.dumps(data, allow_nan=False)
+            orjson.dumps(data)
     except (TypeError, ValueError) as exc:
         raise MappingError(MAPPING_ERROR, f"the Item is not valid JSON: {one_line(exc)}") from exc
+    try:  # what the collection's extent and every publisher read
+        item_interval(stored.item.properties)
+    except (TypeError, ValueError) as exc:
+        raise MappingError(MAPPING_ERROR, f"the Item's times cannot be read: {one_line(exc)}") from exc
 
 
 def run_job(job: Job, prefetched: Prefetched | Unchanged | BaseException | None = None) -> Outcome:

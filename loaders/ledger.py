@@ -42,6 +42,8 @@ from typing import Any
 
 import orjson
 
+from common.values import dumps
+
 LEDGER_FORMAT = 1
 CONSOLIDATED_DOCUMENTS = {2: ".zmetadata", 3: "zarr.json"}
 REFERENCE_DOCUMENT = ""  # a kerchunk JSON reference is its own document
@@ -96,13 +98,13 @@ def code_digest() -> str:
 
 def source_digest(source_json: dict[str, Any]) -> bytes:
     """The digest of one source's configuration (`model_dump(mode="json")`: secrets are masked)."""
-    data = orjson.dumps(source_json, option=orjson.OPT_SORT_KEYS, default=str)
+    data = dumps(source_json, option=orjson.OPT_SORT_KEYS)
     return hashlib.blake2b(code_digest().encode() + data, digest_size=16).digest()
 
 
 def entry_digest(source: bytes, ref_json: list[Any]) -> str:
     """The digest of a catalogue entry (a StoreRef's fields) under a source's digest."""
-    data = orjson.dumps(ref_json, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS, default=str)
+    data = dumps(ref_json, option=orjson.OPT_SORT_KEYS)
     return hashlib.blake2b(source + data, digest_size=16).hexdigest()
 
 
@@ -202,7 +204,7 @@ class LedgerWriter:
 
     def add(self, url: str, fingerprint: Fingerprint, item: dict[str, Any], attrs: dict[str, Any]) -> None:
         entry = {"url": url, "fingerprint": fingerprint.as_dict(), "attrs": attrs, "item": item}
-        self.add_line(orjson.dumps(entry, default=str))
+        self.add_line(dumps(entry))
 
     def add_line(self, line: bytes) -> None:
         self._gzip.write(line + b"\n")

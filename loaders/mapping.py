@@ -22,6 +22,8 @@ from pystac.extensions.datacube import DatacubeExtension
 from pystac.extensions.projection import ProjectionExtension
 
 from common import spatial
+from common.stac import RESERVED_PROPERTIES
+from common.values import plain
 
 from . import axes as axes_module
 from . import forecast, temporal
@@ -29,6 +31,7 @@ from .assets import ASSET_KEY, add_access, build_asset  # noqa: F401 - build_ass
 from .config import SourceConfig
 from .failures import MISSING_COORDINATES, NO_COORDINATES, NO_TIME, UNDECODABLE_TIME
 from .grid import Grid, GridError, describe_grid
+from .markup import markdown_text, plain_text
 from .read import OpenedStore, codec_names
 
 # Datacube v2.3 adds `nodata` and `data_type` to variables, which we publish.
@@ -135,25 +138,40 @@ def json_value(value: Any) -> Any:
     return value
 
 
-def json_safe(value: Any) -> Any:
-    """Any value read from a store (attributes, fill values, labels) as valid JSON.
+# What a catalogue's property is renamed to when its own name is not free (see `catalogue_properties`).
+CATALOGUE_PREFIX = "catalogue:"
 
-    bytes become text, numpy scalars and arrays plain numbers and lists, NaN and
-    infinities null, anything else unknown its string form.
+
+def catalogue_properties(
+    given: dict[str, Any], computed: dict[str, Any], notes: list[str] | None = None
+) -> dict[str, Any]:
+    """What a catalogue (CSV and ESM columns, intake metadata and parameters, path-template
+    fields) adds to an Item's `computed` properties: it adds, it never replaces.
+
+    A name STAC or pgstac reserves (`RESERVED_PROPERTIES`), an extension field (`proj:code`,
+    `cube:variables`...: zarr-stac declares the extensions of the fields it writes, nothing
+    else may claim them) or one the mapping computed from the store (`title`, `variables`)
+    is kept as `catalogue:<name>`, with a note. `description` is the catalogue's description
+    of the store, which the Item's description begins with.
     """
-    if isinstance(value, dict):
-        return {str(k): json_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple | set | frozenset):
-        return [json_safe(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return [json_safe(v) for v in value.tolist()]
-    if isinstance(value, np.generic | bytes):
-        value = json_value(value)
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if value is None or isinstance(value, str | bool | int):
-        return value
-    return str(value)
+    added: dict[str, Any] = {}
+    for name, value in given.items():
+        if name not in RESERVED_PROPERTIES and ":" not in name and name not in computed:
+            added[name] = value
+            continue
+        renamed = CATALOGUE_PREFIX + name
+        if renamed in given or renamed in added:
+            if notes is not None:
+                notes.append(
+                    f"catalogue property {plain_text(name, 80)!r} is reserved and {renamed!r} is taken: dropped"
+                )
+            continue
+        added[renamed] = value
+        if notes is not None:
+            notes.append(
+                f"catalogue property {plain_text(name, 80)!r} is reserved: kept as {plain_text(renamed, 90)!r}"
+            )
+    return added
 
 
 def is_all_fill(group, name: str, cached=None) -> tuple[bool, Any]:
@@ -172,7 +190,7 @@ def is_all_fill(group, name: str, cached=None) -> tuple[bool, Any]:
         return True, "nan"
     # Zarr v2 `null` fill: absent chunks read as zeros.
     fill = np.asarray(0 if array.metadata.fill_value is None else array.metadata.fill_value, dtype=raw.dtype)
-    return bool(np.all(raw == fill)), json_safe(fill[()])
+    return bool(np.all(raw == fill)), plain(fill[()])
 
 
 def check_extent_coordinates(opened: OpenedStore, names: list[str | None]) -> None:
@@ -294,8 +312,12 @@ def store_to_item(
     collection_id: str | None = None,
     source: SourceConfig | None = None,
     properties: dict[str, Any] | None = None,
+    notes: list[str] | None = None,
 ) -> pystac.Item:
-    """The Item for one store. Raises `MappingError` saying what is missing."""
+    """The Item for one store. Raises `MappingError` saying what is missing.
+
+    `properties` come from the store's catalogue (see `catalogue_properties`); `notes` gets
+    a line for each value of the store or catalogue that was dropped, replaced or renamed."""
     source = source or SourceConfig(url=opened.ref.url)
     ds = opened.dataset
     axes = find_axes(ds)
@@ -324,7 +346,7 @@ def store_to_item(
         "end_datetime": temporal.isoformat(end),
     }
     if ds.attrs.get("title"):
-        item_properties["title"] = str(ds.attrs["title"])
+        item_properties["title"] = plain_text(ds.attrs["title"])
     # The data variables' names, as a plain property: searchable and filterable
     # (CQL2 `a_contains(variables, ['tas'])`), which cube:variables' keys are not.
     item_properties["variables"] = sorted(str(name) for name in ds.data_vars if name not in bounds_variables(ds))
@@ -333,7 +355,9 @@ def store_to_item(
     if grid.healpix is not None:
         item_properties.update(grid.healpix.properties())
     item_properties.update(source.properties)
-    item_properties.update(properties or {})
+    item_properties.update(catalogue_properties(properties or {}, item_properties, notes))
+    if isinstance(item_properties.get("title"), str):  # plain text (a catalogue's, when the store has none)
+        item_properties["title"] = plain_text(item_properties["title"])
     template = pystac.Item(
         id=item_id,
         geometry=spatial.bbox_to_geometry(grid.bbox),
@@ -377,13 +401,17 @@ def store_to_item(
     if grid.healpix is not None:
         dimensions[grid.healpix.dimension] = grid.healpix.dimension_entry(ds)
     complete_variables(item.properties["cube:variables"], ds)
+    # Datacube descriptions are CommonMark; a store's long_name or description is text.
+    for entry in (*dimensions.values(), *item.properties["cube:variables"].values()):
+        if entry.get("description") is not None:
+            entry["description"] = markdown_text(entry["description"])
     item.stac_extensions = [DATACUBE_SCHEMA if u == cube.get_schema_uri() else u for u in item.stac_extensions]
     add_projection(item, grid)
     if "forecast:reference_datetime" in item.properties:
         item.stac_extensions.append(forecast.FORECAST_SCHEMA)
 
     # The asset, `store` link, storage schemes and description (loaders.assets).
-    add_access(item, opened, source, title=str(ds.attrs.get("title") or item_id), fields=item_properties)
-    # Whatever a store's metadata held (bytes, numpy values, NaN), the Item is plain JSON.
-    item.properties = json_safe(item.properties)
+    add_access(item, opened, source, title=plain_text(ds.attrs.get("title") or item_id), fields=item_properties)
+    # Whatever a store's metadata held (bytes, numpy values, NaN, huge integers), the Item is plain JSON.
+    item.properties = plain(item.properties, notes, "properties") or {}
     return item

@@ -422,6 +422,8 @@ def inspect(
     if isinstance(outcome, StoreFailure):
         err.print(f"[red]{escape(outcome.url)}: {outcome.kind}: {escape(outcome.reason)}[/]")
         raise typer.Exit(1)
+    for note in outcome.notes:  # values of the store that were dropped, replaced or renamed
+        err.print(f"[yellow]{escape(note)}[/]", highlight=False)
     stac = outcome.item
     if collection:
         from loaders.collections import build_collection

@@ -39,6 +39,7 @@ from pypgstac.load import Loader, Methods
 
 from common.rejection import Rejection
 from common.stac import MayDelete, delete_nothing
+from common.values import plain
 
 from .. import search_order
 from ..db import open_pgstac
@@ -46,6 +47,8 @@ from . import ledger, queryables
 from .documents import for_pgstac, is_placeholder, placeholder, widen
 from .pending import PendingItems
 from .workers import Workers
+
+MAX_VALUE_NOTES = 20  # Items whose changed values the report lists
 
 
 @dataclass
@@ -89,6 +92,7 @@ class Ingest:
         self._resources = ExitStack()
         self._conn: Connection | None = None
         self._loader: Loader | None = None
+        self._values_noted = 0  # Items whose values `plain` had to change
 
     # -- lifecycle ------------------------------------------------------------------
     def open(self) -> Self:
@@ -150,10 +154,25 @@ class Ingest:
     def add(self, item: pystac.Item | dict[str, Any]) -> None:
         data = for_pgstac(item) if isinstance(item, pystac.STACObject) else item
         collection_id = data["collection"]
+        try:
+            line = orjson.dumps(data)
+        except TypeError:  # values JSON has but orjson refuses (an Item of a static catalogue)
+            notes: list[str] = []
+            data = plain(data, notes)
+            line = orjson.dumps(data)
+            self._note_values(collection_id, data["id"], notes)
         self.loaded_ids[collection_id].add(data["id"])
         queryables.observe(self.facets[collection_id], data.get("properties", {}))
-        if self._pending.add(collection_id, orjson.dumps(data)):
+        if self._pending.add(collection_id, line):
             self._load_collection(collection_id)
+
+    def _note_values(self, collection_id: str, item_id: str, notes: list[str]) -> None:
+        """The values `common.values.plain` changed in an Item, in the report (the first few)."""
+        self._values_noted += 1
+        if self._values_noted <= MAX_VALUE_NOTES:
+            self.report.notes.append(f"item {item_id} of collection {collection_id}: {'; '.join(notes)}")
+        elif self._values_noted == MAX_VALUE_NOTES + 1:
+            self.report.notes.append("more items had values dropped or replaced (not listed)")
 
     def keep(self, item: dict[str, Any]) -> None:
         """An Item the database has from an earlier load (its store did not change): counted as

@@ -12,8 +12,11 @@ intake metadata, `variables`) are found in the database and:
   rather than a scan of every item;
 - summarised in the collection (`summaries`: the values, or the range).
 
-Extension fields (`cube:*`, `proj:*`, ...) and the free-text and time fields
-that pgstac already indexes are left out.
+Extension fields (`cube:*`, `proj:*`, ...), the free-text and time fields
+that pgstac already indexes and the Item's own fields (`id`, `collection`, ...) are
+left out. A facet whose name holds a dot (a CSV column `model.version`) is registered
+with its property path, so that a filter on it reads that property (pgstac would
+otherwise read `model -> version`, and the advertised queryable would match nothing).
 """
 
 from __future__ import annotations
@@ -53,12 +56,21 @@ def definition(name: str, stats: dict[str, Any]) -> dict[str, Any]:
     return schema
 
 
-def _existing(conn: Connection, names: Iterable[str]) -> dict[str, tuple[dict[str, Any], list[str] | None]]:
+def property_path(name: str) -> list[str] | None:
+    """The keys pgstac must read for the facet `name`, when its name does not say them: pgstac
+    takes a dot for a step into an object (`a.b`: properties -> a -> b), but a catalogue's
+    column `a.b` is one property. Without this path a filter on it would never match."""
+    return ["properties", name] if "." in name else None
+
+
+def _existing(
+    conn: Connection, names: Iterable[str]
+) -> dict[str, tuple[dict[str, Any], list[str] | None, list[str] | None]]:
     rows = conn.execute(
-        "SELECT name, definition, collection_ids FROM pgstac.queryables WHERE name = ANY(%s)",
+        "SELECT name, definition, collection_ids, property_path FROM pgstac.queryables WHERE name = ANY(%s)",
         (list(names),),
     )
-    return {name: (definition or {}, ids) for name, definition, ids in rows}
+    return {name: (definition or {}, ids, path) for name, definition, ids, path in rows}
 
 
 def refresh(
@@ -88,13 +100,13 @@ def refresh(
     upserts = []
     for name in sorted(names):
         having = {cid for cid, stats in per_collection.items() if name in stats}
-        old_definition, old_ids = existing.get(name, ({}, None))
+        old_definition, old_ids, old_path = existing.get(name, ({}, None, None))
         if name in existing and old_ids is None:
             continue  # an operator's queryable for every collection: leave it be
         ids = sorted((set(old_ids or []) - set(touched)) | having)
         merged = _merged_stats([per_collection[cid][name] for cid in having], old_definition)
         new_definition = definition(name, merged)
-        if (new_definition, ids) == (old_definition, sorted(old_ids or [])):
+        if (new_definition, ids, property_path(name)) == (old_definition, sorted(old_ids or []), old_path):
             continue  # unchanged: no index maintenance
         index = None if merged["kind"] == "array" else "BTREE"
         upserts.append((name, Jsonb(new_definition), index, ids))
@@ -123,14 +135,17 @@ def refresh(
 _LOCK = """SELECT pg_advisory_xact_lock(hashtext(n))
 FROM (SELECT DISTINCT pgstac.strip_properties_prefix(n) AS n FROM unnest(%(names)s::text[]) n ORDER BY 1) s"""
 _ROWS = """SELECT r.ord, r.name, r.definition, r.index_type, pgstac.canonical_collection_ids(
-    ARRAY(SELECT jsonb_array_elements_text(r.ids))) AS collection_ids
-FROM unnest(%(names)s::text[], %(definitions)s::jsonb[], %(index_types)s::text[], %(ids)s::jsonb[])
-    WITH ORDINALITY AS r(name, definition, index_type, ids, ord)"""
+    ARRAY(SELECT jsonb_array_elements_text(r.ids))) AS collection_ids,
+    ARRAY(SELECT jsonb_array_elements_text(r.path)) AS path
+FROM unnest(%(names)s::text[], %(definitions)s::jsonb[], %(index_types)s::text[], %(ids)s::jsonb[],
+    %(paths)s::jsonb[]) WITH ORDINALITY AS r(name, definition, index_type, ids, path, ord)"""
 _DELETE = f"""DELETE FROM pgstac.queryables q USING ({_ROWS}) r,
     LATERAL pgstac.conflicting_queryables(r.name, r.collection_ids) c
 WHERE q.id = c.id"""
-_INSERT = f"""INSERT INTO pgstac.queryables (name, definition, property_wrapper, property_index_type, collection_ids)
-SELECT r.name, r.definition, NULL, r.index_type, r.collection_ids FROM ({_ROWS}) r ORDER BY r.ord"""
+_INSERT = f"""INSERT INTO pgstac.queryables
+    (name, definition, property_wrapper, property_index_type, collection_ids, property_path)
+SELECT r.name, r.definition, NULL, r.index_type, r.collection_ids, nullif(r.path, '{{}}')
+FROM ({_ROWS}) r ORDER BY r.ord"""
 
 
 # Where the role owns pgstac.queryables, the statement trigger is also deferred: disabled
@@ -155,8 +170,8 @@ def may_defer_trigger(conn: Connection) -> bool:
 
 
 def register(conn: Connection, upserts: list[tuple[str, Jsonb, str | None, list[str]]], *, defer: bool) -> None:
-    """`pgstac.upsert_queryable(name, definition, NULL, index_type, collection_ids)` of
-    each row, in one transaction and with one INSERT (so pgstac's statement trigger runs
+    """`pgstac.upsert_queryable(name, definition, NULL, index_type, collection_ids,
+    property_path(name))` of each row, in one transaction and with one INSERT (so pgstac's statement trigger runs
     once); with `defer`, the trigger's work is done in one pass instead."""
     if not upserts:
         return
@@ -165,6 +180,7 @@ def register(conn: Connection, upserts: list[tuple[str, Jsonb, str | None, list[
         "definitions": [definition for _, definition, _, _ in upserts],
         "index_types": [index for _, _, index, _ in upserts],
         "ids": [Jsonb(ids) for _, _, _, ids in upserts],
+        "paths": [Jsonb(property_path(name) or []) for name, _, _, _ in upserts],
         "collections": sorted({cid for _, _, _, ids in upserts for cid in ids}),
     }
     with conn.transaction():

@@ -98,7 +98,8 @@ def test_the_cli_reports_a_store_pgstac_refuses_and_loads_the_others(loaded_once
     key = ("ocean", "north-atlantic-sst")
     before = rows(pgstac_dsn)[key]
     bad = xr.open_zarr(store).load()
-    bad.attrs["title"] = "North Atlantic\x00SST"  # valid JSON, but no text PostgreSQL can hold
+    # Valid JSON, but no text PostgreSQL can hold (in a unit: a title is plain text, its controls removed).
+    bad["thetao"].attrs["units"] = "deg\x00C"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # zarr's note on consolidated metadata in v3
         write_dataset(bad, str(store), zarr_format=3)

@@ -94,7 +94,9 @@ def test_an_item_too_big_for_the_destination_keeps_its_earlier_version(catalogue
     before = item.read_bytes()
     others = {p: p.read_bytes() for p in (cwd / "out").glob("*/*/*.json") if p != item}
     grown = xr.open_zarr(store).load()
-    grown.attrs["title"] = "North Atlantic SST " + "x" * 200_000  # an Item of several 100 kB
+    # An Item over 100 kB: two variables with long names (a title is cut to 300 characters, one value to 64 kB).
+    grown["thetao"].attrs["long_name"] = "Sea Water Potential Temperature " + "x" * 60_000
+    grown["thetao_copy"] = grown["thetao"]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # zarr's note on consolidated metadata in v3
         write_dataset(grown, str(store), zarr_format=3)
