@@ -78,9 +78,9 @@ class StorageOptions(BaseModel):
     # HTTP(S): basic-auth credentials and a query string sent with every request, only to
     # `http_origin` (scheme://host[:port]; a source's own URL when unset). `for_url` takes
     # them from a URL's `USER:PASSWORD@` and `?...`.
-    username: SecretStr | None = None
-    password: SecretStr | None = None
-    query: SecretStr | None = None
+    http_username: SecretStr | None = None
+    http_password: SecretStr | None = None
+    http_query: SecretStr | None = None
     http_origin: str | None = None
     # What readers of the catalogue should use; defaults to `anon`.
     public_anon: bool | None = None
@@ -127,14 +127,14 @@ class StorageOptions(BaseModel):
             return options
         if protocol in ("http", "https") and self._http_credentials_for(url):
             options = {}
-            if self.username is not None or self.password is not None:
+            if self.http_username is not None or self.http_password is not None:
                 # A header of the session: aiohttp drops it on a redirect to another origin.
-                login, password = (v.get_secret_value() if v else "" for v in (self.username, self.password))
+                login, password = (v.get_secret_value() if v else "" for v in (self.http_username, self.http_password))
                 basic = base64.b64encode(f"{login}:{password}".encode()).decode()
                 options["client_kwargs"] = {"headers": {"Authorization": f"Basic {basic}"}}
-            if self.query is not None:
+            if self.http_query is not None:
                 # Request parameters, not a URL suffix: zarr appends its keys to the store's URL.
-                options["params"] = parse_qsl(self.query.get_secret_value(), keep_blank_values=True)
+                options["params"] = parse_qsl(self.http_query.get_secret_value(), keep_blank_values=True)
             return options
         return {}
 
@@ -158,8 +158,8 @@ class StorageOptions(BaseModel):
             if self.endpoint_url:
                 options["endpoint_url"] = self.endpoint_url
             return options
-        if protocol in ("http", "https") and self.query is not None and self._http_credentials_for(url):
-            query = self.query.get_secret_value()
+        if protocol in ("http", "https") and self.http_query is not None and self._http_credentials_for(url):
+            query = self.http_query.get_secret_value()
             if not holds_credentials(query):  # a query that is no secret: readers need it too
                 return {"params": dict(parse_qsl(query, keep_blank_values=True))}
         return {}
@@ -174,22 +174,24 @@ class StorageOptions(BaseModel):
         dropped. Raises ValueError (saying why, without the URL) for credentials that no
         filesystem of this protocol takes.
         """
+        if "@" not in url and "?" not in url and self.http_origin is None:
+            return url, self  # nothing to move, nothing to drop: most URLs, one test
         parts = _url_parts(url)
         if parts is None:
             return url, self
-        public = strip_url(public_url(url))
+        public = public_url(url)
         protocol = protocol_of(url)
         userinfo = parts.netloc.rpartition("@")[0] if "@" in parts.netloc else None
         update: dict[str, Any] = {}
         if protocol in ("http", "https"):
             origin = origin_of(public)
             if self.http_origin is not None and self.http_origin != origin:
-                update.update(username=None, password=None, query=None, http_origin=None)
+                update.update(http_username=None, http_password=None, http_query=None, http_origin=None)
             if userinfo is not None:
                 login, _, password = userinfo.partition(":")
-                update.update(username=SecretStr(unquote(login)), password=SecretStr(unquote(password)))
+                update.update(http_username=SecretStr(unquote(login)), http_password=SecretStr(unquote(password)))
             if parts.query:
-                update["query"] = SecretStr(parts.query)
+                update["http_query"] = SecretStr(parts.query)
             if userinfo is not None or parts.query:
                 update["http_origin"] = origin
         else:
@@ -270,7 +272,7 @@ class StorageOptions(BaseModel):
 
 
 # The fields above that are secrets: withheld wherever options travel (see loaders.executors).
-SECRET_FIELDS = ("key", "secret", "token", "session_token", "username", "password", "query")
+SECRET_FIELDS = ("key", "secret", "token", "session_token", "http_username", "http_password", "http_query")
 
 
 def _option(options: Mapping[str, Any], name: str, kind: type, where: str = "") -> Any:
@@ -321,6 +323,8 @@ def holds_credentials(query: str) -> bool:
     """Whether a URL's query holds a credential: a parameter named as one, or a bare value
     (`?s3cr3t`). A signed URL's other parameters belong to its signature: the whole query is
     then the secret."""
+    if not query:
+        return False
     for part in re.split(r"[&;]", query):
         name, equals, _ = part.partition("=")
         if part and (not equals or is_credential_parameter(unquote(name))):
@@ -346,6 +350,8 @@ def public_url(url: str) -> str:
     The layers of an fsspec chain (`simplecache::https://...`) each."""
     if "::" in url:
         return "::".join(public_url(layer) for layer in url.split("::"))
+    if "@" not in url and "?" not in url:
+        return url
     parts = _url_parts(url)
     if parts is None:
         return redacted(url) if "://" in url else url

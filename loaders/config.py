@@ -163,7 +163,7 @@ class SourceConfig(BaseModel):
         (see `StorageOptions.for_url`); HTTP credentials configured go to this URL's origin only."""
         url, storage = self.storage.for_url(self.url)
         if storage.http_origin is None and any(
-            getattr(storage, name) is not None for name in ("username", "password", "query")
+            getattr(storage, name) is not None for name in ("http_username", "http_password", "http_query")
         ):
             storage = storage.model_copy(update={"http_origin": origin_of(url)})
         if url != self.url or storage is not self.storage:

@@ -67,11 +67,11 @@ class StoreRef:
 
 
 def entry_ref(url: str, storage: StorageOptions, **fields: Any) -> StoreRef:
-    """The StoreRef of a catalogue entry's URL, read with `storage` (its source's options, or
-    the entry's own): the credentials the URL holds go into the ref's own options, its
+    """The StoreRef of a catalogue entry's URL listed by a source read with `storage`: the
+    credentials the URL holds go into the ref's own options (None: the source's serve), its
     published URL has none. Raises ValueError for credentials that cannot be used."""
     public, own = storage.for_url(url)
-    return StoreRef(url=strip_url(public), storage=own, **fields)
+    return StoreRef(url=strip_url(public), storage=None if own is storage else own, **fields)
 
 
 class DiscoveryError(RuntimeError):
