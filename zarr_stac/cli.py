@@ -245,7 +245,7 @@ def crawl_with_progress(
         err.print(f"[red]{escape(str(exc))}[/]")
         raise typer.Exit(1) from None
     for note in result.notes:
-        err.print(f"[yellow]{escape(note)}[/]", highlight=False)
+        err.print(f"[yellow]{shown(note)}[/]", highlight=False)
     return result
 
 
@@ -496,7 +496,7 @@ def build(
     storage = storage_options(endpoint_url, anon, profile, region, public_anon, timeout, retries)
     mapping = mapping_config(url, config, storage, asset_column)
     if problem := local_destination_problem(output):
-        err.print(f"[red]cannot write the catalogue to {escape(output)}: {escape(problem)}[/]", highlight=False)
+        err.print(f"[red]cannot write the catalogue to {shown(output)}: {escape(problem)}[/]", highlight=False)
         raise typer.Exit(1)
     catalog = StaticCatalog(
         output,
@@ -532,12 +532,12 @@ def build(
     except OSError as exc:  # a full disk, a read-only mount, a refused PUT: one line
         from loaders.read import one_line
 
-        err.print(f"[red]cannot write the catalogue to {escape(output)}: {escape(one_line(exc))}[/]", highlight=False)
+        err.print(f"[red]cannot write the catalogue to {shown(output)}: {escape(one_line(exc))}[/]", highlight=False)
         raise typer.Exit(1) from None
     kept = f", {report.kept} kept from before (not re-read)" if report.kept else ""
     pending = f", {report.pending} unlinked (deleted after the grace period)" if report.pending else ""
     err.print(
-        f"catalogue at {escape(output)}: {report.written} written, {report.unchanged} unchanged, "
+        f"catalogue at {shown(output)}: {report.written} written, {report.unchanged} unchanged, "
         f"{report.deleted} deleted{kept}{pending}"
     )
     finish(result, strict)
@@ -624,7 +624,7 @@ def load(
                 source, storage_options(endpoint_url, anon, profile, region, timeout=timeout, retries=retries)
             )
         except Exception as exc:  # noqa: BLE001 - missing, not STAC, unreachable: one line
-            err.print(f"[red]cannot read {escape(source)}: {escape(unreadable(exc))}[/]", highlight=False)
+            err.print(f"[red]cannot read {shown(source)}: {shown(unreadable(exc))}[/]", highlight=False)
             raise typer.Exit(1) from None
         with database_errors(target, "loading"):
             report = load_into_pgstac(target, collections, items)
@@ -781,7 +781,7 @@ def validate(
             target, OfflineValidator(schemas) if schemas else None, storage_options(endpoint_url, anon, profile, region)
         )
     except Exception as exc:  # noqa: BLE001 - missing file, not STAC, unreachable: one line
-        err.print(f"[red]cannot read {escape(target)}: {escape(unreadable(exc))}[/]", highlight=False)
+        err.print(f"[red]cannot read {shown(target)}: {shown(unreadable(exc))}[/]", highlight=False)
         raise typer.Exit(1) from None
     for where, message in report.errors:
         err.print(f"[red]invalid[/] {where}: {message}", highlight=False)
