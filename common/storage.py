@@ -1,16 +1,26 @@
 """Where the Zarr stores live and how to reach them.
 
 `StorageOptions` is the one place that knows which connection settings are secret
-(keys, secrets, GCS tokens: used to crawl, never published) and which are public
-(endpoint, region, anonymous access: copied into each asset's
-`xarray:storage_options` so that users can open the data).
+(keys, secrets, GCS tokens, credentials written in a URL: used to crawl, never
+published) and which are public (endpoint, region, anonymous access: copied into
+each asset's `xarray:storage_options` so that users can open the data).
+
+A URL may hold credentials too: userinfo (`https://USER:PASSWORD@host/...`,
+`s3://KEY:SECRET@bucket/...`) and credential-bearing query parameters (`?token=`,
+signed URLs, SAS tokens). `StorageOptions.for_url` moves them into the options that
+read the URL and gives the URL that may be published (`public_url`); `redacted`
+hides them in anything printed.
 """
 
 from __future__ import annotations
 
+import base64
 import os
 import posixpath
+import re
+from collections.abc import Mapping
 from typing import Any
+from urllib.parse import parse_qsl, unquote, urlsplit, urlunsplit
 
 import fsspec
 from fsspec.core import split_protocol
@@ -63,6 +73,15 @@ class StorageOptions(BaseModel):
     secret: SecretStr | None = None
     # GCS: an OAuth access token or the path of a credentials JSON file (gcsfs's `token`).
     token: SecretStr | None = None
+    # S3: the session token of temporary keys (s3fs's `token`).
+    session_token: SecretStr | None = None
+    # HTTP(S): basic-auth credentials and a query string sent with every request, only to
+    # `http_origin` (scheme://host[:port]; a source's own URL when unset). `for_url` takes
+    # them from a URL's `USER:PASSWORD@` and `?...`.
+    http_username: SecretStr | None = None
+    http_password: SecretStr | None = None
+    http_query: SecretStr | None = None
+    http_origin: str | None = None
     # What readers of the catalogue should use; defaults to `anon`.
     public_anon: bool | None = None
     # Seconds before a connection or read is abandoned, and how often a failed
@@ -86,6 +105,8 @@ class StorageOptions(BaseModel):
                 options["key"] = self.key.get_secret_value()
             if self.secret is not None:
                 options["secret"] = self.secret.get_secret_value()
+            if self.session_token is not None:
+                options["token"] = self.session_token.get_secret_value()
             if self.region:
                 options["client_kwargs"] = {"region_name": self.region}
             config: dict[str, Any] = {}
@@ -104,7 +125,22 @@ class StorageOptions(BaseModel):
             if self.endpoint_url:  # an emulator or a private GCS endpoint
                 options["endpoint_url"] = self.endpoint_url
             return options
+        if protocol in ("http", "https") and self._http_credentials_for(url):
+            options = {}
+            if self.http_username is not None or self.http_password is not None:
+                # A header of the session: aiohttp drops it on a redirect to another origin.
+                login, password = (v.get_secret_value() if v else "" for v in (self.http_username, self.http_password))
+                basic = base64.b64encode(f"{login}:{password}".encode()).decode()
+                options["client_kwargs"] = {"headers": {"Authorization": f"Basic {basic}"}}
+            if self.http_query is not None:
+                # Request parameters, not a URL suffix: zarr appends its keys to the store's URL.
+                options["params"] = parse_qsl(self.http_query.get_secret_value(), keep_blank_values=True)
+            return options
         return {}
+
+    def _http_credentials_for(self, url: str) -> bool:
+        """Whether the HTTP credentials held here may be sent with requests for `url`."""
+        return self.http_origin is not None and origin_of(url) == self.http_origin
 
     def public(self, url: str) -> dict[str, Any]:
         """The options a reader needs to open `url`; safe to publish in STAC."""
@@ -122,7 +158,106 @@ class StorageOptions(BaseModel):
             if self.endpoint_url:
                 options["endpoint_url"] = self.endpoint_url
             return options
+        if protocol in ("http", "https") and self.http_query is not None and self._http_credentials_for(url):
+            query = self.http_query.get_secret_value()
+            if not holds_credentials(query):  # a query that is no secret: readers need it too
+                return {"params": dict(parse_qsl(query, keep_blank_values=True))}
         return {}
+
+    def for_url(self, url: str) -> tuple[str, StorageOptions]:
+        """(`url` as it may be published, these options completed to read it).
+
+        The credentials `url` holds move into the options: its userinfo as an s3:// URL's
+        KEY:SECRET or HTTP basic auth, an HTTP query (all of it: zarr appends its keys to a
+        store's URL) as parameters of every request. HTTP credentials go to their own origin
+        only: those held here for another one (the input file that lists this URL) are
+        dropped. Raises ValueError (saying why, without the URL) for credentials that no
+        filesystem of this protocol takes.
+        """
+        if "@" not in url and "?" not in url and self.http_origin is None:
+            return url, self  # nothing to move, nothing to drop: most URLs, one test
+        parts = _url_parts(url)
+        if parts is None:
+            return url, self
+        public = public_url(url)
+        protocol = protocol_of(url)
+        userinfo = parts.netloc.rpartition("@")[0] if "@" in parts.netloc else None
+        update: dict[str, Any] = {}
+        if protocol in ("http", "https"):
+            origin = origin_of(public)
+            if self.http_origin is not None and self.http_origin != origin:
+                update.update(http_username=None, http_password=None, http_query=None, http_origin=None)
+            if userinfo is not None:
+                login, _, password = userinfo.partition(":")
+                update.update(http_username=SecretStr(unquote(login)), http_password=SecretStr(unquote(password)))
+            if parts.query:
+                update["http_query"] = SecretStr(parts.query)
+            if userinfo is not None or parts.query:
+                update["http_origin"] = origin
+        else:
+            if holds_credentials(parts.query):
+                raise ValueError(
+                    f"a {protocol}:// URL cannot carry credentials in its query: give them as storage options"
+                )
+            if userinfo is not None:
+                if protocol not in ("s3", "s3a"):
+                    raise ValueError(f"a {protocol}:// URL cannot carry credentials: give them as storage options")
+                key, colon, secret = userinfo.partition(":")
+                if not (key and colon and secret):
+                    raise ValueError("the credentials of an s3:// URL are KEY:SECRET@bucket")
+                update.update(key=SecretStr(unquote(key)), secret=SecretStr(unquote(secret)), anon=False)
+                update.update(session_token=None)
+        return public, (self.model_copy(update=update) if update else self)
+
+    def with_catalogue_options(self, options: Mapping[str, Any], url: str) -> StorageOptions:
+        """These options completed with a catalogue entry's fsspec `storage_options` for `url`
+        (an intake source's: s3fs's and gcsfs's words), as intake would open the entry.
+
+        Taken: `endpoint_url` (or `client_kwargs.endpoint_url`), `client_kwargs.region_name`,
+        `anon`, `key`, `secret` and `token` (S3: the session token; GCS: the credentials, or
+        "anon"). An entry that names an endpoint other than these options' is read with the
+        keys it gives, or anonymously: these options' credentials, a profile's and the
+        environment's only ever go to the endpoint the operator named. Raises ValueError
+        (saying which option, never its value) for options of the wrong type.
+        """
+        protocol = protocol_of(url)
+        if not options or protocol not in ("s3", "s3a", "gs", "gcs"):
+            return self
+        client_kwargs = options.get("client_kwargs") or {}
+        if not isinstance(client_kwargs, Mapping):
+            raise ValueError("storage_options.client_kwargs is not a mapping")
+        endpoint = _option(options, "endpoint_url", str) or _option(
+            client_kwargs, "endpoint_url", str, "client_kwargs."
+        )
+        region = _option(client_kwargs, "region_name", str, "client_kwargs.")
+        anon = _option(options, "anon", bool)
+        key, secret, token = (_option(options, name, str) for name in ("key", "secret", "token"))
+        own: dict[str, Any] = {}
+        if protocol in ("s3", "s3a"):
+            if (key is None) != (secret is None):
+                raise ValueError("storage_options gives one of 'key' and 'secret' without the other")
+            if key is not None:
+                own = {"key": SecretStr(key), "secret": SecretStr(secret), "session_token": None}
+                if token is not None:
+                    own["session_token"] = SecretStr(token)
+        elif token == "anon":
+            anon = True
+        elif token is not None:
+            own = {"token": SecretStr(token)}
+        named = endpoint is None or same_endpoint(endpoint, self.endpoint_url)
+        update: dict[str, Any] = {}
+        if not named:  # nothing of the operator's: not its keys, nor a profile's, nor the environment's
+            update.update(dict.fromkeys(("key", "secret", "session_token", "token", "profile", "public_anon")))
+            update["anon"] = True
+        if endpoint is not None:
+            update["endpoint_url"] = endpoint
+        if region is not None:
+            update["region"] = region
+        if own:
+            update.update(own, anon=bool(anon))
+        elif anon is not None and named:
+            update["anon"] = anon
+        return self.model_copy(update=update)
 
     def filesystem(self, url: str) -> fsspec.AbstractFileSystem:
         protocol = protocol_of(url)
@@ -134,6 +269,121 @@ class StorageOptions(BaseModel):
                     f"{protocol}:// is not a storage protocol fsspec knows (s3://, gs://, https://, a folder, ...)"
                 ) from None
             raise
+
+
+# The fields above that are secrets: withheld wherever options travel (see loaders.executors).
+SECRET_FIELDS = ("key", "secret", "token", "session_token", "http_username", "http_password", "http_query")
+
+
+def _option(options: Mapping[str, Any], name: str, kind: type, where: str = "") -> Any:
+    value = options.get(name)
+    if value is not None and not isinstance(value, kind):
+        raise ValueError(f"storage_options.{where}{name} is not a {'boolean' if kind is bool else 'string'}")
+    return value
+
+
+def same_endpoint(a: str | None, b: str | None) -> bool:
+    """Whether two endpoint URLs name the same server (scheme, host and port; case and a
+    trailing slash aside)."""
+    if a is None or b is None:
+        return a is b
+    return origin_of(a) == origin_of(b) and urlsplit(a).path.rstrip("/") == urlsplit(b).path.rstrip("/")
+
+
+def origin_of(url: str) -> str:
+    """scheme://host[:port] of an HTTP(S) URL, lower-cased and without userinfo."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return url
+    scheme, host = parts.scheme.lower(), (parts.hostname or "").lower()
+    if ":" in host:
+        host = f"[{host}]"
+    default = {"http": 80, "https": 443}.get(scheme)
+    return f"{scheme}://{host}" + (f":{port}" if port is not None and port != default else "")
+
+
+# Query parameters that carry credentials (their name, case aside): tokens, keys, passwords
+# and signatures, hence those of AWS and GCS signed URLs (X-Amz-Signature, X-Amz-Credential,
+# X-Amz-Security-Token, X-Goog-Signature, ...) and Azure SAS tokens (sig), and the key ids
+# of the older signatures (AWSAccessKeyId, GoogleAccessId).
+_CREDENTIAL_PARAMETER = re.compile(
+    r"(token|sig|signature|secret|password|passwd|pwd|apikey|credential|credentials|auth|authorization)$"
+    r"|(^|[-_.])key$|^(awsaccesskeyid|googleaccessid)$",
+    re.IGNORECASE,
+)
+
+
+def is_credential_parameter(name: str) -> bool:
+    return bool(_CREDENTIAL_PARAMETER.search(name.strip()))
+
+
+def holds_credentials(query: str) -> bool:
+    """Whether a URL's query holds a credential: a parameter named as one, or a bare value
+    (`?s3cr3t`). A signed URL's other parameters belong to its signature: the whole query is
+    then the secret."""
+    if not query:
+        return False
+    for part in re.split(r"[&;]", query):
+        name, equals, _ = part.partition("=")
+        if part and (not equals or is_credential_parameter(unquote(name))):
+            return True
+    return False
+
+
+def _url_parts(url: str):
+    """urlsplit of a URL with a scheme (None for a local path, or a URL that does not parse)."""
+    if "://" not in url:
+        return None
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a malformed port
+    except ValueError:
+        return None
+    return parts
+
+
+def public_url(url: str) -> str:
+    """`url` as it may be published and printed: without userinfo, and without its query when
+    that is how the store is read (HTTP: see `StorageOptions.for_url`) or holds a credential.
+    The layers of an fsspec chain (`simplecache::https://...`) each."""
+    if "::" in url:
+        return "::".join(public_url(layer) for layer in url.split("::"))
+    if "@" not in url and "?" not in url:
+        return url
+    parts = _url_parts(url)
+    if parts is None:
+        return redacted(url) if "://" in url else url
+    netloc = parts.netloc.rpartition("@")[2]
+    drop_query = protocol_of(url) in ("http", "https") or holds_credentials(parts.query)
+    query = "" if drop_query else parts.query
+    if netloc == parts.netloc and query == parts.query:
+        return url
+    return urlunsplit(parts._replace(netloc=netloc, query=query))
+
+
+_USERINFO = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.-]*://)(?P<userinfo>[^\s/?#@'\"<>]+)@")
+_PARAMETER = re.compile(r"(?P<before>[?&;](?P<name>[^=&;\s'\"#<>]+)=)(?P<value>[^&;\s'\"#<>]*)")
+
+
+def redacted(text: str) -> str:
+    """`text` (a URL, or a message quoting URLs) for display: every URL's userinfo and the
+    values of credential-bearing query parameters replaced by `***`."""
+    if "://" not in text and "=" not in text:
+        return text
+
+    def userinfo(match: re.Match) -> str:
+        if match["userinfo"].endswith(":***"):  # already redacted (a DSN's `user:***@`)
+            return match[0]
+        return f"{match['scheme']}***@"
+
+    def parameter(match: re.Match) -> str:
+        if not is_credential_parameter(unquote(match["name"])) or match["value"] == "***":
+            return match[0]
+        return f"{match['before']}***"
+
+    return _PARAMETER.sub(parameter, _USERINFO.sub(userinfo, text))
 
 
 class UnknownProtocol(ValueError):

@@ -26,7 +26,7 @@ import pystac
 from fsspec.core import split_protocol
 from pystac.extensions.xarray_assets import XarrayAssetsExtension
 
-from common.storage import is_remote, protocol_of
+from common.storage import StorageOptions, is_remote, protocol_of, public_url
 
 from . import discover
 from .config import SourceConfig
@@ -64,11 +64,12 @@ def media_type_of(kind: str, zarr_format: int) -> str:
     return KERCHUNK_MEDIA_TYPE if is_reference(kind) else ZARR_MEDIA_TYPES[zarr_format]
 
 
-def public_options(source: SourceConfig, href: str) -> dict[str, Any]:
-    """What readers of `href` are told to use: never a secret, never a crawl-only endpoint."""
+def public_options(source: SourceConfig, href: str, storage: StorageOptions | None = None) -> dict[str, Any]:
+    """What readers of `href` are told to use: never a secret, never a crawl-only endpoint.
+    `storage`: the store's own options (a catalogue entry's), if not its source's."""
     if source.public_storage_options is not None:
         return dict(source.public_storage_options)
-    return source.storage.public(href)
+    return (storage or source.storage).public(href)
 
 
 def _bucket(href: str) -> str:
@@ -215,6 +216,7 @@ def build_asset(opened: OpenedStore, source: SourceConfig, title: str) -> pystac
     """
     url = opened.ref.url
     kind = opened.ref.kind
+    storage = opened.ref.storage
     roles = list(REFERENCE_ROLES if is_reference(kind) else ZARR_ROLES)
     public_href = source.public_href.apply(url) if source.public_href else None
     href = public_href or url
@@ -232,25 +234,27 @@ def build_asset(opened: OpenedStore, source: SourceConfig, title: str) -> pystac
             }
         )
     asset.extra_fields["xarray:open_kwargs"] = open_kwargs_of(opened)
-    if options := xarray_storage_options(opened, href, public_options(source, href)):
+    if options := xarray_storage_options(opened, href, public_options(source, href, storage)):
         asset.extra_fields["xarray:storage_options"] = options
-    if scheme := storage_scheme(href, public_options(source, href)):
+    if scheme := storage_scheme(href, public_options(source, href, storage)):
         asset.extra_fields["storage:refs"] = [scheme[0]]
     if public_href:
         asset.extra_fields["alternate:name"] = source.public_href.name
         alternate: dict[str, Any] = {"href": url, "alternate:name": protocol_of(url).upper()}
-        if options := xarray_storage_options(opened, url, public_options(source, url)):
+        if options := xarray_storage_options(opened, url, public_options(source, url, storage)):
             alternate["xarray:storage_options"] = options
-        if scheme := storage_scheme(url, public_options(source, url)):
+        if scheme := storage_scheme(url, public_options(source, url, storage)):
             alternate["storage:refs"] = [scheme[0]]
         asset.extra_fields["alternate"] = {protocol_of(url): alternate}
     return asset
 
 
-def storage_schemes_of(source: SourceConfig, hrefs: list[str]) -> dict[str, dict[str, Any]]:
+def storage_schemes_of(
+    source: SourceConfig, hrefs: list[str], storage: StorageOptions | None = None
+) -> dict[str, dict[str, Any]]:
     schemes = {}
     for href in hrefs:
-        if scheme := storage_scheme(href, public_options(source, href)):
+        if scheme := storage_scheme(href, public_options(source, href, storage)):
             schemes[scheme[0]] = scheme[1]
     return schemes
 
@@ -272,14 +276,14 @@ def add_access(
             refs = []
             for number, target in enumerate(sources, start=1):
                 key = f"source-{number}"
-                target = _absolute_source(target, opened.ref.url)
+                target = public_url(_absolute_source(target, opened.ref.url))  # a reference may hold signed URLs
                 target = (source.public_href.apply(target) if source.public_href else None) or target
                 source_asset = pystac.Asset(
                     href=target,
                     roles=list(SOURCE_ROLES),
                     title=plain_text(f"Referenced file {target.rsplit('/', 1)[-1]}"),
                 )
-                if scheme := storage_scheme(target, public_options(source, target)):
+                if scheme := storage_scheme(target, public_options(source, target, opened.ref.storage)):
                     source_asset.extra_fields["storage:refs"] = [scheme[0]]
                     hrefs.append(target)
                 item.add_asset(key, source_asset)
@@ -299,7 +303,7 @@ def add_access(
         store.extra_fields["storage:refs"] = list(asset.extra_fields["storage:refs"])
     item.add_link(store)
 
-    if schemes := storage_schemes_of(source, hrefs):
+    if schemes := storage_schemes_of(source, hrefs, opened.ref.storage):
         item.properties["storage:schemes"] = schemes
         extensions.append(STORAGE_SCHEMA)
     if "alternate" in asset.extra_fields:

@@ -40,7 +40,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from common.layout import STORE_SUFFIXES, Placement, default_placement, path_item_id, safe_id
 from common.stac import DEFAULT_CATALOG_DESCRIPTION, DEFAULT_CATALOG_ID, DEFAULT_CATALOG_TITLE, RESERVED_PROPERTIES
-from common.storage import StorageOptions, relative_key, strip_url
+from common.storage import StorageOptions, origin_of, redacted, relative_key, strip_url
 
 from .discover import CollectionHint
 
@@ -164,6 +164,19 @@ class SourceConfig(BaseModel):
         if value is not None:
             PathTemplate(value)
         return value
+
+    @model_validator(mode="after")
+    def _credentials_out_of_the_url(self) -> SourceConfig:
+        """A URL's credentials are used to read it, never published: they move into `storage`
+        (see `StorageOptions.for_url`); HTTP credentials configured go to this URL's origin only."""
+        url, storage = self.storage.for_url(self.url)
+        if storage.http_origin is None and any(
+            getattr(storage, name) is not None for name in ("http_username", "http_password", "http_query")
+        ):
+            storage = storage.model_copy(update={"http_origin": origin_of(url)})
+        if url != self.url or storage is not self.storage:
+            self.url, self.storage = url, storage
+        return self
 
     @model_validator(mode="after")
     def _templates_use_known_fields(self) -> SourceConfig:
@@ -294,7 +307,12 @@ def validation_problem(exc: ValidationError) -> str:
 def default_config(
     url: str, storage: StorageOptions | None = None, catalogue: CatalogueConfig | None = None
 ) -> MappingConfig:
-    source = SourceConfig(
-        url=strip_url(url), storage=storage or StorageOptions(), catalogue=catalogue or CatalogueConfig()
-    )
+    """One source with the defaults; raises ConfigError (the URL redacted) for credentials in
+    the URL that cannot be used."""
+    try:
+        source = SourceConfig(
+            url=strip_url(url), storage=storage or StorageOptions(), catalogue=catalogue or CatalogueConfig()
+        )
+    except ValidationError as exc:
+        raise ConfigError(f"{redacted(url)}: {validation_problem(exc).removeprefix('(top level): ')}") from None
     return MappingConfig(sources=[source])

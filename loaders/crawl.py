@@ -313,7 +313,11 @@ class Crawl:
             source = self._source_digests[id(job.source)] = source_digest(job.source.model_dump(mode="json"))
         ref = job.ref
         hint = ref.collection.id if ref.collection else None
-        digest = entry_digest(source, [job.root, ref.url, ref.name, ref.kind, ref.zarr_format, hint, ref.properties])
+        # The entry's own options (an intake entry's endpoint, ...): their public part, secrets masked.
+        own = ref.storage.model_dump(mode="json") if ref.storage is not None else None
+        digest = entry_digest(
+            source, [job.root, ref.url, ref.name, ref.kind, ref.zarr_format, hint, ref.properties, own]
+        )
         return dataclasses.replace(job, digest=digest, known=self._known.pop(ref.url, digest))
 
     def _record(self, outcome: Outcome, sink: Sink | None) -> Outcome:
@@ -444,6 +448,6 @@ def crawl(
 
 def inspect_store(url: str, storage: StorageOptions | None = None) -> CataloguedStore | StoreFailure:
     """Catalogue the single store (or kerchunk reference) at `url`."""
-    url = url.rstrip("/")
-    source = SourceConfig(url=url, storage=storage or StorageOptions())
+    source = SourceConfig(url=url.rstrip("/"), storage=storage or StorageOptions())  # raises ValidationError
+    url = source.url  # its credentials are in `source.storage` now
     return run_job(Job(source, common_root([url]), StoreRef(url=url, kind=kind_of(url))))

@@ -20,7 +20,14 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from common.storage import CREDENTIALS_HINT, StorageOptions, is_missing_credentials, protocol_of, strip_url
+from common.storage import (
+    CREDENTIALS_HINT,
+    StorageOptions,
+    is_missing_credentials,
+    protocol_of,
+    redacted,
+    strip_url,
+)
 
 ZARR_V2_MARKERS = (".zgroup", ".zmetadata")
 ZARR_V3_MARKER = "zarr.json"
@@ -54,6 +61,17 @@ class StoreRef:
     properties: Mapping[str, Any] = field(default_factory=dict, compare=False, hash=False)
     # From catalogue inputs: the collection the catalogue's structure suggests (see config `catalogue`).
     collection: CollectionHint | None = field(default=None, compare=False, hash=False)
+    # How to read this store when it differs from its source's options: the credentials its
+    # URL held, an intake entry's storage_options (see `entry_ref`). Never published.
+    storage: StorageOptions | None = field(default=None, compare=False, hash=False, repr=False)
+
+
+def entry_ref(url: str, storage: StorageOptions, **fields: Any) -> StoreRef:
+    """The StoreRef of a catalogue entry's URL listed by a source read with `storage`: the
+    credentials the URL holds go into the ref's own options (None: the source's serve), its
+    published URL has none. Raises ValueError for credentials that cannot be used."""
+    public, own = storage.for_url(url)
+    return StoreRef(url=strip_url(public), storage=None if own is storage else own, **fields)
 
 
 class DiscoveryError(RuntimeError):
@@ -78,9 +96,9 @@ def listing_problem(exc: BaseException) -> str:
         detail = str(exc).strip()
         return "no such bucket" if "bucket does not exist" in detail.lower() else "no such prefix or folder"
     if isinstance(exc, PermissionError):
-        return f"access denied ({exc}): check the credentials, or --anon for a public bucket"
+        return redacted(f"access denied ({exc}): check the credentials, or --anon for a public bucket")
     text = str(exc).strip().splitlines()
-    return f"listing failed ({type(exc).__name__}: {text[0] if text else ''})"
+    return redacted(f"listing failed ({type(exc).__name__}: {text[0] if text else ''})")
 
 
 def store_from_listing(url: str, names: set[str]) -> StoreRef | None:

@@ -30,10 +30,10 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
-from common.storage import StorageOptions, strip_url
+from common.storage import StorageOptions, public_url, strip_url
 
 from .config import CatalogueConfig, validation_problem
-from .discover import KERCHUNK, ZARR, CollectionHint, StoreRef
+from .discover import KERCHUNK, ZARR, CollectionHint, StoreRef, entry_ref
 from .failures import INPUT, NOT_ZARR, StoreFailure
 from .intake import KERCHUNK_PARQUET, catalogue_dir, resolve
 
@@ -167,16 +167,18 @@ class Rows:
         skip_columns: set[str],
         groupby: list[str],
         describe: str | None,
+        storage: StorageOptions | None = None,
     ):
         self.where, self.rows, self.asset_column, self.format_of = where, rows, asset_column, format_of
         self.skip_columns, self.groupby, self.describe = skip_columns | {asset_column}, groupby, describe
+        self.storage = storage or StorageOptions()  # the table's: a row's URL may add its own credentials
 
     def urls(self) -> Iterator[str]:
         for _line, row in self.rows:
             url = row.get(self.asset_column)
             form = str(self.format_of(row) or "").lower()
             if isinstance(url, str) and url.strip() and form in ZARR_FORMATS | REFERENCE_FORMATS:
-                yield strip_url(url.strip())
+                yield strip_url(public_url(url.strip()))
 
     def __iter__(self) -> Iterator[StoreRef | StoreFailure]:
         hints: dict[tuple, CollectionHint] = {}  # one per group: rows share the object
@@ -192,7 +194,8 @@ class Rows:
             return StoreFailure(f"{self.where}:{line}", INPUT, f"row {line} has more cells than the header")
         if not isinstance(url, str) or not url.strip():
             return StoreFailure(f"{self.where}:{line}", INPUT, f"row {line}: empty {self.asset_column!r}")
-        url = strip_url(url.strip())
+        raw = url.strip()
+        url = strip_url(public_url(raw))
         form = str(self.format_of(row) or "").strip().lower()
         if form in ZARR_FORMATS:
             kind = ZARR
@@ -213,7 +216,10 @@ class Rows:
                 parts = ", ".join(f"{c} {v}" for c, v in zip(self.groupby, key))
                 description = f"{self.describe} ({parts})" if self.describe else f"The Zarr stores with {parts}."
                 hint = hints[key] = CollectionHint(id=label, title=label, description=description)
-        return StoreRef(url=url, kind=kind, properties=properties, collection=hint)
+        try:
+            return entry_ref(raw, self.storage, kind=kind, properties=properties, collection=hint)
+        except ValueError as exc:
+            return StoreFailure(url, INPUT, f"row {line} of {self.where}: {exc}")
 
 
 def _check_columns(where: str, columns: list[str], needed: list[tuple[str, str]]) -> None:
@@ -234,7 +240,7 @@ def read_csv(url: str, storage: StorageOptions, config: CatalogueConfig) -> Rows
         raise CatalogueError(f"{url}: a CSV input needs a {asset_column!r} column (found: {found}){hint}")
     groupby = config.groupby or []
     _check_columns(url, columns, [("catalogue.groupby column", c) for c in groupby])
-    return Rows(url, table, asset_column, lambda row: "zarr", set(), groupby, None)
+    return Rows(url, table, asset_column, lambda row: "zarr", set(), groupby, None, storage)
 
 
 def read_esm(url: str, storage: StorageOptions, config: CatalogueConfig) -> Rows:
@@ -264,12 +270,15 @@ def read_esm(url: str, storage: StorageOptions, config: CatalogueConfig) -> Rows
         columns = sorted({k for row in collection.catalog_dict for k in row})
         where = f"{url}#catalog_dict"
     else:
-        table_url = resolve(collection.catalog_file, catalogue_dir(url))
-        rows = Table(table_url, storage)
+        try:
+            table_url, table_storage = storage.for_url(resolve(collection.catalog_file, catalogue_dir(url)))
+        except ValueError as exc:
+            raise CatalogueError(f"{url}: catalog_file: {exc}") from None
+        rows = Table(table_url, table_storage)
         columns = rows.columns()
         where = table_url
     needed = [("assets.column_name", asset_column), *[("groupby column", c) for c in groupby]]
     if assets.format_column_name:
         needed.append(("assets.format_column_name", assets.format_column_name))
     _check_columns(where, columns, needed)
-    return Rows(where, rows, asset_column, format_of, skip, groupby, describe)
+    return Rows(where, rows, asset_column, format_of, skip, groupby, describe, storage)

@@ -14,6 +14,9 @@ from __future__ import annotations
 import itertools
 import os
 from collections.abc import Iterable, Iterator
+from dataclasses import replace
+
+from common.storage import SECRET_FIELDS, StorageOptions
 
 from .jobs import Job, Outcome, run_batch
 from .read import one_line
@@ -103,51 +106,66 @@ class ClusterError(RuntimeError):
     """A Dask Gateway cluster could not be had; the message says why in one line."""
 
 
-# Where a worker finds the storage secrets withheld from its tasks: {slot}_KEY, {slot}_SECRET.
+# Where a worker finds the storage secrets withheld from its tasks: {slot}_KEY, {slot}_SECRET, ...
 SECRET_SLOT = "ZARR_STAC_STORAGE_{}"
-SECRET_FIELDS = ("key", "secret")
 # Credentials botocore reads from the environment (how the CLI takes keys): passed on as they are.
 CREDENTIAL_VARIABLES = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
 
-SlottedBatch = tuple[list[Job], list[str | None]]
+# Each job with the slots of its source's secrets and of its own (a catalogue entry's, a URL's).
+SlottedBatch = tuple[list[Job], list[tuple[str | None, str | None]]]
 
 
 def withhold_secrets(batches: list[list[Job]]) -> tuple[list[SlottedBatch], dict[str, str]]:
-    """The batches without their storage secrets, each job with the slot that holds its
-    secrets (None: it has none), and the worker environment that fills the slots."""
+    """The batches without their storage secrets (the source's and the store's own), each job
+    with the slots that hold them (None: none), and the worker environment that fills the slots."""
     environment = {name: os.environ[name] for name in CREDENTIAL_VARIABLES if name in os.environ}
     slots: dict[tuple[str | None, ...], str] = {}
+
+    def withhold(storage: StorageOptions | None) -> tuple[StorageOptions | None, str | None]:
+        if storage is None:
+            return None, None
+        values = tuple(None if (v := getattr(storage, f)) is None else v.get_secret_value() for f in SECRET_FIELDS)
+        if values == (None,) * len(SECRET_FIELDS):
+            return storage, None
+        if values not in slots:
+            slots[values] = slot = SECRET_SLOT.format(len(slots))
+            environment.update({f"{slot}_{f.upper()}": v for f, v in zip(SECRET_FIELDS, values) if v is not None})
+        return storage.model_copy(update=dict.fromkeys(SECRET_FIELDS)), slots[values]
+
     stripped: list[SlottedBatch] = []
     for batch in batches:
         jobs, names = [], []
         for job in batch:
-            storage = job.source.storage
-            values = tuple(None if (v := getattr(storage, f)) is None else v.get_secret_value() for f in SECRET_FIELDS)
-            if values == (None,) * len(SECRET_FIELDS):
-                jobs.append(job)
-                names.append(None)
-                continue
-            if values not in slots:
-                slots[values] = slot = SECRET_SLOT.format(len(slots))
-                environment.update({f"{slot}_{f.upper()}": v for f, v in zip(SECRET_FIELDS, values) if v is not None})
-            blank = storage.model_copy(update=dict.fromkeys(SECRET_FIELDS))
-            jobs.append(Job(job.source.model_copy(update={"storage": blank}), job.root, job.ref))
-            names.append(slots[values])
+            source_storage, source_slot = withhold(job.source.storage)
+            own_storage, own_slot = withhold(job.ref.storage)
+            if source_slot is not None:
+                job = replace(job, source=job.source.model_copy(update={"storage": source_storage}))
+            if own_slot is not None:
+                job = replace(job, ref=replace(job.ref, storage=own_storage))
+            jobs.append(job)
+            names.append((source_slot, own_slot))
         stripped.append((jobs, names))
     return stripped, environment
 
 
-def run_batch_with_secrets(jobs: list[Job], slots: list[str | None], concurrency: int) -> list[Outcome]:
+def run_batch_with_secrets(
+    jobs: list[Job], slots: list[tuple[str | None, str | None]], concurrency: int
+) -> list[Outcome]:
     """`run_batch` on a gateway worker, the storage secrets taken from its environment."""
     from pydantic import SecretStr
 
+    def restore(storage: StorageOptions, slot: str) -> StorageOptions:
+        names = {f: f"{slot}_{f.upper()}" for f in SECRET_FIELDS}
+        return storage.model_copy(update={f: SecretStr(os.environ[n]) for f, n in names.items() if n in os.environ})
+
     restored = []
-    for job, slot in zip(jobs, slots):
-        if slot is not None:
-            names = {f: f"{slot}_{f.upper()}" for f in SECRET_FIELDS}
-            found = {f: SecretStr(os.environ[name]) for f, name in names.items() if name in os.environ}
-            storage = job.source.storage.model_copy(update=found)
-            job = Job(job.source.model_copy(update={"storage": storage}), job.root, job.ref)
+    for job, (source_slot, own_slot) in zip(jobs, slots):
+        if source_slot is not None:
+            job = replace(
+                job, source=job.source.model_copy(update={"storage": restore(job.source.storage, source_slot)})
+            )
+        if own_slot is not None:
+            job = replace(job, ref=replace(job.ref, storage=restore(job.ref.storage, own_slot)))
         restored.append(job)
     return run_batch(restored, concurrency)
 

@@ -25,11 +25,11 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from common.storage import StorageOptions, strip_url
+from common.storage import StorageOptions, public_url, strip_url
 
 from .config import CatalogueConfig
-from .discover import KERCHUNK, ZARR, StoreRef, discover_stores, listing_problem
-from .failures import StoreFailure
+from .discover import KERCHUNK, ZARR, StoreRef, discover_stores, entry_ref, listing_problem
+from .failures import INPUT, StoreFailure
 from .intake import catalogue_dir
 
 LIST_SUFFIXES = (".txt", ".lst")
@@ -125,12 +125,15 @@ def _read_text(url: str, storage: StorageOptions) -> str:
         raise InputError(f"{url}: cannot be read: {listing_problem(exc)}") from None
 
 
-def _from_list(url: str, text: str) -> list[StoreRef]:
-    refs = []
+def _from_list(url: str, text: str, storage: StorageOptions) -> list[StoreRef | StoreFailure]:
+    refs: list[StoreRef | StoreFailure] = []
     for line in text.splitlines():
         entry = line.split("#", 1)[0].strip()
         if entry:
-            refs.append(StoreRef(url=strip_url(entry), kind=kind_of(entry)))
+            try:
+                refs.append(entry_ref(entry, storage, kind=kind_of(public_url(entry))))
+            except ValueError as exc:
+                refs.append(StoreFailure(public_url(entry), INPUT, f"listed in {url}: {exc}"))
     if not refs:
         raise InputError(f"{url}: lists no store URLs")
     return refs
@@ -166,7 +169,7 @@ def expand_input(
             return _streamed(url, _from_catalogue(url, lambda: esm.read_esm(url, storage, catalogue)))
         return ExpandedInput(root=posixpath.dirname(url), refs=[StoreRef(url=url, kind=KERCHUNK)])
     if name.endswith(LIST_SUFFIXES):
-        refs: Iterable[StoreRef | StoreFailure] = _from_list(url, _read_text(url, storage))
+        refs: Iterable[StoreRef | StoreFailure] = _from_list(url, _read_text(url, storage), storage)
     elif name.endswith(CSV_SUFFIXES):
         return _streamed(url, _from_catalogue(url, lambda: esm.read_csv(url, storage, catalogue)))
     elif name.endswith(INTAKE_SUFFIXES):

@@ -20,12 +20,12 @@ from __future__ import annotations
 import itertools
 import posixpath
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import yaml
 
-from common.storage import StorageOptions, protocol_of, strip_url
+from common.storage import StorageOptions, protocol_of, redacted, strip_url
 
 from .config import CatalogueConfig
 from .discover import KERCHUNK, KERCHUNK_PARQUET, ZARR, CollectionHint, StoreRef
@@ -220,7 +220,12 @@ def _nested(
     if not isinstance(target, str) or not target.strip():
         yield StoreFailure(where, INPUT, f"nested catalogue {name!r} has no 'args.path'")
         return
-    child_url = resolve(target, base)
+    try:
+        child_url, child_storage = walk.storage.for_url(target.strip())
+    except ValueError as exc:
+        yield StoreFailure(where, INPUT, f"nested catalogue {name!r}: {exc}")
+        return
+    child_url = resolve(child_url, base)
     child_path = (*path, name)
     dotted = ".".join(child_path)
     if child_url in walk.seen:
@@ -233,12 +238,13 @@ def _nested(
         return
     walk.seen[child_url] = repr(".".join(child_path))
     try:
-        text = read_text(child_url, walk.storage)
+        text = read_text(child_url, child_storage)
     except FileNotFoundError:
         yield StoreFailure(child_url, INPUT, f"nested catalogue {dotted!r} (from {where}): no such file")
         return
     except Exception as exc:  # noqa: BLE001 - one unreadable catalogue must not hide the others
-        yield StoreFailure(child_url, INPUT, f"nested catalogue {dotted!r} (from {where}): {type(exc).__name__}: {exc}")
+        reason = redacted(f"nested catalogue {dotted!r} (from {where}): {type(exc).__name__}: {exc}")
+        yield StoreFailure(child_url, INPUT, reason)
         return
     try:
         catalog = _parse(child_url, text)
@@ -249,7 +255,8 @@ def _nested(
         child_hint = hint  # below the input's entries: their collection
     else:
         child_hint = _hint(walk, child_path, entry, catalog)
-    yield from _entries(walk, child_url, catalog, child_path, child_hint, depth + 1)
+    # Its entries are read with its own credentials, if its URL held any (the same `seen`).
+    yield from _entries(replace(walk, storage=child_storage), child_url, catalog, child_path, child_hint, depth + 1)
 
 
 def _collection_path(walk: _Walk, path: tuple[str, ...]) -> tuple[str, ...]:
@@ -270,13 +277,16 @@ def _source(
     else:
         what = f"driver {driver!r}" + (f" with engine {engine!r}" if engine else "")
         reason = f"entry {name!r}: {what} does not read Zarr or kerchunk references ({urlpath})"
-        yield StoreFailure(where, NOT_ZARR, reason)
+        yield StoreFailure(where, NOT_ZARR, redacted(reason))
         return
     if isinstance(urlpath, str) and urlpath.startswith("reference://") and isinstance(options.get("fo"), str):
         urlpath, kind = options["fo"], KERCHUNK  # intake-xarray's way to open a kerchunk reference
+        # The reference file is read with `target_options`, the files it points into with `remote_options`.
+        inner = options.get("target_options") or options.get("remote_options")
+        options = inner if isinstance(inner, dict) else {}
     urls = urlpath if isinstance(urlpath, list) else [urlpath]
     if not urls or not all(isinstance(u, str) and u.strip() for u in urls):
-        yield StoreFailure(where, INPUT, f"entry {name!r} has no usable 'urlpath' ({urlpath!r})")
+        yield StoreFailure(where, INPUT, redacted(f"entry {name!r} has no usable 'urlpath' ({urlpath!r})"))
         return
     properties = {**_scalars(entry.get("metadata")), **_scalars(values)}
     if entry.get("description"):
@@ -285,9 +295,11 @@ def _source(
     many = len(urls) > 1
     for index, raw in enumerate(urls):
         try:
-            url, store_kind = store_url(raw.strip(), base, kind)
+            url, store_kind, storage = store_url(raw.strip(), base, kind, walk.storage)
+            # As intake opens the entry: with its storage_options (see StorageOptions.with_catalogue_options).
+            storage = storage.with_catalogue_options(options, url)
         except ValueError as exc:
-            yield StoreFailure(where, INPUT, f"entry {name!r}: {exc}")
+            yield StoreFailure(where, INPUT, redacted(f"entry {name!r}: {exc}"))
             continue
         item_name = name if not many else f"{name}.{index}"
         # Unique within its collection: the entry's path below what the collection stands for.
@@ -299,11 +311,13 @@ def _source(
             name=".".join((*below, item_name)),
             properties=properties,
             collection=hint,
+            storage=storage,
         )
 
 
-def store_url(url: str, base: str, kind: str) -> tuple[str, str]:
-    """The URL and kind of a store from an fsspec URL, chained or not.
+def store_url(url: str, base: str, kind: str, storage: StorageOptions) -> tuple[str, str, StorageOptions]:
+    """The URL and kind of a store from an fsspec URL, chained or not, and the options that
+    read it (`storage`, with the credentials the URL held: see `StorageOptions.for_url`).
 
     Local cache layers (`simplecache::`) are dropped: the data is the URL beneath,
     and that is what readers of the catalogue open. `reference::URL` is a kerchunk
@@ -322,9 +336,10 @@ def store_url(url: str, base: str, kind: str) -> tuple[str, str]:
     target = layers[0]
     for protocol in CACHE_PROTOCOLS:
         target = target.removeprefix(f"{protocol}://")
+    target, storage = storage.for_url(target)  # before `resolve`: a query is no path to normalise
     if any(c in target for c in "*?[") and protocol_of(target) not in ("http", "https"):
         raise ValueError(f"{target!r} is a glob pattern, not a store")
     resolved = resolve(target, base)
     if kind == KERCHUNK and not resolved.endswith((".json", ".json.gz", ".json.zst")):
         kind = KERCHUNK_PARQUET
-    return resolved, kind
+    return resolved, kind, storage

@@ -62,6 +62,11 @@ class Job:
     digest: str = ""
     known: Fingerprint | None = None
 
+    @property
+    def storage(self) -> StorageOptions:
+        """How to read the store: its catalogue entry's own options, else its source's."""
+        return self.ref.storage or self.source.storage
+
 
 @dataclass
 class UnchangedStore:
@@ -91,7 +96,7 @@ def catalogue_store(job: Job, prefetched: Prefetched | BaseException | None = No
     if isinstance(prefetched, Prefetched):
         opened = open_prefetched(prefetched)
     elif prefetched is None or isinstance(prefetched, NotPrefetchable):
-        opened = open_store(job.ref, job.source.storage)
+        opened = open_store(job.ref, job.storage)
     else:
         raise StoreReadError(job.ref.url, classify(prefetched), one_line(prefetched))
     notes: list[str] = []
@@ -168,7 +173,7 @@ def run_job(job: Job, prefetched: Prefetched | Unchanged | BaseException | None 
         kind, reason = exc.kind, str(exc)
     except Exception as exc:  # noqa: BLE001 - one bad store must not stop the crawl
         kind, reason = MAPPING_ERROR, one_line(exc)
-    if kind == NOT_FOUND and _bucket_is_missing(job.ref.url, job.source.storage):
+    if kind == NOT_FOUND and _bucket_is_missing(job.ref.url, job.storage):
         reason = f"bucket {bucket_of(job.ref.url)!r} does not exist (or these credentials may not see it)"
     try:
         collection_id = placement_of(job)[0].collection_id
@@ -199,13 +204,13 @@ def run_batch(jobs: Sequence[Job], concurrency: int = 64) -> list[Outcome]:
     worker runs it exactly as the local loop does.
     """
     prefetched: dict[int, Prefetched | Unchanged | BaseException] = {}
-    by_storage: dict[str, list[int]] = defaultdict(list)
+    # By the options themselves, secrets included: two entries with other keys are two clients.
+    by_storage: dict[tuple[StorageOptions, str], list[int]] = defaultdict(list)
     for index, job in enumerate(jobs):
-        by_storage[job.source.storage.model_dump_json() + protocol_of(job.ref.url)].append(index)
+        by_storage[(job.storage, protocol_of(job.ref.url))].append(index)
 
     async def fetch_all() -> None:
-        for indexes in by_storage.values():
-            storage = jobs[indexes[0]].source.storage
+        for (storage, _), indexes in by_storage.items():
             known = [jobs[i].known for i in indexes]
             results = await prefetch_many([jobs[i].ref for i in indexes], storage, concurrency, known)
             prefetched.update(zip(indexes, results))

@@ -33,7 +33,14 @@ from xarray.core import indexing
 from zarr.core.buffer import default_buffer_prototype
 from zarr.storage import MemoryStore
 
-from common.storage import CREDENTIALS_HINT, StorageOptions, is_missing_credentials, is_remote, protocol_of
+from common.storage import (
+    CREDENTIALS_HINT,
+    StorageOptions,
+    is_missing_credentials,
+    is_remote,
+    protocol_of,
+    redacted,
+)
 
 from .discover import KERCHUNK_PARQUET, REFERENCE_KINDS, StoreRef
 from .failures import (
@@ -82,10 +89,11 @@ class OpenedStore:
 
 
 def one_line(exc: BaseException) -> str:
+    """An exception as one line for reports, the credentials of any URL it quotes hidden."""
     if is_missing_credentials(exc):
         return f"no credentials to read it: {CREDENTIALS_HINT}"
     text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+    return redacted(f"{type(exc).__name__}: {text[0]}") if text else type(exc).__name__
 
 
 def _is_timeout(exc: BaseException) -> bool:
@@ -170,8 +178,10 @@ def _zarr_store_for(ref: StoreRef, storage: StorageOptions):
             # reference, and fails (split_protocol(nan)) when that one holds inline data:
             # name it. Published with the asset, so readers avoid the same failure.
             extra = {**extra, "remote_protocol": protocol_of(ref.url)}
-        # The referenced files are assumed to live in the same object store.
-        store = refs_as_store(refs, remote_options=dict(options), target_options=dict(options), **extra)
+        # The referenced files are assumed to live in the same object store; they may be on any
+        # host, which gets none of the reference URL's own HTTP credentials.
+        remote = storage.model_copy(update={"http_origin": None}).for_fsspec(ref.url) if is_remote(ref.url) else {}
+        store = refs_as_store(refs, remote_options=remote, target_options=dict(options), **extra)
         return store, None, extra, raw
     return ref.url, (storage.for_fsspec(ref.url) if is_remote(ref.url) else None), {}, None
 

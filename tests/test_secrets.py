@@ -5,15 +5,18 @@ token in the environment (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
 `AWS_SESSION_TOKEN`), other S3 keys as the secret storage options of a mapping
 configuration file (one through `${VAR}`, one written in the file), the
 PostgreSQL password (inside the DSN, by `--dsn` and `DATABASE_URL`), a wrong
-PostgreSQL password, the transactions token and a wrong bearer token.
+PostgreSQL password, the transactions token and a wrong bearer token; and, where a
+catalogue names its stores (issue 25), credentials in store URLs (an HTTP user name and
+password, a `?token=`, an Azure SAS signature, an s3:// URL's KEY:SECRET, a wrong token, a
+nested intake catalogue's URL) and an intake source's `storage_options` keys.
 
 Every command of the real `zarr-stac` CLI then runs as a subprocess against the
 real S3 server and PostgreSQL cluster, on the success paths and the error paths
 (unreachable S3, an endpoint refusing the signature as AWS does, wrong and
 unreachable databases, failing stores, bad configuration files, refused writes).
 Everything they produce is collected: stdout and stderr, every file they write
-(catalogue JSON, geoparquet, the pending-deletes list, a catalogue written to a
-bucket), the API's responses and its log, the PostgreSQL server log and every
+(catalogue JSON, geoparquet, the ledger, the pending-deletes list, a catalogue written
+to a bucket), the API's responses and its log, the PostgreSQL server log and every
 row of the pgstac database. No secret may appear in any of it: raw,
 URL-encoded, base64, hex, or cut into pieces (any 16 consecutive characters).
 """
@@ -21,6 +24,7 @@ URL-encoded, base64, hex, or cut into pieces (any 16 consecutive characters).
 from __future__ import annotations
 
 import base64
+import gzip
 import json
 import os
 import re
@@ -46,6 +50,7 @@ from zarr_stac.samples import era_like_daily, write_dataset
 from zarr_stac.services import free_port
 
 from .conftest import SCHEMA_DIR, wait_until_answering
+from .guarded_http import GuardedHTTP
 
 ZARR_STAC = str(Path(sys.executable).with_name("zarr-stac"))
 WINDOW = 16  # any this many consecutive characters of a secret count as a leak
@@ -153,6 +158,9 @@ class Outputs:
     crawl_only: dict[str, str] = field(default_factory=dict)
     public_endpoint: str = ""
     mirror_bucket: str = ""
+    # The HTTP server whose stores need the credentials their URLs hold, and its URL.
+    guarded: GuardedHTTP | None = None
+    guarded_url: str = ""
     texts: dict[str, str] = field(default_factory=dict)  # where -> what was produced there
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -174,7 +182,8 @@ def read_tree(root: Path) -> dict[str, str]:
 
     found = {}
     for path in sorted(p for p in root.rglob("*") if p.is_file()):
-        text = path.read_bytes().decode("utf-8", errors="replace")
+        data = path.read_bytes()
+        text = (gzip.decompress(data) if path.suffix == ".gz" else data).decode("utf-8", errors="replace")  # the ledger
         if path.suffix == ".parquet":
             text += "\n" + json.dumps(pq.read_table(path).to_pylist(), default=str)
         found[str(path.relative_to(root))] = text
@@ -187,11 +196,14 @@ def dump_database(dsn: str) -> str:
     with psycopg.connect(dsn) as conn:
         tables = conn.execute(
             "SELECT format('%I.%I', table_schema, table_name) FROM information_schema.tables "
-            "WHERE table_schema IN ('pgstac', 'public') AND table_type = 'BASE TABLE' AND table_name <> "
+            "WHERE table_schema IN ('pgstac', 'public', 'zarr_stac') AND table_type = 'BASE TABLE' AND table_name <> "
             "'spatial_ref_sys'"
         ).fetchall()
         for (table,) in tables:
             lines.extend(f"{table}: {row}" for (row,) in conn.execute(f"SELECT row_to_json(t)::text FROM {table} t"))
+        if ("zarr_stac.ledger",) in tables:  # the crawl's ledger, gzip-compressed
+            for sources, data in conn.execute("SELECT sources, data FROM zarr_stac.ledger"):
+                lines.append(f"zarr_stac.ledger {sources}: {gzip.decompress(data).decode('utf-8', 'replace')}")
     return "\n".join(lines)
 
 
@@ -208,6 +220,15 @@ def outputs(s3_server, sample_bucket, pg_cluster, tmp_path_factory) -> Outputs:
         "wrong PostgreSQL password": plant("zsWrongPg"),
         "TRANSACTIONS_TOKEN": plant("zsTxToken"),
         "wrong bearer token": plant("zsWrongBearer"),
+        "URL user name": "zsUrlUser" + secrets.token_hex(10),
+        "URL password": plant("zsUrlPassword"),
+        "URL token": plant("zsUrlToken"),
+        "URL SAS signature": plant("zsUrlSas"),
+        "wrong URL token": plant("zsWrongUrlToken"),
+        "s3:// URL key": "ZSURLKEY" + secrets.token_hex(12).upper(),
+        "s3:// URL secret": plant("zsS3UrlSecret"),
+        "intake storage_options key": "ZSINTAKEKEY" + secrets.token_hex(12).upper(),
+        "intake storage_options secret": plant("zsIntakeSecret"),
     }
     out = Outputs(planted)
     endpoint = s3_server.endpoint_url
@@ -275,6 +296,61 @@ def outputs(s3_server, sample_bucket, pg_cluster, tmp_path_factory) -> Outputs:
     out.crawl_only["crawl-only endpoint"] = crawl_endpoint.removeprefix("http://")
     out.public_endpoint, out.mirror_bucket = endpoint, mirror.removeprefix("s3://")
     write_dataset(era_like_daily(), f"{mirror}/mirror/one.zarr", config_storage)
+
+    # Stores named with credentials (issue 25): an HTTP server that serves its stores only to
+    # requests with the password or a token, a list of URLs holding them (and an s3:// URL's
+    # KEY:SECRET, and a wrong token), an intake catalogue with keys in its storage_options and a
+    # nested catalogue on the server whose URL holds the password.
+    guarded_root = tmp_path_factory.mktemp("guarded")
+    for name in ("basic", "token", "sas"):
+        write_dataset(era_like_daily(), str(guarded_root / "http" / f"{name}.zarr"))
+    user, password = planted["URL user name"], planted["URL password"]
+    guarded = GuardedHTTP(
+        guarded_root,
+        logins={(user, password)},
+        queries=[{"token": planted["URL token"]}, {"sv": "2022-11-02", "sig": planted["URL SAS signature"]}],
+    ).__enter__()
+    http = out.guarded_url = guarded.url
+    out.guarded = guarded
+    with_password = f"http://{quote(user, safe='')}:{quote(password, safe='')}@{http.removeprefix('http://')}"
+    (guarded_root / "nested.yaml").write_text(
+        "sources:\n  basic:\n    driver: zarr\n    args: {urlpath: '{{ CATALOG_DIR }}/http/basic.zarr'}\n"
+    )
+    url_list = tmp / "urls.txt"
+    url_list.write_text(
+        f"{with_password}/http/basic.zarr\n"
+        f"{http}/http/token.zarr?token={quote(planted['URL token'], safe='')}\n"
+        f"{http}/http/sas.zarr?sv=2022-11-02&sig={quote(planted['URL SAS signature'], safe='')}\n"
+        f"s3://{planted['s3:// URL key']}:{quote(planted['s3:// URL secret'], safe='')}@"
+        f"{bucket.removeprefix('s3://')}/era/keep.zarr\n"
+        f"{http}/http/token.zarr?token={quote(planted['wrong URL token'], safe='')}\n"  # refused: a skip line
+    )
+    intake_keys = {"key": planted["intake storage_options key"], "secret": planted["intake storage_options secret"]}
+    entries = tmp / "entries.yaml"
+    entries.write_text(
+        json.dumps(
+            {
+                "sources": {
+                    "era": {
+                        "driver": "zarr",
+                        "args": {
+                            "urlpath": f"{bucket}/era/keep.zarr",
+                            "storage_options": {"client_kwargs": {"endpoint_url": endpoint}, **intake_keys},
+                        },
+                    },
+                    "unreachable": {
+                        "driver": "zarr",
+                        "args": {
+                            "urlpath": f"{bucket}/era/keep.zarr",
+                            "storage_options": {"endpoint_url": f"http://127.0.0.1:{free_port()}", **intake_keys},
+                        },
+                    },
+                    "nested": {"driver": "yaml_file_cat", "args": {"path": f"{with_password}/nested.yaml"}},
+                }
+            }
+        )
+    )
+    urls_out, entries_out = tmp / "urls", tmp / "entries"
 
     secret_in_file = planted["config secret (in the file)"]
     config = tmp / "mapping.yaml"
@@ -432,6 +508,36 @@ sources:
             ),
             lambda: run("crawl", "crawl", sample_bucket, "--endpoint-url", endpoint),
             lambda: run(
+                "build a list of URLs with credentials",
+                "build",
+                str(url_list),
+                "-o",
+                str(urls_out),
+                "--endpoint-url",
+                endpoint,
+                "--geoparquet",
+            ),
+            lambda: run("crawl a list of URLs with credentials", "crawl", str(url_list), "--endpoint-url", endpoint),
+            lambda: run("inspect a store with a password in its URL", "inspect", f"{with_password}/http/basic.zarr"),
+            lambda: run(
+                "inspect a store with a wrong token",
+                "inspect",
+                f"{http}/http/token.zarr?token={quote(planted['wrong URL token'], safe='')}",
+                expect=1,
+            ),
+            lambda: run(
+                "build an intake catalogue with keys in storage_options",
+                "build",
+                str(entries),
+                "-o",
+                str(entries_out),
+                "--retries",
+                "0",
+                "--timeout",
+                "2",
+            ),
+            lambda: run("crawl an intake catalogue with keys in storage_options", "crawl", str(entries)),
+            lambda: run(
                 "inspect", "inspect", f"{sample_bucket}/ocean/north-atlantic-sst.zarr", "--endpoint-url", endpoint
             ),
             lambda: run(
@@ -544,13 +650,26 @@ sources:
             ),
         )
         run("load --config (DATABASE_URL)", "load", "--config", str(config), "--sync", extra_env={"DATABASE_URL": dsn})
+        run("load a list of URLs with credentials", "load", str(url_list), "--dsn", dsn, "--endpoint-url", endpoint)
+        run(
+            "load an intake catalogue with keys in storage_options",
+            "load",
+            str(entries),
+            "--dsn",
+            dsn,
+            "--retries",
+            "0",
+            "--timeout",
+            "2",
+        )
         # -- 3: the API --------------------------------------------------------------------
         serve(run, out, tmp, env, dsn, static)
     finally:
         wrong_secret.shutdown()
+        guarded.__exit__()
 
     # -- files, objects and the database -----------------------------------------------------
-    for where in (static, configured):
+    for where in (static, configured, urls_out, entries_out):
         for path, text in read_tree(where).items():
             out.add(f"file {where.name}/{path}", text)
     for key in fs.find(bucket_catalog):
@@ -561,7 +680,10 @@ sources:
     for path in sorted(
         p
         for p in tmp.rglob("*")
-        if p.is_file() and p.suffix != ".yaml" and not p.is_relative_to(static) and not p.is_relative_to(configured)
+        if p.is_file()
+        and p.name not in ("urls.txt", "entries.yaml")  # the inputs, secrets and all
+        and p.suffix != ".yaml"
+        and not any(p.is_relative_to(tree) for tree in (static, configured, urls_out, entries_out))
     ):
         out.add(
             f"file {path.relative_to(tmp)}", path.read_bytes().decode("utf-8", errors="replace")
@@ -698,6 +820,28 @@ def test_every_command_ran_and_produced_something(outputs):
     assert mirror_item["assets"]["zarr"]["storage:refs"] == [scheme_key]
     assert mirror_item["assets"]["zarr"]["xarray:storage_options"] == {"anon": True, "endpoint_url": public}
     assert '"storage:schemes"' in texts["pgstac database"] and '"custom-s3"' in texts["pgstac database"]
+    # stores named with credentials (issue 25) were read with them, so the scan below sees
+    # every output they can reach: published from the list and from the intake catalogue
+    http = outputs.guarded_url
+    hrefs = {
+        tree: sorted(
+            document["assets"]["zarr"]["href"]
+            for where, text in texts.items()
+            if where.startswith(f"file {tree}/") and where.endswith(".json")
+            if (document := json.loads(text)).get("type") == "Feature"
+        )
+        for tree in ("urls", "entries")
+    }
+    assert hrefs["urls"][:3] == [f"{http}/http/{name}.zarr" for name in ("basic", "sas", "token")]
+    assert [href.split("/", 3)[-1] for href in hrefs["urls"][3:]] == ["era/keep.zarr"]
+    assert hrefs["entries"][0] == f"{http}/http/basic.zarr" and hrefs["entries"][1].endswith("/era/keep.zarr")
+    answered = {seen.path for seen in outputs.guarded.seen if seen.status == 200}
+    assert {f"/http/{name}.zarr/.zmetadata" for name in ("basic", "token", "sas")} <= answered
+    assert f"skipped {http}/http/token.zarr: " in runs["build a list of URLs with credentials"].stderr
+    assert "and 4 item(s)" in runs["load a list of URLs with credentials"].stderr
+    assert "and 2 item(s)" in runs["load an intake catalogue with keys in storage_options"].stderr
+    assert "/era/keep.zarr: unavailable: " in runs["build an intake catalogue with keys in storage_options"].stderr
+    assert "zarr_stac.ledger" in texts["pgstac database"], "the database's ledger was scanned"
     statuses = json.loads(runs["API"].stdout)
     assert {
         name: statuses[name]

@@ -162,6 +162,13 @@ Full = Annotated[
 DEFAULT_DATA_DIR = Path(".data")
 
 
+def shown(text: str) -> str:
+    """A URL, or a message quoting URLs, as printed: credentials hidden, markup escaped."""
+    from common.storage import redacted
+
+    return escape(redacted(text))
+
+
 def storage_options(
     endpoint_url: str | None,
     anon: bool,
@@ -190,9 +197,9 @@ def mapping_config(
     if (url is None) == (config is None):
         err.print("[red]give either a URL to crawl or --config FILE (not both)[/]")
         raise typer.Exit(2)
-    if config is None:
-        return default_config(url, storage, CatalogueConfig(asset_column=asset_column))
     try:
+        if config is None:
+            return default_config(url, storage, CatalogueConfig(asset_column=asset_column))
         mapping = load_config(config)
     except ConfigError as exc:
         err.print(f"[red]invalid configuration: {escape(str(exc))}[/]")
@@ -226,7 +233,7 @@ def crawl_with_progress(
     previous = Ledger(earlier_ledger) if earlier_ledger is not None else None
     running = Crawl(config, scale=scale, previous=previous)
     where = ", ".join(source.url for source in config.sources)
-    with err.status(f"discovering stores in {escape(where)}"):
+    with err.status(f"discovering stores in {shown(where)}"):
         found = running.discover()
     stop_unless_usable(found, where, running.total)
     columns = TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()
@@ -238,7 +245,7 @@ def crawl_with_progress(
         err.print(f"[red]{escape(str(exc))}[/]")
         raise typer.Exit(1) from None
     for note in result.notes:
-        err.print(f"[yellow]{escape(note)}[/]", highlight=False)
+        err.print(f"[yellow]{shown(note)}[/]", highlight=False)
     return result
 
 
@@ -247,18 +254,18 @@ def stop_unless_usable(found: CrawlResult, where: str, total: int) -> None:
     credentials), not a partial crawl: stop before anything is written or loaded."""
     unusable = {failure.url for failure in found.unusable_sources}
     for failure in found.unusable_sources:
-        err.print(f"[red]cannot read {escape(failure.url)}: {escape(failure.reason)}[/]", highlight=False)
+        err.print(f"[red]cannot read {shown(failure.url)}: {shown(failure.reason)}[/]", highlight=False)
     entries = [url for url, _ in found.empty_inputs if url not in unusable]
     if entries and len(found.failures) > len(unusable):
         print_summary(found)  # why each entry of such a catalogue is not a store
     for url, reason in found.empty_inputs:  # a catalogue none of whose entries is a store
         if url not in unusable:
-            err.print(f"[red]{escape(url)} yields no store: {escape(reason)}[/]", highlight=False)
+            err.print(f"[red]{shown(url)} yields no store: {shown(reason)}[/]", highlight=False)
     if found.unusable_sources or found.empty_inputs:
         raise typer.Exit(1)
     if not total:
         err.print(
-            f"[red]no Zarr stores found in {escape(where)}: nothing catalogued, nothing written[/]", highlight=False
+            f"[red]no Zarr stores found in {shown(where)}: nothing catalogued, nothing written[/]", highlight=False
         )
         raise typer.Exit(1)
 
@@ -276,9 +283,7 @@ def print_summary(result: CrawlResult) -> None:
         table.add_row(f"skipped: {kind}", str(count))
     err.print(table)
     for failure in result.failures:
-        err.print(
-            f"[yellow]skipped[/] {escape(failure.url)}: {failure.kind}: {escape(failure.reason)}", highlight=False
-        )
+        err.print(f"[yellow]skipped[/] {shown(failure.url)}: {failure.kind}: {shown(failure.reason)}", highlight=False)
 
 
 def finish(result: CrawlResult, strict: bool) -> None:
@@ -379,19 +384,24 @@ def crawl_command(
     storage = storage_options(endpoint_url, anon, profile, region, timeout=timeout, retries=retries)
     count = skipped = 0
     try:
+        url, storage = storage.for_url(url)  # its credentials are used, never printed
+    except ValueError as exc:
+        err.print(f"[red]{shown(url)}: {escape(str(exc))}[/]", highlight=False)
+        raise typer.Exit(2) from None
+    try:
         for entry in iter_entries(expand_input(url, storage, CatalogueConfig(asset_column=asset_column)), storage):
             if isinstance(entry, StoreFailure):
                 err.print(
-                    f"[yellow]skipped[/] {escape(entry.url)}: {entry.kind}: {escape(entry.reason)}", highlight=False
+                    f"[yellow]skipped[/] {shown(entry.url)}: {entry.kind}: {shown(entry.reason)}", highlight=False
                 )
                 skipped += 1
                 continue
             typer.echo(entry.url)
             count += 1
     except (DiscoveryError, InputError) as exc:
-        err.print(f"[red]{escape(str(exc))}[/]")
+        err.print(f"[red]{shown(str(exc))}[/]")
         raise typer.Exit(1) from None
-    err.print(f"{count} store(s) in {escape(url)}" + (f", {skipped} entr(ies) skipped" if skipped else ""))
+    err.print(f"{count} store(s) in {shown(url)}" + (f", {skipped} entr(ies) skipped" if skipped else ""))
 
 
 @app.command()
@@ -415,12 +425,21 @@ def inspect(
     ] = False,
 ) -> None:
     """Print the STAC Item (or with --collection, the Collection) that one store produces, or why it cannot."""
+    from pydantic import ValidationError
+
+    from loaders.config import validation_problem
     from loaders.crawl import inspect_store
     from loaders.failures import StoreFailure
 
-    outcome = inspect_store(url, storage_options(endpoint_url, anon, profile, region, public_anon, timeout, retries))
+    try:
+        outcome = inspect_store(
+            url, storage_options(endpoint_url, anon, profile, region, public_anon, timeout, retries)
+        )
+    except ValidationError as exc:  # credentials in the URL that cannot be used
+        err.print(f"[red]{shown(url)}: {escape(validation_problem(exc).removeprefix('(top level): '))}[/]")
+        raise typer.Exit(2) from None
     if isinstance(outcome, StoreFailure):
-        err.print(f"[red]{escape(outcome.url)}: {outcome.kind}: {escape(outcome.reason)}[/]")
+        err.print(f"[red]{shown(outcome.url)}: {outcome.kind}: {shown(outcome.reason)}[/]")
         raise typer.Exit(1)
     for note in outcome.notes:  # values of the store that were dropped, replaced or renamed
         err.print(f"[yellow]{escape(note)}[/]", highlight=False)
@@ -489,7 +508,7 @@ def build(
     storage = storage_options(endpoint_url, anon, profile, region, public_anon, timeout, retries)
     mapping = mapping_config(url, config, storage, asset_column)
     if problem := local_destination_problem(output):
-        err.print(f"[red]cannot write the catalogue to {escape(output)}: {escape(problem)}[/]", highlight=False)
+        err.print(f"[red]cannot write the catalogue to {shown(output)}: {escape(problem)}[/]", highlight=False)
         raise typer.Exit(1)
     catalog = StaticCatalog(
         output,
@@ -525,12 +544,12 @@ def build(
     except OSError as exc:  # a full disk, a read-only mount, a refused PUT: one line
         from loaders.read import one_line
 
-        err.print(f"[red]cannot write the catalogue to {escape(output)}: {escape(one_line(exc))}[/]", highlight=False)
+        err.print(f"[red]cannot write the catalogue to {shown(output)}: {escape(one_line(exc))}[/]", highlight=False)
         raise typer.Exit(1) from None
     kept = f", {report.kept} kept from before (not re-read)" if report.kept else ""
     pending = f", {report.pending} unlinked (deleted after the grace period)" if report.pending else ""
     err.print(
-        f"catalogue at {escape(output)}: {report.written} written, {report.unchanged} unchanged, "
+        f"catalogue at {shown(output)}: {report.written} written, {report.unchanged} unchanged, "
         f"{report.deleted} deleted{kept}{pending}"
     )
     finish(result, strict)
@@ -617,7 +636,7 @@ def load(
                 source, storage_options(endpoint_url, anon, profile, region, timeout=timeout, retries=retries)
             )
         except Exception as exc:  # noqa: BLE001 - missing, not STAC, unreachable: one line
-            err.print(f"[red]cannot read {escape(source)}: {escape(unreadable(exc))}[/]", highlight=False)
+            err.print(f"[red]cannot read {shown(source)}: {shown(unreadable(exc))}[/]", highlight=False)
             raise typer.Exit(1) from None
         with database_errors(target, "loading"):
             report = load_into_pgstac(target, collections, items)
@@ -777,7 +796,7 @@ def validate(
             target, OfflineValidator(schemas) if schemas else None, storage_options(endpoint_url, anon, profile, region)
         )
     except Exception as exc:  # noqa: BLE001 - missing file, not STAC, unreachable: one line
-        err.print(f"[red]cannot read {escape(target)}: {escape(unreadable(exc))}[/]", highlight=False)
+        err.print(f"[red]cannot read {shown(target)}: {shown(unreadable(exc))}[/]", highlight=False)
         raise typer.Exit(1) from None
     for where, message in report.errors:
         err.print(f"[red]invalid[/] {where}: {message}", highlight=False)
