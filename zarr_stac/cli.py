@@ -707,7 +707,8 @@ def serve_static(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8081,
 ) -> None:
-    """Serve a static catalogue folder over HTTP with CORS (for stac-browser)."""
+    """Serve a static catalogue folder over HTTP with CORS (for stac-browser): its documents
+    only, not the crawl's ledger, other files or folder listings (404)."""
     from static_catalog.serve import make_server
 
     from .services.base import port_in_use
