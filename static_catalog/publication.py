@@ -63,6 +63,7 @@ from .paths import (
     JSON_TYPE,
     LEDGER_FILE,
     LEDGER_TYPE,
+    OWN_SUFFIXES,
     PARQUET_TYPE,
     PENDING_FILE,
     SNAPSHOT_PATH,
@@ -109,14 +110,13 @@ class Publication:
         self.pending = self._read_pending()  # {path: unlinked since} of earlier publications
         self.published: set[str] = {CATALOG_FILE}
         self.members: dict[str, dict[str, str | None]] = {}  # collection -> {item id: title}
-        self._paths: dict[str, str] = {}  # item path -> item id (two ids, one path: refused)
-        # Folders as a filesystem blind to case sees them (see the module's docstring):
+        # Paths as a filesystem blind to case sees them (`folded`: see the module's docstring):
         self._folders: dict[str, str] = {}  # collection folder -> the collection id that has it
-        self._item_folders: dict[tuple[str, str], tuple[str, str]] = {}  # (collection, item folder) -> (id, path)
-        self._inventory_folders: set[str] | None = None  # every folder of `existing` (see `_clear_the_way`)
-        # Of the folders the Items to come (`expect`) would share, the name that has each:
+        self._items: dict[str, str] = {}  # item path -> the item id that has it (two ids, one path: refused)
+        # Of those the Items to come (`expect`) would share, the name that has each:
         self._expected_folders: dict[str, str] = {}  # collection folder -> collection id
-        self._expected_item_folders: dict[tuple[str, str], str] = {}  # (collection, item folder) -> item id
+        self._expected_items: dict[str, str] = {}  # item path -> item id (only where two ids share one)
+        self._blocking_folders: set[str] | None = None  # folders of `existing` named like our files
         self._batch: dict[str, bytes] = {}
         self._batch_items: dict[str, tuple[str, str, dict[str, Any] | None]] = {}  # path -> (collection, id, row)
         self._incomplete: set[str] = set()  # collections (ids and folders) with an Item refused
@@ -141,15 +141,11 @@ class Publication:
         except Exception as exc:  # noqa: BLE001 - a value JSON cannot hold, an id no path can: this item only
             self._mark_incomplete(collection_id)
             raise ItemRejected(RENDER_ERROR, one_line(exc)) from exc
-        if self._paths.get(path, item_id(item)) != item_id(item):
+        try:
+            self._claim(collection_id, item_id(item), path, kept)
+        except ItemRejected:
             self._mark_incomplete(collection_id)
-            raise ItemRejected(
-                DUPLICATE_ID,
-                f"items {self._paths[path]!r} and {item_id(item)!r} of collection {collection_id!r}"
-                f" would both be written to {path}",
-            )
-        self._claim_folders(collection_id, item_id(item), path, kept)
-        self._paths[path] = item_id(item)
+            raise
         self.members.setdefault(collection_id, {})[item_id(item)] = item_title(item)
         self._batch[path] = data
         self._batch_items[path] = (collection_id, item_id(item), item_dict(item) if self.catalog.geoparquet else None)
@@ -162,20 +158,20 @@ class Publication:
         differ only in case, the larger names are refused as they come (not once they have come,
         by the smaller one: see the module's docstring)."""
         collections: dict[str, str] = {}
-        items: dict[tuple[str, str], str] = {}
-        clashes: set[tuple[str, str]] = set()
+        items: dict[str, str] = {}
+        clashes: set[str] = set()
         for collection_id, member_id in placements:
             try:
-                collection_folder, item_folder = folded(folder_name(collection_id)), folded(folder_name(member_id))
+                path = folded(item_path(collection_id, member_id))
             except ValueError:  # no id at all: refused by `add`
                 continue
-            collections[collection_folder] = min(collections.get(collection_folder, collection_id), collection_id)
-            key = (collection_id, item_folder)
-            if items.setdefault(key, member_id) != member_id:
-                clashes.add(key)
-                items[key] = min(items[key], member_id)
+            folder = path.split("/", 1)[0]
+            collections[folder] = min(collections.get(folder, collection_id), collection_id)
+            if items.setdefault(path, member_id) != member_id:
+                clashes.add(path)
+                items[path] = min(items[path], member_id)
         self._expected_folders = collections
-        self._expected_item_folders = {key: items[key] for key in clashes}
+        self._expected_items = {path: items[path] for path in clashes}
 
     def finish(
         self, collections: Iterable[pystac.Collection], *, may_delete: MayDelete = delete_nothing
@@ -233,13 +229,11 @@ class Publication:
     def _unlink(self, path: str, collection_id: str, member_id: str, rejection: Rejection) -> None:
         """An item `add` took is not published after all, and is reported."""
         self.published.discard(path)
-        self._paths.pop(path, None)
+        if self._items.get(item_key(path)) == member_id:
+            del self._items[item_key(path)]
         self._batch.pop(path, None)
         self._batch_items.pop(path, None)
         self._geoparquet.discard(collection_id, member_id)
-        key = (collection_id, folded(path.split("/")[1]))
-        if self._item_folders.get(key, (None,))[0] == member_id:
-            del self._item_folders[key]
         self.members.get(collection_id, {}).pop(member_id, None)
         self._mark_incomplete(collection_id)
         self._report(rejection)
@@ -258,35 +252,44 @@ class Publication:
             pass
 
     # -- names that differ only in case ------------------------------------------------------
-    def _claim_folders(self, collection_id: str, member_id: str, path: str, kept: bool) -> None:
-        """Take the collection's folder and the item's, as a filesystem blind to case sees them,
-        or raise `ItemRejected`: the smaller name has a folder (see the module's docstring);
-        an item `add` took before, whose folder a smaller name takes now, is unlinked."""
-        collection_folder, item_folder = path.split("/")[:2]
-        expected = self._expected_folders.get(folded(collection_folder), collection_id)
+    def _claim(self, collection_id: str, member_id: str, path: str, kept: bool) -> None:
+        """Take the item's path, and its collection's folder, as a filesystem blind to case sees
+        them, or raise `ItemRejected`: one path, one id (the first); names that differ only in
+        case: the smaller (see the module's docstring). An item `add` took before, whose folder
+        a smaller name takes now, is unlinked."""
+        folder = path.split("/", 1)[0]
+        expected = self._expected_folders.get(folded(folder), collection_id)
         if expected < collection_id:
-            raise ItemRejected(DUPLICATE_ID, case_conflict("collections", expected, collection_id, collection_folder))
-        holder = self._folders.setdefault(folded(collection_folder), collection_id)
+            raise ItemRejected(DUPLICATE_ID, case_conflict("collections", expected, collection_id, folder))
+        holder = self._folders.setdefault(folded(folder), collection_id)
         if holder != collection_id:
             if kept or holder < collection_id:
-                raise ItemRejected(DUPLICATE_ID, case_conflict("collections", holder, collection_id, collection_folder))
-            reason = case_conflict("collections", collection_id, holder, collection_folder)
+                raise ItemRejected(DUPLICATE_ID, case_conflict("collections", holder, collection_id, folder))
+            reason = case_conflict("collections", collection_id, holder, folder)
             for other in list(self.members.get(holder, {})):
                 self._unlink_displaced(item_path(holder, other), holder, other, reason)
-            self._folders[folded(collection_folder)] = collection_id
-        key = (collection_id, folded(item_folder))
-        where = f"{collection_folder}/{item_folder}"
-        expected = self._expected_item_folders.get(key, member_id)
+            self._folders[folded(folder)] = collection_id
+        key = item_key(path)
+        expected = self._expected_items.get(key, member_id)
+        where = path.rsplit("/", 1)[0]
         if expected < member_id:
             raise ItemRejected(DUPLICATE_ID, case_conflict("items", expected, member_id, where, collection_id))
-        other, other_path = self._item_folders.setdefault(key, (member_id, path))
-        if other != member_id:
-            if kept or other < member_id:
-                raise ItemRejected(DUPLICATE_ID, case_conflict("items", other, member_id, where, collection_id))
-            reason = case_conflict("items", member_id, other, where, collection_id)
-            if self._unlink_displaced(other_path, collection_id, other, reason):
-                self.existing[path] = None  # where case is not told apart, `other_path` is `path`: write it again
-            self._item_folders[key] = (member_id, path)
+        other = self._items.setdefault(key, member_id)
+        if other == member_id:
+            return
+        other_path = item_path(collection_id, other)
+        if other_path == path:
+            raise ItemRejected(
+                DUPLICATE_ID,
+                f"items {other!r} and {member_id!r} of collection {collection_id!r} would both be written to {path}",
+            )
+        if kept or other < member_id:
+            raise ItemRejected(DUPLICATE_ID, case_conflict("items", other, member_id, where, collection_id))
+        if self._unlink_displaced(
+            other_path, collection_id, other, case_conflict("items", member_id, other, where, collection_id)
+        ):
+            self.existing[path] = None  # where case is not told apart, `other_path` is `path`: write it again
+        self._items[key] = member_id
 
     def _unlink_displaced(self, path: str, collection_id: str, member_id: str, reason: str) -> bool:
         """Unlink an item whose folder a smaller name takes; whether its object was written already
@@ -347,12 +350,11 @@ class Publication:
         """Delete, at once, what an earlier version left in a folder named as one of `paths`
         (a store's folder, `catalog.json/`, where the root goes): a file cannot be written
         there, and nothing links to it, as the one object that could is the one blocked."""
-        if self._inventory_folders is None:
-            self._inventory_folders = {
-                folded(p.rsplit("/", n)[0]) for p in self.existing for n in range(1, p.count("/") + 1)
-            }
+        if self._blocking_folders is None:  # (only folders named like our files can be in the way)
+            folders = {folded(head) for p in self.existing for head in heads(p)[1:]}
+            self._blocking_folders = {f for f in folders if f.endswith(OWN_SUFFIXES)}
         for path in paths:
-            if folded(path) not in self._inventory_folders:
+            if folded(path) not in self._blocking_folders:
                 continue
             inside = folded(path) + "/"
             blocking = sorted(p for p in self.existing if folded(p).startswith(inside))
@@ -360,7 +362,7 @@ class Publication:
             for p in blocking:
                 self.existing.pop(p)
                 self.pending.pop(p, None)
-            self._inventory_folders.discard(folded(path))
+            self._blocking_folders.discard(folded(path))
 
     # -- what earlier publications left ----------------------------------------------------
     def _keep_earlier(self, collections: dict[str, pystac.Collection], may_delete: MayDelete) -> None:
@@ -403,16 +405,15 @@ class Publication:
 
     def _retire(self, may_delete: MayDelete) -> None:
         """Objects no longer published: deleted once their grace period is over, listed as pending till then."""
-        # Published objects and folders as a filesystem blind to case sees them.
-        published = {folded(head): head for p in self.published for head in heads(p)}
 
         def twin(path: str) -> str | None:
-            """Where `path` is, if case is not told apart, when that is (in) another published name."""
-            for head in heads(path):
-                other = published.get(folded(head))
-                if other is not None and other != head:
-                    return other + path[len(head) :]
-            return None
+            """Where `path` is, if case is not told apart, when that is (in) another name published."""
+            folder = path.split("/", 1)[0]
+            holder = self._folders.get(folded(folder)) if "/" in path else None
+            if holder is not None and folder_name(holder) != folder:
+                return folder_name(holder) + path[len(folder) :]
+            other = self._items.get(item_key(path)) if holder is not None and ITEM_PATH.fullmatch(path) else None
+            return None if other is None or item_path(holder, other) == path else item_path(holder, other)
 
         def stale(path: str) -> bool:
             if path in self.published or path == PENDING_FILE:
@@ -432,6 +433,13 @@ class Publication:
         self.report.pending = len(remaining)
         if remaining or PENDING_FILE in self.existing:
             self._write_changed({PENDING_FILE: orjson.dumps(remaining, option=orjson.OPT_SORT_KEYS)})
+
+
+def item_key(path: str) -> str:
+    """An item's path as a filesystem blind to case sees it (the path itself when that is the same:
+    no second copy of it in memory)."""
+    key = folded(path)
+    return path if key == path else key
 
 
 def heads(path: str) -> list[str]:
