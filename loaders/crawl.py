@@ -31,6 +31,7 @@ from .failures import DISCOVERY, DUPLICATE_ID, INPUT, KNOWN_NON_STORES, LAYOUT, 
 from .inputs import ExpandedInput, InputError, common_root, expand_input, iter_entries, kind_of
 from .jobs import CataloguedStore, Job, Outcome, UnchangedStore, placement_of, run_job
 from .ledger import KnownFingerprints, Ledger, LedgerError, LedgerWriter, entry_digest, source_digest
+from .mapping import MappingError
 from .markup import markdown_text, plain_text
 from .read import one_line
 from .xpublish import XPUBLISH, expand_server
@@ -248,6 +249,18 @@ class Crawl:
             self._jobs = plan(self.config, self.result, self.scale.workers, self._streams)
             self.total = len(self._jobs) + sum(expanded.count for _, expanded in self._streams)
         return self.result
+
+    def placements(self) -> Iterator[tuple[str, str]]:
+        """(collection id, item id) of each store discovered (those of tables read row by row
+        and those whose path does not fit the layout excepted), before any is read: for a
+        publisher that wants to know the Items to come (see `static_catalog.publication`)."""
+        self.discover()
+        for job in self._jobs or []:
+            try:
+                placement = placement_of(job)[0]
+            except MappingError:
+                continue
+            yield placement.collection_id, placement.item_id
 
     def run(
         self,

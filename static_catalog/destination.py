@@ -69,6 +69,17 @@ class Destination:
                 inventory[relative] = etag if etag and "-" not in etag else None
         return inventory
 
+    def same_object(self, path: str, other: str) -> bool:
+        """Whether two paths name one object (they may, on a filesystem blind to case)."""
+        if path == other:
+            return True
+        if not self.local:
+            return False  # object stores tell case apart
+        try:
+            return os.path.samefile(self.full(path), self.full(other))
+        except OSError:
+            return False
+
     def read(self, path: str) -> bytes:
         return self.fs.cat_file(self.full(path))
 
@@ -170,12 +181,15 @@ class Destination:
             self.fs.invalidate_cache(self.root)
         elif paths:
             self.fs.rm(paths)
-        if self.local:  # drop the item folders left empty
+        if self.local:  # drop the folders left empty (an item's, a collection's...), never the root
             for path in paths:
-                try:
-                    os.rmdir(os.path.dirname(path))
-                except OSError:
-                    pass
+                folder = os.path.dirname(path)
+                while folder.startswith(self.root + "/"):
+                    try:
+                        os.rmdir(folder)
+                    except OSError:
+                        break
+                    folder = os.path.dirname(folder)
 
 
 def _remove(path: str) -> None:

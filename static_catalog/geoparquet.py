@@ -18,12 +18,18 @@ class GeoparquetRows:
 
     def __init__(self) -> None:
         self._files: dict[str, IO[bytes]] = {}
+        self._discarded: dict[str, set[str]] = {}  # collection -> ids of items added, then unpublished
 
     def add(self, collection_id: str, item: dict[str, Any]) -> None:
         if collection_id not in self._files:
             # Open across many `add` calls, closed by `close` (the publication's context exit).
             self._files[collection_id] = tempfile.TemporaryFile()  # noqa: SIM115
         self._files[collection_id].write(orjson.dumps(item) + b"\n")
+
+    def discard(self, collection_id: str, item_id: str) -> None:
+        """Leave out an item added before, for good (its row stays in the file, skipped when read)."""
+        if collection_id in self._files:
+            self._discarded.setdefault(collection_id, set()).add(item_id)
 
     def __contains__(self, collection_id: str) -> bool:
         return collection_id in self._files
@@ -34,7 +40,9 @@ class GeoparquetRows:
     def parquet(self, collection_id: str) -> bytes:
         handle = self._files[collection_id]
         handle.seek(0)
-        return geoparquet_bytes([orjson.loads(line) for line in handle])
+        discarded = self._discarded.get(collection_id, set())
+        rows = (orjson.loads(line) for line in handle)
+        return geoparquet_bytes([row for row in rows if row["id"] not in discarded])
 
     def close(self) -> None:
         for handle in self._files.values():

@@ -7,6 +7,11 @@ catalog.json
 <collection>/collection-<hash>.json   (immutable snapshot the root links to)
 <collection>/items.parquet            (with geoparquet)
 <collection>/<item>/<item>.json
+
+Folders are named after ids (`folder_name`) and can never take the place of one of the
+catalogue's own files, whatever a store is called: every file the catalogue writes ends
+with one of OWN_SUFFIXES (or is hidden, a name no id has), and a folder whose id ends that
+way gets FOLDER_MARK appended (`catalog.json-/`, `<collection>/collection.json-/`).
 """
 
 from __future__ import annotations
@@ -29,8 +34,32 @@ JSON_TYPE = "application/json"
 GEOJSON_TYPE = "application/geo+json"
 PARQUET_TYPE = "application/vnd.apache.parquet"
 
+# Every file the catalogue writes has one of these suffixes (compared without case: `Catalog.JSON`
+# is `catalog.json` where case is not told apart), or a name starting with "." (the ledger,
+# pending deletes, temporary files), which no id has (`safe_id`).
+OWN_SUFFIXES = (".json", ".parquet", ".gz")
+# Appended to the folder of an id that ends like one of our files: no id ends with it (safe_id
+# strips it), so the folder is no other id's either.
+FOLDER_MARK = "-"
+
 ITEM_PATH = re.compile(r"(?P<collection>[^/]+)/(?P<item>[^/]+)/(?P=item)\.json")
 SNAPSHOT_PATH = re.compile(r"[^/]+/collection-[0-9a-f]{16}\.json")
+# What a reader may fetch: the catalogue's documents, not its ledger, pending deletions or temporary files.
+PUBLISHED_PATH = re.compile(
+    "|".join(
+        [
+            re.escape(CATALOG_FILE),
+            rf"[^/]+/(?:{re.escape(COLLECTION_FILE)}|{re.escape(GEOPARQUET_FILE)})",
+            SNAPSHOT_PATH.pattern,
+            ITEM_PATH.pattern,
+        ]
+    )
+)
+
+
+def is_published(path: str) -> bool:
+    """Whether `path` (relative to the root) is where the catalogue puts one of its documents."""
+    return not any(part.startswith(".") for part in path.split("/")) and bool(PUBLISHED_PATH.fullmatch(path))
 
 
 def md5(data: bytes) -> str:
@@ -38,21 +67,41 @@ def md5(data: bytes) -> str:
     return hashlib.md5(data, usedforsecurity=False).hexdigest()
 
 
+def folder_name(id_: str) -> str:
+    """The folder of a collection or an item: its id (`safe_id`), with FOLDER_MARK appended
+    when the id ends like one of the catalogue's own files (`collection.json`, `items.parquet`,
+    a snapshot...). Idempotent: the folder name of a folder name is itself."""
+    name = safe_id(id_)
+    return name + FOLDER_MARK if name.casefold().endswith(OWN_SUFFIXES) else name
+
+
+def folder_id(folder: str) -> str:
+    """The collection id a folder of `folder_name` was named after (ids are `safe_id`s)."""
+    unmarked = folder.removesuffix(FOLDER_MARK)
+    return unmarked if unmarked != folder and folder_name(unmarked) == folder else folder
+
+
+def folded(path: str) -> str:
+    """`path` as a filesystem that does not tell case apart sees it (macOS, Windows by default)."""
+    return path.casefold()
+
+
 def collection_path(collection_id: str) -> str:
-    return f"{safe_id(collection_id)}/{COLLECTION_FILE}"
+    return f"{folder_name(collection_id)}/{COLLECTION_FILE}"
 
 
 def snapshot_path(collection_id: str, stable_bytes: bytes) -> str:
     """The immutable copy of a collection document, named by its content."""
-    return f"{safe_id(collection_id)}/collection-{md5(stable_bytes)[:16]}.json"
+    return f"{folder_name(collection_id)}/collection-{md5(stable_bytes)[:16]}.json"
 
 
 def item_path(collection_id: str, item_id: str) -> str:
-    return f"{safe_id(collection_id)}/{safe_id(item_id)}/{safe_id(item_id)}.json"
+    item = folder_name(item_id)
+    return f"{folder_name(collection_id)}/{item}/{item}.json"
 
 
 def geoparquet_path(collection_id: str) -> str:
-    return f"{safe_id(collection_id)}/{GEOPARQUET_FILE}"
+    return f"{folder_name(collection_id)}/{GEOPARQUET_FILE}"
 
 
 def relative_href(from_path: str, to_path: str) -> str:

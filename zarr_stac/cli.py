@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Optional
@@ -218,12 +218,13 @@ def crawl_with_progress(
     *,
     keep: Callable[[dict], None] | None = None,
     earlier_ledger: bytes | None = None,
+    expect: Callable[[Iterable[tuple[str, str]]], None] | None = None,
 ) -> CrawlResult:
     """`loaders.crawl.Crawl` with a spinner while it discovers and a progress bar while it
     reads, each Item handed to `sink` as soon as it is made (and those of stores unchanged
-    since `earlier_ledger` to `keep`); exit 1 (nothing written yet) when a source cannot be
-    read, a catalogue yields no store, there are no stores at all or a Dask Gateway cluster
-    cannot be had."""
+    since `earlier_ledger` to `keep`; `expect` is told their ids first); exit 1 (nothing
+    written yet) when a source cannot be read, a catalogue yields no store, there are no
+    stores at all or a Dask Gateway cluster cannot be had."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from loaders.crawl import Crawl
@@ -236,6 +237,8 @@ def crawl_with_progress(
     with err.status(f"discovering stores in {shown(where)}"):
         found = running.discover()
     stop_unless_usable(found, where, running.total)
+    if expect is not None:
+        expect(running.placements())
     columns = TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()
     try:
         with Progress(*columns, console=err, transient=False) as progress:
@@ -533,7 +536,12 @@ def build(
             scale = Scale(workers, concurrency, processes, dask_scheduler, dask_gateway, gateway_workers)
             earlier = None if full else publication.earlier_ledger()
             result = crawl_with_progress(
-                mapping, scale, sink=publication.add, keep=publication.add, earlier_ledger=earlier
+                mapping,
+                scale,
+                sink=publication.add,
+                keep=publication.add,
+                earlier_ledger=earlier,
+                expect=publication.expect,
             )
             try:
                 report = publication.finish(result.collections, may_delete=result.may_delete)
@@ -733,7 +741,8 @@ def serve_static(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8081,
 ) -> None:
-    """Serve a static catalogue folder over HTTP with CORS (for stac-browser)."""
+    """Serve a static catalogue folder over HTTP with CORS (for stac-browser): its documents
+    only, not the crawl's ledger, other files or folder listings (404)."""
     from static_catalog.serve import make_server
 
     from .services.base import port_in_use

@@ -213,7 +213,7 @@ def test_a_public_https_store(tmp_path):
         warnings.simplefilter("ignore")
         write_dataset(antimeridian(), str(tmp_path / "public.zarr"))
     port = free_port()
-    server = serve_in_thread(tmp_path, port=port)
+    server = serve_in_thread(tmp_path, port=port, published_only=False)  # a store, not a catalogue
     try:
         url = f"http://127.0.0.1:{port}/public.zarr"
         item = only(crawl(url))
