@@ -80,10 +80,14 @@ def _unsatisfiable(exc: BaseException) -> bool:
 
 
 def cat_bounded_sync(fs: Any, path: str, limit: int, what: str, setting: str) -> bytes:
-    """`fs.cat_file(path)` that reads at most limit + 1 bytes (one ranged GET)."""
+    """`fs.cat_file(path)` that reads at most limit + 1 bytes (see `cat_bounded`)."""
+    if _is_http(fs):
+        from fsspec.asyn import sync
+
+        return sync(fs.loop, cat_bounded, fs, path, limit, what, setting)
     try:
         data = fs.cat_file(path, start=0, end=limit + 1)
-    except OSError as exc:
+    except Exception as exc:  # an empty object's 416, whatever the client makes of it
         if not _unsatisfiable(exc):
             raise
         return b""
@@ -93,16 +97,43 @@ def cat_bounded_sync(fs: Any, path: str, limit: int, what: str, setting: str) ->
 
 
 async def cat_bounded(fs: Any, path: str, limit: int, what: str, setting: str) -> bytes:
-    """`await fs._cat_file(path)` that reads at most limit + 1 bytes (one ranged GET)."""
+    """`await fs._cat_file(path)` that reads at most limit + 1 bytes: one ranged GET, or over
+    HTTP (whose servers may ignore the range) a GET whose body is read no further."""
     try:
-        data = await fs._cat_file(path, start=0, end=limit + 1)
-    except OSError as exc:
+        if _is_http(fs):
+            data = await _http_bounded(fs, path, limit + 1)
+        else:
+            data = await fs._cat_file(path, start=0, end=limit + 1)
+    except Exception as exc:  # an empty object's 416, whatever the client makes of it
         if not _unsatisfiable(exc):
             raise
         return b""
     if len(data) > limit:
         raise TooLarge(f"{what} is larger than {size_text(limit)}, the limit ({setting})")
     return data
+
+
+def _is_http(fs: Any) -> bool:
+    from fsspec.implementations.http import HTTPFileSystem  # aiohttp: only when used
+
+    return isinstance(fs, HTTPFileSystem)
+
+
+async def _http_bounded(fs: Any, url: str, most: int) -> bytes:
+    """At most `most` bytes of the body at `url` (as fsspec's `_cat_file` GETs it, streamed)."""
+    session = await fs.set_session()
+    headers = {**fs.kwargs.get("headers", {}), "Range": f"bytes=0-{most - 1}"}
+    kwargs = {**fs.kwargs, "headers": headers}
+    async with session.get(fs.encode_url(url), **kwargs) as response:
+        fs._raise_not_found_for_status(response, url)
+        chunks, size = [], 0
+        while size < most:
+            chunk = await response.content.read(min(1 << 20, most - size))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+    return b"".join(chunks)
 
 
 def bounded_lines(handle: IO[str], limit: int, what: str, setting: str) -> Iterator[str]:

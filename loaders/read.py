@@ -38,7 +38,7 @@ from xarray.core import indexing
 from zarr.abc.store import RangeByteRequest
 from zarr.core.buffer import default_buffer_prototype
 from zarr.core.sync import sync
-from zarr.storage import MemoryStore, WrapperStore
+from zarr.storage import FsspecStore, MemoryStore, WrapperStore
 from zarr.storage._common import make_store
 
 from common.storage import CREDENTIALS_HINT, StorageOptions, is_missing_credentials, is_remote, protocol_of
@@ -59,6 +59,7 @@ from .fetch import CorruptMetadata, Prefetched, metadata_problem
 from .limits import (
     METADATA_SETTING,
     TooLarge,
+    cat_bounded,
     cat_bounded_sync,
     coordinate_problem,
     limit_bytes,
@@ -220,19 +221,31 @@ class CheckedMetadataStore(WrapperStore):
     async def get(self, key, prototype, byte_range=None):
         if byte_range is not None or key.rsplit("/", 1)[-1] not in METADATA_DOCUMENTS:
             return await self._store.get(key, prototype, byte_range)
-        found = await self._store.get(key, prototype, RangeByteRequest(0, self._limit + 1))
-        if found is None:
+        raw = await self._read(key, prototype)
+        if raw is None:
             return None
-        raw = found.to_bytes()
         if len(raw) > self._limit:
             raise TooLarge(f"{key} is larger than {size_text(self._limit)}, the limit ({METADATA_SETTING})")
         try:
             document = json.loads(raw)
         except ValueError:
-            return found  # zarr says what is wrong with it
+            return prototype.buffer.from_bytes(raw)  # zarr says what is wrong with it
         if (problem := metadata_problem(key, document)) is not None:
             raise CorruptMetadata(problem)
-        return found
+        return prototype.buffer.from_bytes(raw)
+
+    async def _read(self, key, prototype) -> bytes | None:
+        """At most limit + 1 bytes of `key` (None: absent). Through fsspec with `cat_bounded`
+        (TooLarge itself): an HTTP server may ignore the range zarr would ask for."""
+        store = self._store
+        if not isinstance(store, FsspecStore):
+            found = await store.get(key, prototype, RangeByteRequest(0, self._limit + 1))
+            return None if found is None else found.to_bytes()
+        root = store.path.rstrip("/")
+        try:
+            return await cat_bounded(store.fs, f"{root}/{key}" if root else key, self._limit, key, METADATA_SETTING)
+        except store.allowed_exceptions:
+            return None
 
 
 # False: a prefetched store is read exactly as a lazy one, every read of a coordinate going
