@@ -11,11 +11,13 @@ clear line naming the culprit and no traceback; a hostile store is that store's 
 from __future__ import annotations
 
 import gzip
+import http.server
 import json
 import os
 import resource
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -248,6 +250,68 @@ def test_inspecting_a_hostile_store_is_one_line_naming_its_kind(local_stores, na
     """`inspect` (the lazy path, no prefetch) refuses the store before reading it: one line."""
     result = run("inspect", f"{name}.zarr", cwd=local_stores)
     assert_refused_in_one_line(result, 1, f"{name}.zarr: {kind}: ", phrase)
+
+
+class EndlessMetadataServer(http.server.ThreadingHTTPServer):
+    """Serves a folder over HTTP as simple servers do (no ranges), except that any
+    `endless.zarr/.zmetadata` is an endless body of JSON whitespace."""
+
+    daemon_threads = True
+
+    def __init__(self, root: Path):
+        class Handler(http.server.SimpleHTTPRequestHandler):
+            def __init__(self, *args, **kwargs):
+                super().__init__(*args, directory=str(root), **kwargs)
+
+            def do_GET(self):
+                if not self.path.endswith("/endless.zarr/.zmetadata"):
+                    return super().do_GET()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.end_headers()
+                blank = b" " * (1 << 20)
+                try:
+                    for _ in range(4 << 10):  # 4 GiB
+                        self.wfile.write(blank)
+                except OSError:  # the reader hung up: what a limit does
+                    pass
+
+            def log_message(self, *args):
+                pass
+
+        super().__init__(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server_address[1]}"
+
+
+@pytest.fixture(scope="module")
+def endless_server(tmp_path_factory):
+    root = tmp_path_factory.mktemp("served")
+    good_store(root / "good.zarr")
+    (root / "endless.zarr").mkdir()
+    server = EndlessMetadataServer(root)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server, root
+    server.shutdown()
+    server.server_close()
+
+
+def test_an_http_server_sending_endless_metadata_is_that_stores_failure(endless_server):
+    """A .zmetadata served as an endless body (HTTP servers may ignore ranges): too-large, the others catalogued."""
+    server, root = endless_server
+    (root / "stores.txt").write_text(f"{server.url}/good.zarr\n{server.url}/endless.zarr\n")
+    result = run("build", "stores.txt", "-o", "out-http", cwd=root)
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = skipped(result)[f"{server.url}/endless.zarr"]
+    assert report.startswith("too-large: .zmetadata is larger than 64 MiB, the limit"), report
+    assert catalogued_ids(root / "out-http") == {"good"}
+
+
+def test_inspecting_a_store_whose_http_server_sends_endless_metadata_is_one_line(endless_server):
+    """`inspect` of that store (the lazy path): one line, too-large."""
+    server, root = endless_server
+    result = run("inspect", f"{server.url}/endless.zarr", cwd=root)
+    assert_refused_in_one_line(result, 1, "endless.zarr: too-large: .zmetadata is larger than 64 MiB")
 
 
 # -- inputs: YAML -----------------------------------------------------------------------------
