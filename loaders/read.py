@@ -218,6 +218,11 @@ class CheckedMetadataStore(WrapperStore):
     def _with_store(self, store):
         return type(self)(store, self._limit)
 
+    @property
+    def fs(self):
+        """The fsspec filesystem beneath (a reference filesystem's references: `assets`)."""
+        return self._store.fs
+
     async def get(self, key, prototype, byte_range=None):
         if byte_range is not None or key.rsplit("/", 1)[-1] not in METADATA_DOCUMENTS:
             return await self._store.get(key, prototype, byte_range)
