@@ -24,7 +24,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit, urlunsplit
 
 import fsspec
 from fsspec.core import split_protocol
-from pydantic import BaseModel, ConfigDict, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 REMOTE_PROTOCOLS = {"s3", "s3a", "gs", "gcs", "http", "https", "az", "abfs"}
 
@@ -89,6 +89,12 @@ class StorageOptions(BaseModel):
     # mode) before the store is reported. None: the client library's defaults.
     timeout: float | None = 30.0
     retries: int | None = 5
+    # What one store or input may cost, in MiB (see `loaders.limits`), refused beyond: a
+    # metadata document of a store; an input file or kerchunk JSON reference read whole;
+    # one coordinate decoded (an ICON R2B10 grid's cell vertices, 20 M x 3 float64, are 480).
+    max_metadata_mb: float = Field(64, gt=0)
+    max_input_mb: float = Field(256, gt=0)
+    max_coordinate_mb: float = Field(512, gt=0)
 
     def for_fsspec(self, url: str) -> dict[str, Any]:
         """Everything fsspec needs to read `url`, secrets included: never publish this."""
@@ -384,6 +390,32 @@ def redacted(text: str) -> str:
         return f"{match['before']}***"
 
     return _PARAMETER.sub(parameter, _USERINFO.sub(userinfo, text))
+
+
+# The environment variables that set the limits above for the command line.
+LIMIT_VARIABLES = {
+    "max_metadata_mb": "ZARR_STAC_MAX_METADATA_MB",
+    "max_input_mb": "ZARR_STAC_MAX_INPUT_MB",
+    "max_coordinate_mb": "ZARR_STAC_MAX_COORDINATE_MB",
+}
+
+
+def limits_from_environment() -> dict[str, float]:
+    """The limits the environment sets ({field: MiB}); ValueError naming a variable that is
+    not a positive number."""
+    limits = {}
+    for field, variable in LIMIT_VARIABLES.items():
+        text = os.environ.get(variable, "").strip()
+        if not text:
+            continue
+        try:
+            value = float(text)
+        except ValueError:
+            value = float("nan")
+        if not value > 0 or value == float("inf"):
+            raise ValueError(f"{variable}={text[:20]!r} is not a positive number of MiB")
+        limits[field] = value
+    return limits
 
 
 class UnknownProtocol(ValueError):

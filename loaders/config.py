@@ -43,6 +43,7 @@ from common.stac import DEFAULT_CATALOG_DESCRIPTION, DEFAULT_CATALOG_ID, DEFAULT
 from common.storage import StorageOptions, origin_of, redacted, relative_key, strip_url
 
 from .discover import CollectionHint
+from .limits import INPUT_SETTING, TooLarge, limit_bytes, load_yaml, read_bounded
 
 # What an `item_description` template may use besides the path-template fields.
 ITEM_DESCRIPTION_FIELDS = ("title", "id", "href", "kind", "python")
@@ -129,6 +130,10 @@ class CatalogueConfig(BaseModel):
     asset_column: str | None = None
     max_depth: int = Field(16, ge=1, description="Nested catalogues followed this deep at most")
     max_expansions: int = Field(1000, ge=1, description="Stores one templated entry may expand to at most")
+    # CSV and ESM tables are untrusted (see limits): a wider header, or a longer line (a gzip
+    # bomb of one endless line), refuses the table.
+    max_columns: int = Field(1000, ge=1, description="Columns a table may have at most")
+    max_row_kb: int = Field(1024, ge=1, description="KiB one line of a table may hold at most")
 
 
 class SourceConfig(BaseModel):
@@ -278,12 +283,25 @@ def _yaml_problem(exc: yaml.YAMLError) -> str:
     return ": ".join(parts) or "syntax error"
 
 
-def load_config(path: str | Path) -> MappingConfig:
+def load_config(path: str | Path, max_bytes: int | None = None) -> MappingConfig:
+    """The configuration in the YAML file `path` (read at most `max_bytes` far: by default
+    `storage.max_input_mb`); ConfigError, one line naming the file, if it is unusable."""
     path = Path(path)
+    limit = max_bytes or limit_bytes(StorageOptions().max_input_mb)
     try:
-        raw = yaml.safe_load(path.read_text())
+        with path.open("rb") as handle:
+            text = read_bounded(handle, limit, "it", INPUT_SETTING).decode("utf-8")
+        raw = load_yaml(text)
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a folder, not a configuration file") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a text file (not UTF-8): is it the configuration?") from None
+    except TooLarge as exc:
+        raise ConfigError(f"{path}: refused: {exc}") from None
+    except OSError as exc:  # permission denied, a device, ...
+        raise ConfigError(f"{path}: cannot be read: {exc.strerror or type(exc).__name__}") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {_yaml_problem(exc)}") from None
     if not isinstance(raw, dict):

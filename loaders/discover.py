@@ -29,6 +29,8 @@ from common.storage import (
     strip_url,
 )
 
+from .limits import METADATA_SETTING, TooLarge, cat_bounded_sync, limit_bytes
+
 ZARR_V2_MARKERS = (".zgroup", ".zmetadata")
 ZARR_V3_MARKER = "zarr.json"
 
@@ -178,9 +180,11 @@ def discover_stores(
 
     def is_parquet_folder(path: str) -> bool:
         """A `.zmetadata` without `.zgroup`: kerchunk's parquet layout if it has `record_size`."""
+        limit = limit_bytes(storage.max_metadata_mb)
         try:
-            return references.is_parquet_zmetadata(fs.cat_file(f"{path.rstrip('/')}/.zmetadata"))
-        except OSError:
+            raw = cat_bounded_sync(fs, f"{path.rstrip('/')}/.zmetadata", limit, ".zmetadata", METADATA_SETTING)
+            return references.is_parquet_zmetadata(raw)
+        except (OSError, TooLarge):
             return False  # opened as Zarr, where the reason is reported
 
     def is_json_reference(path: str) -> bool:

@@ -36,6 +36,7 @@ from .config import CatalogueConfig, validation_problem
 from .discover import KERCHUNK, ZARR, CollectionHint, StoreRef, entry_ref
 from .failures import INPUT, NOT_ZARR, StoreFailure
 from .intake import KERCHUNK_PARQUET, catalogue_dir, resolve
+from .limits import INPUT_SETTING, TooLarge, bounded_lines, limit_bytes, read_bounded
 
 DEFAULT_ASSET_COLUMN = "zstore"
 ZARR_FORMATS = {"zarr", "zarr2", "zarr3"}
@@ -131,21 +132,38 @@ def cell_value(value: Any) -> Any:
 
 
 class Table:
-    """The rows of a CSV file (plain or compressed), read again on each iteration."""
+    """The rows of a CSV file (plain or compressed), read again on each iteration.
 
-    def __init__(self, url: str, storage: StorageOptions):
+    Untrusted (see `limits`): no line is read further than `catalogue.max_row_kb` (a gzip
+    bomb of one endless line, a 10 MB field: TooLarge), the header has at most
+    `catalogue.max_columns` columns, and a field at most csv's own 131,072 characters
+    (csv.Error); both errors name the file and the line."""
+
+    def __init__(self, url: str, storage: StorageOptions, config: CatalogueConfig | None = None):
         self.url = url
         self.storage = storage
+        self.config = config or CatalogueConfig()
 
     def columns(self) -> list[str]:
-        with self._open() as handle:
-            return next(csv.reader(handle), [])
+        try:
+            with self._open() as handle:
+                columns = next(csv.reader(self._lines(handle)), [])
+        except csv.Error as exc:
+            raise CatalogueError(f"{self.url}: the header cannot be read: {exc}") from None
+        except TooLarge as exc:
+            raise CatalogueError(str(exc)) from None
+        check_column_count(self.url, len(columns), self.config)
+        return columns
 
     def __iter__(self) -> Iterator[tuple[int, dict[str, Any]]]:
         with self._open() as handle:
-            reader = csv.DictReader(handle)
+            reader = csv.DictReader(self._lines(handle))
             for row in reader:
                 yield reader.line_num, row
+
+    def _lines(self, handle) -> Iterator[str]:
+        limit = self.config.max_row_kb * 1024
+        return bounded_lines(handle, limit, self.url, "catalogue.max_row_kb")
 
     def _open(self):
         fs = self.storage.filesystem(self.url)
@@ -174,18 +192,25 @@ class Rows:
         self.storage = storage or StorageOptions()  # the table's: a row's URL may add its own credentials
 
     def urls(self) -> Iterator[str]:
-        for _line, row in self.rows:
-            url = row.get(self.asset_column)
-            form = str(self.format_of(row) or "").lower()
-            if isinstance(url, str) and url.strip() and form in ZARR_FORMATS | REFERENCE_FORMATS:
-                yield strip_url(public_url(url.strip()))
+        """The store URLs of the rows; CatalogueError when the table cannot be read to its end."""
+        line = 1
+        try:
+            for line, row in self.rows:
+                url = row.get(self.asset_column)
+                form = str(self.format_of(row) or "").lower()
+                if isinstance(url, str) and url.strip() and form in ZARR_FORMATS | REFERENCE_FORMATS:
+                    yield strip_url(public_url(url.strip()))
+        except TooLarge as exc:
+            raise CatalogueError(str(exc)) from None
+        except csv.Error as exc:
+            raise CatalogueError(f"{self.where}: cannot be read past line {line}: {exc}") from None
 
     def __iter__(self) -> Iterator[StoreRef | StoreFailure]:
         hints: dict[tuple, CollectionHint] = {}  # one per group: rows share the object
         try:
             for line, row in self.rows:
                 yield self._entry(line, row, hints)
-        except csv.Error as exc:
+        except (csv.Error, TooLarge) as exc:
             yield StoreFailure(self.where, INPUT, f"the table cannot be read past this point: {exc}")
 
     def _entry(self, line: int, row: dict[str, Any], hints: dict) -> StoreRef | StoreFailure:
@@ -222,6 +247,13 @@ class Rows:
             return StoreFailure(url, INPUT, f"row {line} of {self.where}: {exc}")
 
 
+def check_column_count(where: str, count: int, config: CatalogueConfig) -> None:
+    if count > config.max_columns:
+        raise CatalogueError(
+            f"{where}: {count:,} columns, more than the {config.max_columns:,} a table may have (catalogue.max_columns)"
+        )
+
+
 def _check_columns(where: str, columns: list[str], needed: list[tuple[str, str]]) -> None:
     for what, column in needed:
         if column not in columns:
@@ -230,7 +262,7 @@ def _check_columns(where: str, columns: list[str], needed: list[tuple[str, str]]
 
 def read_csv(url: str, storage: StorageOptions, config: CatalogueConfig) -> Rows:
     """A plain CSV of stores (Pangeo's `cmip6-zarr-consolidated-stores.csv`)."""
-    table = Table(url, storage)
+    table = Table(url, storage, config)
     columns = table.columns()
     asset_column = config.asset_column or DEFAULT_ASSET_COLUMN
     if asset_column not in columns:
@@ -246,10 +278,14 @@ def read_csv(url: str, storage: StorageOptions, config: CatalogueConfig) -> Rows
 def read_esm(url: str, storage: StorageOptions, config: CatalogueConfig) -> Rows:
     """An ESM collection JSON and its table."""
     try:
-        with storage.filesystem(url).open(url, "rt") as handle:
-            raw = json.load(handle)
+        with storage.filesystem(url).open(url, "rb") as handle:
+            raw = json.loads(read_bounded(handle, limit_bytes(storage.max_input_mb), "it", INPUT_SETTING))
         collection = ESMCollection.model_validate(raw)
-    except json.JSONDecodeError as exc:
+    except TooLarge as exc:
+        raise CatalogueError(f"{url}: refused: {exc}") from None
+    except RecursionError:
+        raise CatalogueError(f"{url}: refused: it is nested too deeply to be read") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise CatalogueError(f"{url}: not valid JSON: {exc}") from None
     except ValidationError as exc:
         raise CatalogueError(f"{url}: not a valid ESM collection: {validation_problem(exc)}") from None
@@ -269,12 +305,13 @@ def read_esm(url: str, storage: StorageOptions, config: CatalogueConfig) -> Rows
         rows: Iterable[tuple[int, dict[str, Any]]] = list(enumerate(collection.catalog_dict, start=1))
         columns = sorted({k for row in collection.catalog_dict for k in row})
         where = f"{url}#catalog_dict"
+        check_column_count(where, len(columns), config)
     else:
         try:
             table_url, table_storage = storage.for_url(resolve(collection.catalog_file, catalogue_dir(url)))
         except ValueError as exc:
             raise CatalogueError(f"{url}: catalog_file: {exc}") from None
-        rows = Table(table_url, table_storage)
+        rows = Table(table_url, table_storage, config)
         columns = rows.columns()
         where = table_url
     needed = [("assets.column_name", asset_column), *[("groupby column", c) for c in groupby]]

@@ -19,13 +19,16 @@ from common.rejection import RENDER_ERROR as RENDER_ERROR
 from common.rejection import WRITE_ERROR as WRITE_ERROR
 
 # Reading the store
-CORRUPT_METADATA = "corrupt-metadata"  # unparseable or invalid Zarr metadata JSON
+CORRUPT_METADATA = "corrupt-metadata"  # unparseable or invalid Zarr metadata JSON (or JSON that is no object)
 ACCESS_DENIED = "access-denied"
 NOT_FOUND = "not-found"
 UNKNOWN_CODEC = "unknown-codec"
 TIMEOUT = "timeout"
 UNAVAILABLE = "unavailable"  # throttled (503 SlowDown), 5xx or connection dropped, after retries
 READ_ERROR = "read-error"  # anything else while reading
+# Beyond a limit on what one store may cost: a metadata document or reference too large
+# to read, a coordinate too large to decode (see `limits`).
+TOO_LARGE = "too-large"
 # Mapping what was read
 NO_COORDINATES = "no-coordinates"
 NO_TIME = "no-time"

@@ -12,6 +12,10 @@ data-variable chunk is ever requested.
 Anything this fast path does not cover (no consolidated metadata, sharding,
 kerchunk references, coordinates in very many chunks) returns None, and the
 caller opens the store lazily through its real URL instead.
+
+The metadata document is untrusted: it is read at most `max_metadata_mb` far, must be
+a JSON object (of objects), and no coordinate chunk is fetched for a store whose
+coordinates declare more than `max_coordinate_mb` (see `limits`).
 """
 
 from __future__ import annotations
@@ -27,12 +31,15 @@ from dataclasses import dataclass
 from typing import Any
 
 import fsspec
+import numpy as np
 from fsspec.asyn import AsyncFileSystem
 
 from common.storage import StorageOptions, protocol_of
 
 from .discover import REFERENCE_KINDS, StoreRef
+from .failures import CORRUPT_METADATA
 from .ledger import Fingerprint, document_fingerprint, same_document
+from .limits import COORDINATE_SETTING, METADATA_SETTING, TooLarge, cat_bounded, coordinate_problem, limit_bytes
 
 MAX_COORDINATE_CHUNKS = 256  # per store; beyond this, the lazy path
 
@@ -50,6 +57,56 @@ class Prefetched:
 
 class NotPrefetchable(Exception):
     """The fast path does not apply; open the store lazily instead."""
+
+
+class CorruptMetadata(Exception):
+    """A metadata document that is JSON, but not a JSON object (of objects) as Zarr's are
+    (no ValueError, for the reason `limits.TooLarge` gives)."""
+
+    kind = CORRUPT_METADATA
+
+
+def _json_kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    names = {bool: "a boolean", str: "a string", list: "a list", int: "a number", float: "a number"}
+    return names.get(type(value), f"a {type(value).__name__}")
+
+
+def metadata_problem(key: str, document: Any) -> str | None:
+    """Why the parsed metadata document `key` (`.zmetadata`, `zarr.json`, `.zattrs`, ...) is no
+    Zarr metadata: it, and each document it consolidates, must be a JSON object. None: it may be."""
+    name = key.rsplit("/", 1)[-1]
+    if not isinstance(document, dict):
+        return f"{key} is {_json_kind(document)}, not a JSON object"
+    if name == ".zmetadata":
+        inner = document.get("metadata")
+        if not isinstance(inner, dict):
+            return f"{key}: 'metadata' is {_json_kind(inner)}, not a JSON object"
+        for member, value in inner.items():
+            if not isinstance(value, dict):
+                return f"{key}: {member!r} is {_json_kind(value)}, not a JSON object"
+    elif name == "zarr.json":
+        if not isinstance(document.get("attributes", {}), dict):
+            return f"{key}: 'attributes' is {_json_kind(document['attributes'])}, not a JSON object"
+        consolidated = document.get("consolidated_metadata")
+        if consolidated is None:
+            return None
+        members = consolidated.get("metadata") if isinstance(consolidated, dict) else None
+        if not isinstance(members, dict):
+            return f"{key}: 'consolidated_metadata' holds no object of 'metadata'"
+        for member, value in members.items():
+            if not isinstance(value, dict) or not isinstance(value.get("attributes", {}), dict):
+                return f"{key}: the metadata of {member!r} is not a JSON object (nor its attributes)"
+    return None
+
+
+def parse_metadata(key: str, raw: bytes) -> dict[str, Any]:
+    """A metadata document's JSON object; json.JSONDecodeError or CorruptMetadata otherwise."""
+    document = json.loads(raw)
+    if (problem := metadata_problem(key, document)) is not None:
+        raise CorruptMetadata(problem)
+    return document
 
 
 class Unchanged:
@@ -166,15 +223,41 @@ def shared_session(profile: str | None):
     return _sessions.by_profile[profile]
 
 
-async def _cat(fs: AsyncFileSystem, path: str) -> bytes | None:
+async def _cat(fs: AsyncFileSystem, path: str, limit: int, what: str, setting: str) -> bytes | None:
+    """The object at `path` (None when absent), read at most `limit` bytes far."""
     try:
-        return await fs._cat_file(path)
+        return await cat_bounded(fs, path, limit, what, setting)
     except FileNotFoundError:
         return None
 
 
-async def prefetch(fs: AsyncFileSystem, ref: StoreRef) -> Prefetched:
-    """Metadata plus every coordinate chunk of `ref`; raises NotPrefetchable or the read error."""
+def _dtype(meta: dict[str, Any], zarr_format: int) -> tuple[int, str]:
+    """(item size, name) of an array's data type, from its metadata; 8 bytes when numpy
+    does not know it (variable-length strings, extension types: their values are pointers)."""
+    raw = meta.get("dtype") if zarr_format == 2 else meta.get("data_type")
+    try:
+        dtype = np.dtype(raw)
+    except (TypeError, ValueError):
+        return 8, str(raw)
+    return (dtype.itemsize or 8), dtype.name
+
+
+def check_coordinate_sizes(arrays: dict[str, tuple[dict, dict]], names: Iterable[str], limit: int, zarr_format: int):
+    """TooLarge for the first coordinate whose declared size (shape x item size) is beyond `limit`."""
+    for name in names:
+        meta = arrays[name][0]
+        shape = meta.get("shape")
+        if not isinstance(shape, list) or not all(isinstance(s, int) and s >= 0 for s in shape):
+            continue  # zarr says what is wrong with it
+        itemsize, dtype = _dtype(meta, zarr_format)
+        if (problem := coordinate_problem(name, tuple(shape), itemsize, dtype, limit)) is not None:
+            raise TooLarge(problem)
+
+
+async def prefetch(fs: AsyncFileSystem, ref: StoreRef, storage: StorageOptions | None = None) -> Prefetched:
+    """Metadata plus every coordinate chunk of `ref`; raises NotPrefetchable or the read error
+    (TooLarge beyond the limits of `storage`, CorruptMetadata for JSON that is no object)."""
+    storage = storage or StorageOptions()
     if ref.kind in REFERENCE_KINDS:
         raise NotPrefetchable("kerchunk reference")
     root = fs._strip_protocol(ref.url).rstrip("/")
@@ -187,9 +270,9 @@ async def prefetch(fs: AsyncFileSystem, ref: StoreRef) -> Prefetched:
     metadata = zarr_format = None
     files: dict[str, bytes] = {}
     for fmt, key in candidates:
-        raw = await _cat(fs, f"{root}/{key}")
+        raw = await _cat(fs, f"{root}/{key}", limit_bytes(storage.max_metadata_mb), key, METADATA_SETTING)
         if raw is not None:
-            metadata, zarr_format = json.loads(raw), fmt
+            metadata, zarr_format = parse_metadata(key, raw), fmt
             files[key] = raw
             break
     if metadata is None:
@@ -207,8 +290,12 @@ async def prefetch(fs: AsyncFileSystem, ref: StoreRef) -> Prefetched:
         files[".zattrs"] = json.dumps(metadata["metadata"].get(".zattrs", {})).encode()
     arrays = arrays_of(metadata, zarr_format)
     coordinates = sorted(coordinate_arrays(arrays, zarr_format))
+    limit = limit_bytes(storage.max_coordinate_mb)
+    check_coordinate_sizes(arrays, coordinates, limit, zarr_format)
     keys = [key for name in coordinates for key in chunk_keys(name, arrays[name][0], zarr_format)]
-    contents = await asyncio.gather(*(_cat(fs, f"{root}/{key}") for key in keys))
+    # A chunk stored larger than a whole coordinate may be is no coordinate's chunk.
+    reads = (_cat(fs, f"{root}/{key}", limit, f"chunk {key!r}", COORDINATE_SETTING) for key in keys)
+    contents = await asyncio.gather(*reads)
     files.update({key: data for key, data in zip(keys, contents) if data is not None})
     return Prefetched(ref=ref, zarr_format=zarr_format, files=files, coordinates=frozenset(coordinates))
 
@@ -226,7 +313,9 @@ async def is_unchanged(fs: AsyncFileSystem, ref: StoreRef, known: Fingerprint) -
         if protocol in ("s3", "s3a", "gs", "gcs"):
             return same_document(known, await fs._info(path))
         if protocol == "file":
-            return document_fingerprint(known.document, await fs._cat_file(path), known.digest) == known
+            # Read no further than the fingerprinted size: a longer document has changed.
+            data = await cat_bounded(fs, path, known.size, known.document or path, METADATA_SETTING)
+            return document_fingerprint(known.document, data, known.digest) == known
     except Exception:  # noqa: BLE001 - unknown: read it
         return False
     return False
@@ -254,7 +343,7 @@ async def prefetch_many(
             if fingerprint is not None and await is_unchanged(fs, ref, fingerprint):
                 return UNCHANGED
             try:
-                return await prefetch(fs, ref)
+                return await prefetch(fs, ref, storage)
             except Exception as exc:  # noqa: BLE001 - returned, classified by the caller
                 return exc
 

@@ -48,6 +48,18 @@ class GridError(ValueError):
     """No usable horizontal coordinates; the message says what is missing."""
 
 
+class NotPositions(GridError):
+    """Horizontal coordinates whose values decode to infinities (a scale_factor or add_offset
+    that overflows): they are no positions, and a bbox from the finite rest would be wrong."""
+
+
+def _finite_or_missing(name: str, values: np.ndarray) -> np.ndarray:
+    if np.isinf(values).any():
+        reason = "decodes to infinite values (a scale_factor or add_offset that overflows)"
+        raise NotPositions(f"coordinate {name!r} {reason}")
+    return values
+
+
 @dataclass
 class Grid:
     kind: str
@@ -106,13 +118,13 @@ def _values(ds: xr.Dataset, name: str) -> np.ndarray:
         values = np.where(values == fill, np.nan, values)
     if str(var.attrs.get("units", "")).lower() in ("radian", "radians", "rad"):
         values = np.degrees(values)
-    return values
+    return _finite_or_missing(str(source.name), values)
 
 
 def _native_values(ds: xr.Dataset, name: str) -> np.ndarray:
     var = ds[name]
     scale = LENGTH_UNITS.get(str(var.attrs.get("units", "m")).strip().lower(), 1.0)
-    return np.asarray(var.values, dtype="f8") * scale
+    return _finite_or_missing(name, np.asarray(var.values, dtype="f8") * scale)
 
 
 def projected_bbox(x: np.ndarray, y: np.ndarray, crs: CRS) -> list[float]:
@@ -161,6 +173,8 @@ def describe_grid(
         lon, lat = ds[longitude], ds[latitude]
         try:
             bbox = spatial.bbox_from_lonlat(_values(ds, longitude), _values(ds, latitude))
+        except NotPositions:
+            raise
         except ValueError as exc:
             raise GridError(str(exc)) from exc
         if lon.ndim == 1 and lat.ndim == 1 and longitude in ds.dims and latitude in ds.dims:

@@ -31,6 +31,7 @@ from .config import CatalogueConfig
 from .discover import KERCHUNK, ZARR, StoreRef, discover_stores, entry_ref, listing_problem
 from .failures import INPUT, StoreFailure
 from .intake import catalogue_dir
+from .limits import INPUT_SETTING, TooLarge, limit_bytes, read_bounded
 
 LIST_SUFFIXES = (".txt", ".lst")
 CSV_SUFFIXES = (".csv", ".csv.gz")
@@ -70,7 +71,7 @@ class _Counted:
 def _streamed(url: str, rows: Any) -> ExpandedInput:
     """A table's input: one pass over its store URLs for their root (and their count)."""
     urls = _Counted(rows.urls())
-    root = common_root(urls, default=catalogue_dir(url))
+    root = _from_catalogue(url, lambda: common_root(urls, default=catalogue_dir(url)))
     return ExpandedInput(root=root, refs=rows, streamed=True, count=urls.count)
 
 
@@ -112,9 +113,12 @@ def common_root(urls: Iterable[str], default: str = "") -> str:
 
 
 def _read_text(url: str, storage: StorageOptions) -> str:
+    """An input file's text, read at most `storage.max_input_mb` far."""
     try:
-        with storage.filesystem(url).open(url, "rt") as handle:
-            return handle.read()
+        with storage.filesystem(url).open(url, "rb") as handle:
+            return read_bounded(handle, limit_bytes(storage.max_input_mb), "it", INPUT_SETTING).decode("utf-8")
+    except TooLarge as exc:
+        raise InputError(f"{url}: refused: {exc}") from None
     except FileNotFoundError:
         raise InputError(f"{url}: no such file") from None
     except UnicodeDecodeError:

@@ -30,6 +30,7 @@ from common.storage import StorageOptions, protocol_of, redacted, strip_url
 from .config import CatalogueConfig
 from .discover import KERCHUNK, KERCHUNK_PARQUET, ZARR, CollectionHint, StoreRef
 from .failures import CATALOGUE_LOOP, INPUT, NOT_ZARR, TEMPLATE, StoreFailure
+from .limits import INPUT_SETTING, TooLarge, limit_bytes, load_yaml, read_bounded
 
 ZARR_DRIVERS = {"zarr", "intake_xarray.xzarr.ZarrSource", "intake_xarray.ZarrSource", "xarray_zarr", "ndzarr"}
 XARRAY_DRIVERS = {
@@ -51,8 +52,10 @@ class TemplateProblem(ValueError):
 
 
 def read_text(url: str, storage: StorageOptions) -> str:
-    with storage.filesystem(url).open(url, "rt", compression="infer") as handle:
-        return handle.read()
+    """The text of a catalogue (compressed or not), read at most `storage.max_input_mb` far
+    (`limits.TooLarge` beyond); UnicodeDecodeError if it is no UTF-8 text."""
+    with storage.filesystem(url).open(url, "rb", compression="infer") as handle:
+        return read_bounded(handle, limit_bytes(storage.max_input_mb), "it", INPUT_SETTING).decode("utf-8")
 
 
 def resolve(path: str, base: str) -> str:
@@ -163,7 +166,9 @@ def read_intake(
 
 def _parse(url: str, text: str) -> dict[str, Any]:
     try:
-        catalog = yaml.safe_load(text)
+        catalog = load_yaml(text)
+    except TooLarge as exc:
+        raise CatalogueError(f"{url}: refused: {exc}") from None
     except yaml.YAMLError as exc:
         raise CatalogueError(f"{url}: not valid YAML: {exc}") from None
     sources = catalog.get("sources") if isinstance(catalog, dict) else None
@@ -241,6 +246,9 @@ def _nested(
         text = read_text(child_url, child_storage)
     except FileNotFoundError:
         yield StoreFailure(child_url, INPUT, f"nested catalogue {dotted!r} (from {where}): no such file")
+        return
+    except TooLarge as exc:
+        yield StoreFailure(child_url, INPUT, f"nested catalogue {dotted!r} (from {where}) refused: {exc}")
         return
     except Exception as exc:  # noqa: BLE001 - one unreadable catalogue must not hide the others
         reason = redacted(f"nested catalogue {dotted!r} (from {where}): {type(exc).__name__}: {exc}")

@@ -94,7 +94,7 @@ def catalogue_store(job: Job, prefetched: Prefetched | BaseException | None = No
     """
     placement, fields = placement_of(job)
     if isinstance(prefetched, Prefetched):
-        opened = open_prefetched(prefetched)
+        opened = open_prefetched(prefetched, job.source.storage)
     elif prefetched is None or isinstance(prefetched, NotPrefetchable):
         opened = open_store(job.ref, job.storage)
     else:

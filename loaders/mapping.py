@@ -29,8 +29,9 @@ from . import axes as axes_module
 from . import forecast, temporal
 from .assets import ASSET_KEY, add_access, build_asset  # noqa: F401 - build_asset: the asset alone
 from .config import SourceConfig
-from .failures import MISSING_COORDINATES, NO_COORDINATES, NO_TIME, UNDECODABLE_TIME
-from .grid import Grid, GridError, describe_grid
+from .failures import MISSING_COORDINATES, NO_COORDINATES, NO_TIME, TOO_LARGE, UNDECODABLE_TIME
+from .grid import Grid, GridError, NotPositions, describe_grid
+from .limits import coordinate_problem, limit_bytes
 from .markup import markdown_text, plain_text
 from .read import OpenedStore, codec_names
 
@@ -193,10 +194,12 @@ def is_all_fill(group, name: str, cached=None) -> tuple[bool, Any]:
     return bool(np.all(raw == fill)), plain(fill[()])
 
 
-def check_extent_coordinates(opened: OpenedStore, names: list[str | None]) -> None:
+def check_extent_coordinates(opened: OpenedStore, names: list[str | None], limit: int | None = None) -> None:
     """The coordinates the extents come from must hold values: a store whose lon/lat, x/y or time
     chunks are absent (or all fill) would otherwise become a degenerate bbox or 1970 dates.
-    Other arrays may legitimately be all fill (Zarr omits such chunks) and are not checked."""
+    Other arrays may legitimately be all fill (Zarr omits such chunks) and are not checked.
+    Each is first checked to hold at most `limit` bytes decoded (it may be a data variable
+    cf_xarray took for a coordinate, which `read` did not check)."""
     ds = opened.dataset
     checked: list[str] = []
     for name in names:
@@ -206,6 +209,11 @@ def check_extent_coordinates(opened: OpenedStore, names: list[str | None]) -> No
             if bounds and bounds in ds.variables:
                 checked.append(str(bounds))
     for name in checked:
+        variable = ds.variables[name]
+        if limit is not None:
+            dtype = variable.dtype
+            if problem := coordinate_problem(name, variable.shape, dtype.itemsize or 8, dtype.name, limit):
+                raise MappingError(TOO_LARGE, problem)
         empty, fill = is_all_fill(opened.group, name, opened.cached.get(name))
         if empty:
             reason = f"coordinate {name!r} has no values: its chunks are absent or all fill ({fill!r})"
@@ -324,9 +332,11 @@ def store_to_item(
     run = forecast.find_forecast(ds)
     spatial_names = [axes.longitude, axes.latitude] if axes.longitude and axes.latitude else [axes.x, axes.y]
     time_names = [run.reference, run.valid or run.lead] if run is not None else [axes.time]
-    check_extent_coordinates(opened, spatial_names + time_names)
+    check_extent_coordinates(opened, spatial_names + time_names, limit_bytes(source.storage.max_coordinate_mb))
     try:
         grid = describe_grid(ds, longitude=axes.longitude, latitude=axes.latitude, x=axes.x, y=axes.y)
+    except NotPositions as exc:
+        raise MappingError(MISSING_COORDINATES, str(exc)) from exc
     except GridError as exc:
         raise MappingError(NO_COORDINATES, str(exc)) from exc
     if run is None and axes.time is None:

@@ -8,6 +8,11 @@ coordinate arrays that extents are computed from.
 Kerchunk references (JSON files and parquet folders) open the same way, through
 a reference file system: a virtual Zarr v2 store whose chunks live in other files
 (NetCDF, GRIB); reading a coordinate reads only its byte ranges of those files.
+
+What a store holds is untrusted (see `limits`): every metadata document zarr reads is
+checked first (`CheckedMetadataStore`: at most `max_metadata_mb`, a JSON object), a JSON
+reference is read at most `max_input_mb` far, and a store with a coordinate declared
+larger than `max_coordinate_mb` is refused before xarray reads any coordinate.
 """
 
 from __future__ import annotations
@@ -30,8 +35,11 @@ import xarray as xr
 from numcodecs.compat import ensure_ndarray_like
 from xarray.backends.zarr import ZarrArrayWrapper, ZarrStore
 from xarray.core import indexing
+from zarr.abc.store import RangeByteRequest
 from zarr.core.buffer import default_buffer_prototype
-from zarr.storage import MemoryStore
+from zarr.core.sync import sync
+from zarr.storage import FsspecStore, MemoryStore, WrapperStore
+from zarr.storage._common import make_store
 
 from common.storage import (
     CREDENTIALS_HINT,
@@ -49,11 +57,21 @@ from .failures import (
     NOT_FOUND,
     READ_ERROR,
     TIMEOUT,
+    TOO_LARGE,
     UNAVAILABLE,
     UNDECODABLE_TIME,
     UNKNOWN_CODEC,
 )
-from .fetch import Prefetched
+from .fetch import CorruptMetadata, Prefetched, metadata_problem
+from .limits import (
+    METADATA_SETTING,
+    TooLarge,
+    cat_bounded,
+    cat_bounded_sync,
+    coordinate_problem,
+    limit_bytes,
+    size_text,
+)
 
 
 class StoreReadError(RuntimeError):
@@ -90,6 +108,8 @@ class OpenedStore:
 
 def one_line(exc: BaseException) -> str:
     """An exception as one line for reports, the credentials of any URL it quotes hidden."""
+    if isinstance(exc, TooLarge | CorruptMetadata):
+        return redacted(str(exc))  # its own words are the whole reason
     if is_missing_credentials(exc):
         return f"no credentials to read it: {CREDENTIALS_HINT}"
     text = str(exc).strip().splitlines()
@@ -139,6 +159,10 @@ def classify(exc: BaseException) -> str:
     seen = set()
     while exc is not None and id(exc) not in seen:  # look through chained causes
         seen.add(id(exc))
+        if isinstance(exc, TooLarge):
+            return TOO_LARGE
+        if isinstance(exc, CorruptMetadata):
+            return CORRUPT_METADATA
         message = str(exc).lower()
         unknown = "codec not available" in message or "unknown codec" in message
         if isinstance(exc, UnknownCodecError | CodecUnavailable) or unknown:
@@ -172,7 +196,7 @@ def _zarr_store_for(ref: StoreRef, storage: StorageOptions):
         from .references import load_references
 
         options = storage.for_fsspec(ref.url) if is_remote(ref.url) else {}
-        refs, extra, raw = load_references(ref, options)
+        refs, extra, raw = load_references(ref, options, limit_bytes(storage.max_input_mb))
         if ref.kind == KERCHUNK_PARQUET and "remote_protocol" not in extra:
             # fsspec 2026.9 guesses the protocol of a parquet reference set from its first
             # reference, and fails (split_protocol(nan)) when that one holds inline data:
@@ -182,8 +206,61 @@ def _zarr_store_for(ref: StoreRef, storage: StorageOptions):
         # host, which gets none of the reference URL's own HTTP credentials.
         remote = storage.model_copy(update={"http_origin": None}).for_fsspec(ref.url) if is_remote(ref.url) else {}
         store = refs_as_store(refs, remote_options=remote, target_options=dict(options), **extra)
-        return store, None, extra, raw
-    return ref.url, (storage.for_fsspec(ref.url) if is_remote(ref.url) else None), {}, None
+        return CheckedMetadataStore(store, limit_bytes(storage.max_metadata_mb)), None, extra, raw
+    # The store zarr would make of the URL, its metadata documents checked as they are read.
+    options = storage.for_fsspec(ref.url) if is_remote(ref.url) else None
+    store = sync(make_store(ref.url, mode="r", storage_options=options))
+    return CheckedMetadataStore(store, limit_bytes(storage.max_metadata_mb)), None, {}, None
+
+
+METADATA_DOCUMENTS = (".zmetadata", ".zgroup", ".zattrs", ".zarray", "zarr.json")
+
+
+class CheckedMetadataStore(WrapperStore):
+    """A zarr store whose metadata documents are checked before zarr parses them: each is
+    read at most `limit` bytes far (TooLarge beyond) and must be a JSON object of objects
+    (CorruptMetadata: zarr would fail on it with some TypeError or AttributeError)."""
+
+    def __init__(self, store, limit: int):
+        super().__init__(store)
+        self._limit = limit
+
+    def _with_store(self, store):
+        return type(self)(store, self._limit)
+
+    @property
+    def fs(self):
+        """The fsspec filesystem beneath (a reference filesystem's references: `assets`)."""
+        return self._store.fs
+
+    async def get(self, key, prototype, byte_range=None):
+        if byte_range is not None or key.rsplit("/", 1)[-1] not in METADATA_DOCUMENTS:
+            return await self._store.get(key, prototype, byte_range)
+        raw = await self._read(key, prototype)
+        if raw is None:
+            return None
+        if len(raw) > self._limit:
+            raise TooLarge(f"{key} is larger than {size_text(self._limit)}, the limit ({METADATA_SETTING})")
+        try:
+            document = json.loads(raw)
+        except ValueError:
+            return prototype.buffer.from_bytes(raw)  # zarr says what is wrong with it
+        if (problem := metadata_problem(key, document)) is not None:
+            raise CorruptMetadata(problem)
+        return prototype.buffer.from_bytes(raw)
+
+    async def _read(self, key, prototype) -> bytes | None:
+        """At most limit + 1 bytes of `key` (None: absent). Through fsspec with `cat_bounded`
+        (TooLarge itself): an HTTP server may ignore the range zarr would ask for."""
+        store = self._store
+        if not isinstance(store, FsspecStore):
+            found = await store.get(key, prototype, RangeByteRequest(0, self._limit + 1))
+            return None if found is None else found.to_bytes()
+        root = store.path.rstrip("/")
+        try:
+            return await cat_bounded(store.fs, f"{root}/{key}" if root else key, self._limit, key, METADATA_SETTING)
+        except store.allowed_exceptions:
+            return None
 
 
 # False: a prefetched store is read exactly as a lazy one, every read of a coordinate going
@@ -273,14 +350,18 @@ class _PrefetchedZarrStore(ZarrStore):
         return variable
 
 
-def open_prefetched(prefetched: Prefetched) -> OpenedStore:
-    """Open a store from its prefetched metadata and coordinate chunks (no I/O)."""
+def open_prefetched(prefetched: Prefetched, storage: StorageOptions | None = None) -> OpenedStore:
+    """Open a store from its prefetched metadata and coordinate chunks (no I/O); `storage`
+    for its limits."""
     prototype = default_buffer_prototype()
     memory = MemoryStore(
         {key: prototype.buffer.from_bytes(data) for key, data in prefetched.files.items()}, read_only=True
     )
     cached = (prefetched.coordinates, prefetched.files) if FAST_OPEN else None
-    return _open(prefetched.ref, memory, None, consolidated=True, zarr_format=prefetched.zarr_format, cached=cached)
+    limit = limit_bytes((storage or StorageOptions()).max_coordinate_mb)
+    return _open(
+        prefetched.ref, memory, None, consolidated=True, zarr_format=prefetched.zarr_format, cached=cached, limit=limit
+    )
 
 
 def open_store(ref: StoreRef, storage: StorageOptions | None = None) -> OpenedStore:
@@ -290,7 +371,7 @@ def open_store(ref: StoreRef, storage: StorageOptions | None = None) -> OpenedSt
         # A parquet reference folder given by a name that does not say so (a list entry,
         # `inspect`) has a consolidated .zmetadata that zarr would open, reading its
         # absent chunks as fill values: tell it apart first (one GET, lazy path only).
-        if _is_parquet_reference_folder(ref, storage):
+        if _is_parquet_reference_folder(ref, storage, limit_bytes(storage.max_metadata_mb)):
             ref = replace(ref, kind=KERCHUNK_PARQUET)
     kerchunk = ref.kind in REFERENCE_KINDS
     try:
@@ -303,18 +384,20 @@ def open_store(ref: StoreRef, storage: StorageOptions | None = None) -> OpenedSt
         storage_options,
         consolidated=False if kerchunk else ref.consolidated,
         zarr_format=2 if kerchunk else ref.zarr_format,
+        limit=limit_bytes(storage.max_coordinate_mb),
     )
     opened.reference_options = reference_options
     opened.reference_bytes = reference_bytes
     return opened
 
 
-def _is_parquet_reference_folder(ref: StoreRef, storage: StorageOptions) -> bool:
+def _is_parquet_reference_folder(ref: StoreRef, storage: StorageOptions, limit: int) -> bool:
     from .references import is_parquet_zmetadata
 
     try:
         fs = storage.filesystem(ref.url)
-        return is_parquet_zmetadata(fs.cat_file(f"{ref.url.rstrip('/')}/.zmetadata"))
+        raw = cat_bounded_sync(fs, f"{ref.url.rstrip('/')}/.zmetadata", limit, ".zmetadata", METADATA_SETTING)
+        return is_parquet_zmetadata(raw)
     except FileNotFoundError:
         return False  # no consolidated v2 metadata: zarr says what the store is
     except Exception as exc:  # noqa: BLE001 - what zarr would meet too: the store's failure
@@ -428,14 +511,18 @@ def array_codecs(array) -> list[str]:
     return codec_names(meta.codecs)
 
 
+def _dims_and_attrs(array) -> tuple[list[str], dict]:
+    attrs = dict(array.attrs)
+    v3 = array.metadata.zarr_format == 3
+    dims = list(array.metadata.dimension_names or []) if v3 else list(attrs.get("_ARRAY_DIMENSIONS", []))
+    return dims, attrs
+
+
 def _arrays_needing(zarr_group, stand_ins: list[str]) -> tuple[dict[str, list[str]], dict[str, tuple[list[str], dict]]]:
     """{array: the stand-in codecs it needs}, and every array's (dimensions, attributes)."""
     needing, layout = {}, {}
     for name, array in zarr_group.arrays():
-        attrs = dict(array.attrs)
-        v3 = array.metadata.zarr_format == 3
-        dims = list(array.metadata.dimension_names or []) if v3 else list(attrs.get("_ARRAY_DIMENSIONS", []))
-        layout[name] = (dims, attrs)
+        layout[name] = _dims_and_attrs(array)
         missing = [c for c in array_codecs(array) if c in stand_ins]
         if missing:
             needing[name] = missing
@@ -452,16 +539,38 @@ def _coordinates(layout: dict[str, tuple[list[str], dict]], group_attrs: dict) -
     return wanted & set(layout)
 
 
+def _check_coordinate_sizes(ref: StoreRef, zarr_store: ZarrStore, limit: int) -> None:
+    """StoreReadError (too-large) when a coordinate declares more than `limit` bytes (shape x
+    item size, from its metadata: the arrays are listed already, nothing more is read)."""
+    arrays = dict(zarr_store.arrays())
+    layout = {name: _dims_and_attrs(array) for name, array in arrays.items()}
+    for name in sorted(_coordinates(layout, dict(zarr_store.zarr_group.attrs))):
+        array = arrays[name]
+        dtype = array.dtype
+        itemsize = getattr(dtype, "itemsize", 0) or 8
+        problem = coordinate_problem(name, array.shape, itemsize, str(getattr(dtype, "name", dtype)), limit)
+        if problem is not None:
+            raise StoreReadError(ref.url, TOO_LARGE, problem)
+
+
 def _open(
-    ref: StoreRef, store, storage_options, *, consolidated: bool | None, zarr_format: int | None, cached=None
+    ref: StoreRef,
+    store,
+    storage_options,
+    *,
+    consolidated: bool | None,
+    zarr_format: int | None,
+    cached=None,
+    limit: int | None = None,
 ) -> OpenedStore:
     """`cached`: (names of arrays whose chunks are all in memory, those chunks), to read each once
-    (see `CachedCoordinate`)."""
+    (see `CachedCoordinate`); `limit`: the bytes one coordinate may hold decoded."""
     stand_ins: list[str] = []
+    limit = limit or limit_bytes(StorageOptions().max_coordinate_mb)
     while True:
         try:
             with _stand_ins(stand_ins):
-                return _open_once(ref, store, storage_options, consolidated, zarr_format, stand_ins, cached)
+                return _open_once(ref, store, storage_options, consolidated, zarr_format, stand_ins, cached, limit)
         except StoreReadError as exc:
             missing = _missing_codec(exc.__cause__)
             if missing is None or missing in stand_ins or len(stand_ins) >= MAX_STAND_INS:
@@ -470,7 +579,7 @@ def _open(
 
 
 def _open_once(
-    ref: StoreRef, store, storage_options, consolidated, zarr_format, stand_ins: list[str], cached=None
+    ref: StoreRef, store, storage_options, consolidated, zarr_format, stand_ins: list[str], cached, limit: int
 ) -> OpenedStore:
     try:
         with warnings.catch_warnings():
@@ -492,6 +601,8 @@ def _open_once(
                 zarr_store.cached = {
                     name: CachedCoordinate(arrays[name], name, files) for name in names if name in arrays
                 }
+            # Before xarray reads a coordinate (the dimension coordinates, for its indexes).
+            _check_coordinate_sizes(ref, zarr_store, limit)
             unavailable: dict[str, list[str]] = {}
             if stand_ins:
                 unavailable, layout = _arrays_needing(zarr_store.zarr_group, stand_ins)

@@ -21,6 +21,7 @@ import re
 from typing import Any
 
 from .discover import KERCHUNK, KERCHUNK_PARQUET, StoreRef
+from .limits import INPUT_SETTING, read_bounded
 
 PARQUET_SUFFIXES = (".parq", ".parquet")
 JSON_SUFFIXES = (".json",)
@@ -69,9 +70,13 @@ def has_parquet_refs(names: set[str]) -> bool:
     return any(PARQUET_REFS.match(name) for name in names)
 
 
-def load_references(ref: StoreRef, options: dict[str, Any]) -> tuple[Any, dict[str, Any], bytes | None]:
+def load_references(
+    ref: StoreRef, options: dict[str, Any], limit: int | None = None
+) -> tuple[Any, dict[str, Any], bytes | None]:
     """(what fsspec's reference filesystem takes as `fo`, the extra options it needs, the
-    JSON reference's bytes: its fingerprint, see `ledger`).
+    JSON reference's bytes: its fingerprint, see `ledger`). A JSON reference is read at
+    most `limit` bytes far (`limits.TooLarge` beyond: kerchunk's parquet layout is the
+    form for references too large to hold in memory).
 
     A JSON reference is read here once, to see whether it uses spec v1 `gen`: fsspec
     expands `gen` only with `simple_templates=False` (jinja2), slower for plain
@@ -83,7 +88,7 @@ def load_references(ref: StoreRef, options: dict[str, Any]) -> tuple[Any, dict[s
     import fsspec
 
     with fsspec.open(ref.url, "rb", **options) as handle:
-        raw = handle.read()
+        raw = handle.read() if limit is None else read_bounded(handle, limit, "the reference", INPUT_SETTING)
     refs = json.loads(raw)
     if not isinstance(refs, dict):
         raise ValueError(f"not a kerchunk reference: a JSON {type(refs).__name__}, not an object")

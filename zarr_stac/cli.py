@@ -180,9 +180,14 @@ def storage_options(
 ) -> StorageOptions:
     # Keys are never flags (they would show in `ps`): botocore reads AWS_ACCESS_KEY_ID,
     # AWS_SECRET_ACCESS_KEY and profiles itself.
-    from common.storage import StorageOptions
+    from common.storage import StorageOptions, limits_from_environment
 
     tuning = {name: value for name, value in (("timeout", timeout), ("retries", retries)) if value is not None}
+    try:  # what one store or input may cost: ZARR_STAC_MAX_*_MB (see loaders.limits)
+        tuning.update(limits_from_environment())
+    except ValueError as exc:
+        err.print(f"[red]{escape(str(exc))}[/]", highlight=False)
+        raise typer.Exit(2) from None
     return StorageOptions(
         endpoint_url=endpoint_url, anon=anon, profile=profile, region=region, public_anon=public_anon, **tuning
     )
@@ -191,8 +196,11 @@ def storage_options(
 def mapping_config(
     url: str | None, config: Path | None, storage: StorageOptions, asset_column: str | None = None
 ) -> MappingConfig:
-    """The sources to crawl: a configuration file, or one URL with the defaults."""
+    """The sources to crawl: a configuration file, or one URL with the defaults. The limits the
+    environment sets (in `storage`) apply to the file, and to its sources that set none."""
+    from common.storage import LIMIT_VARIABLES
     from loaders.config import CatalogueConfig, ConfigError, default_config, load_config
+    from loaders.limits import limit_bytes
 
     if (url is None) == (config is None):
         err.print("[red]give either a URL to crawl or --config FILE (not both)[/]")
@@ -200,10 +208,15 @@ def mapping_config(
     try:
         if config is None:
             return default_config(url, storage, CatalogueConfig(asset_column=asset_column))
-        mapping = load_config(config)
+        mapping = load_config(config, limit_bytes(storage.max_input_mb))
     except ConfigError as exc:
         err.print(f"[red]invalid configuration: {escape(str(exc))}[/]")
         raise typer.Exit(2) from None
+    limits = {name: getattr(storage, name) for name in LIMIT_VARIABLES if name in storage.model_fields_set}
+    for source in mapping.sources:
+        unset = {name: value for name, value in limits.items() if name not in source.storage.model_fields_set}
+        if unset:
+            source.storage = source.storage.model_copy(update=unset)
     if asset_column:  # for the sources whose configuration does not name one
         for source in mapping.sources:
             if source.catalogue.asset_column is None:
