@@ -241,6 +241,8 @@ class Crawl:
         self._source_digests: dict[int, bytes] = {}
         self._unchanged: dict[tuple[str, str], Job] = {}  # (url, digest) -> job, until its Item is kept
         self._value_notes = self._noted_stores = 0  # values dropped, replaced or renamed; stores with some
+        # (collection, item id) that several discovered stores would take -> the store that gets it.
+        self._owners: dict[tuple[str, str], str] = {}
 
     def discover(self) -> CrawlResult:
         """List every store to read (`total`); what went wrong so far is in the result it
@@ -248,6 +250,7 @@ class Crawl:
         if self._jobs is None:
             self._jobs = plan(self.config, self.result, self.scale.workers, self._streams)
             self.total = len(self._jobs) + sum(expanded.count for _, expanded in self._streams)
+            self._owners = _owners_of_shared_ids(self._jobs)
         return self.result
 
     def placements(self) -> Iterator[tuple[str, str]]:
@@ -366,6 +369,10 @@ class Crawl:
     ) -> StoreFailure | None:
         """The store's failure if its Item's id is taken or the sink refuses it; None once handed on."""
         key = (collection_id, item_id)
+        owner = self._owners.get(key)
+        if owner is not None and owner != url:
+            reason = f"item id {item_id!r} in collection {collection_id!r} belongs to {owner} (the first by URL)"
+            return StoreFailure(url, DUPLICATE_ID, reason, collection_id)
         if key in self._seen:
             reason = f"item id {item_id!r} in collection {collection_id!r} is already used by {self._seen[key]}"
             return StoreFailure(url, DUPLICATE_ID, reason, collection_id)
@@ -410,6 +417,24 @@ class Crawl:
             reason = "its entry in the earlier ledger could not be found again; it is read on the next crawl"
             collection_id = placement_of(job)[0].collection_id
             self.result.failures.append(StoreFailure(job.ref.url, READ_ERROR, reason, collection_id))
+
+
+def _owners_of_shared_ids(jobs: list[Job]) -> dict[tuple[str, str], str]:
+    """For each id that two or more discovered stores would take, the store that gets it: the
+    first by URL, whichever is read first, so that every run (a rerun reads changed stores
+    before it keeps unchanged ones) publishes the same store under it."""
+    first: dict[tuple[str, str], str] = {}
+    owners: dict[tuple[str, str], str] = {}
+    for job in jobs:
+        try:
+            placement = placement_of(job)[0]
+        except MappingError:
+            continue
+        key, url = (placement.collection_id, placement.item_id), job.ref.url
+        earlier = owners.get(key) or first.setdefault(key, url)
+        if earlier != url:
+            owners[key] = min(earlier, url)
+    return owners
 
 
 def _drained(jobs: list[Job]) -> Iterator[Job]:

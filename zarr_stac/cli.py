@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -12,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 from rich.console import Console
-from rich.markup import escape
+from rich.markup import escape as escape_markup
 
 # Only typer and rich at import time: `zarr-stac --help` (and every one-line error)
 # must not wait for xarray, s3fs and pystac. Each command imports what it uses.
@@ -160,6 +161,21 @@ Full = Annotated[
     ),
 ]
 DEFAULT_DATA_DIR = Path(".data")
+
+
+# Characters that would act on the terminal instead of being shown (escape sequences, bidi
+# overrides, invisible format characters): store names and catalogue files are untrusted.
+_TERMINAL_UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]")
+
+
+def terminal_safe(text: str) -> str:
+    """`text` with every character that could act on the terminal written as its escape."""
+    return _TERMINAL_UNSAFE.sub(lambda m: m[0].encode("unicode_escape").decode("ascii"), text)
+
+
+def escape(text: str) -> str:
+    """`text` as rich prints it literally: markup escaped, terminal controls made visible."""
+    return escape_markup(terminal_safe(text))
 
 
 def shown(text: str) -> str:
@@ -412,7 +428,7 @@ def crawl_command(
                 )
                 skipped += 1
                 continue
-            typer.echo(entry.url)
+            typer.echo(terminal_safe(entry.url))
             count += 1
     except (DiscoveryError, InputError) as exc:
         err.print(f"[red]{shown(str(exc))}[/]")
@@ -821,7 +837,7 @@ def validate(
         err.print(f"[red]cannot read {shown(target)}: {shown(unreadable(exc))}[/]", highlight=False)
         raise typer.Exit(1) from None
     for where, message in report.errors:
-        err.print(f"[red]invalid[/] {where}: {message}", highlight=False)
+        err.print(f"[red]invalid[/] {shown(where)}: {escape(message)}", highlight=False)
     unchecked = f", {len(report.unchecked)} unchecked" if report.unchecked else ""
     err.print(f"{report.checked} object(s) checked, {len(report.errors)} invalid{unchecked}")
     if report.unavailable_schemas:

@@ -382,6 +382,25 @@ def test_a_larger_name_that_came_first_gives_way_to_the_smaller(tmp_path, monkey
     assert names_clash(files_below(tmp_path)) == []
 
 
+def test_two_stores_of_one_id_give_it_to_the_same_store_on_every_run(template, tmp_path):
+    """`ocean/a.b.zarr` and `ocean/a/b.zarr` both make item `a.b`: the first by URL has it, and a
+    rerun (which reads the refused store again before it keeps the published one) agrees."""
+    plant(template, tmp_path / "src", "ocean/a/b.zarr", "ocean/a.b.zarr")
+    expected = {("ocean", "a.b")}
+
+    first = build(tmp_path)
+    item = tmp_path / "out" / item_path("ocean", "a.b")
+    published = json.loads(item.read_text())["assets"]["zarr"]["href"]
+    assert published.endswith("/src/ocean/a.b.zarr")  # '.' sorts before '/'
+    assert skipped(first) == {"ocean/a/b.zarr": "duplicate-id"}
+
+    again = build(tmp_path)
+    assert skipped(again) == {"ocean/a/b.zarr": "duplicate-id"}
+    assert written(again) == 0, again.stdout
+    assert json.loads(item.read_text())["assets"]["zarr"]["href"] == published
+    assert catalogued(str(tmp_path / "out" / CATALOG_FILE)) == expected
+
+
 # -- 4. serve-static serves the catalogue's documents, nothing else ---------------------------
 @pytest.fixture(scope="module")
 def served(template, tmp_path_factory) -> Iterator[tuple[str, Path]]:
@@ -446,3 +465,25 @@ def test_serve_static_serves_the_catalogue_and_nothing_else(served, method):
     """The ledger, pending deletions, listings, other files, links out and traversal: 404."""
     host, _ = served
     assert {path: request(host, method, path) for path in SERVED} == SERVED
+
+
+# -- 5. what the commands print --------------------------------------------------------------
+TERMINAL_CONTROLS = ["\x1b", "\x07", "\u202e", "\u200f", "\x9b"]
+
+
+def test_store_names_cannot_drive_the_terminal(template, tmp_path):
+    """A store named with an escape sequence and a bidi override is printed with them made
+    visible (`\\x1b`, `\\u202e`): it can neither recolour nor reorder the operator's terminal."""
+    hostile = "ocean/a\x1b[31mRED\x07\u202ex\u200f\x9b.zarr"
+    plant(template, tmp_path / "src", hostile)
+    (tmp_path / "src" / hostile / "zarr.json").write_text("[]")  # so that its skip line is printed too
+
+    built = zarr_stac(tmp_path, "build", "src", "-o", "out")
+    listed = zarr_stac(tmp_path, "crawl", "src")
+
+    for result in (built, listed):
+        output = result.stdout + result.stderr
+        assert "Traceback" not in output, output
+        assert not [c for c in TERMINAL_CONTROLS if c in output], repr(output)
+    assert "a\\x1b[31mRED\\x07\\u202ex" in listed.stdout
+    assert "\\u202e" in built.stderr
