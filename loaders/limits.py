@@ -67,10 +67,7 @@ def limit_bytes(megabytes: float) -> int:
 def read_bounded(handle: IO[bytes], limit: int, what: str, setting: str) -> bytes:
     """All of a binary file handle's bytes, refused (TooLarge) beyond `limit`: at most
     limit + 1 bytes are read, however large the file (or its decompressed stream) is."""
-    data = handle.read(limit + 1)
-    if len(data) > limit:
-        raise TooLarge(f"{what} is larger than {size_text(limit)}, the limit ({setting})")
-    return data
+    return _within(handle.read(limit + 1), limit, what, setting)
 
 
 def _unsatisfiable(exc: BaseException) -> bool:
@@ -91,9 +88,7 @@ def cat_bounded_sync(fs: Any, path: str, limit: int, what: str, setting: str) ->
         if not _unsatisfiable(exc):
             raise
         return b""
-    if len(data) > limit:
-        raise TooLarge(f"{what} is larger than {size_text(limit)}, the limit ({setting})")
-    return data
+    return _within(data, limit, what, setting)
 
 
 async def cat_bounded(fs: Any, path: str, limit: int, what: str, setting: str) -> bytes:
@@ -108,6 +103,10 @@ async def cat_bounded(fs: Any, path: str, limit: int, what: str, setting: str) -
         if not _unsatisfiable(exc):
             raise
         return b""
+    return _within(data, limit, what, setting)
+
+
+def _within(data: bytes, limit: int, what: str, setting: str) -> bytes:
     if len(data) > limit:
         raise TooLarge(f"{what} is larger than {size_text(limit)}, the limit ({setting})")
     return data
