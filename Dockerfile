@@ -19,7 +19,6 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
 
 WORKDIR /src
 COPY pyproject.toml constraints.txt README.md ./
-COPY common/ common/
 COPY loaders/ loaders/
 COPY static_catalog/ static_catalog/
 COPY stac_api/ stac_api/

@@ -52,8 +52,8 @@ def make_inputs(rows: int, folder: Path) -> dict[str, Path]:
 
 
 def trial(url: str, rows: int) -> dict:
-    from loaders.crawl import Crawl
-    from loaders.executors import Executor
+    from zarr_stac.loaders.running.crawl import Crawl
+    from zarr_stac.loaders.running.executors import Executor
 
     class FirstRequest(Executor):
         """Records when the first batch would be read, and reads nothing."""

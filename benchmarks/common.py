@@ -35,7 +35,7 @@ def peak_rss_mb() -> float:
 
 def template_item() -> dict:
     """A realistic Item: what zarr-stac makes of a CMIP6-like store (datacube, assets)."""
-    from loaders.crawl import crawl
+    from zarr_stac.loaders.running.crawl import crawl
     from zarr_stac.samples import cmip6_like, write_dataset
 
     with tempfile.TemporaryDirectory() as folder, warnings.catch_warnings():

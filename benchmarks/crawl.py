@@ -63,12 +63,12 @@ def template_store(kind: str = "cf") -> Path:
 
 
 def trial(engine: str, endpoint: str, stores: int, sample: int, processes: int) -> dict:
-    from common.storage import StorageOptions
+    from zarr_stac.common.storage import StorageOptions
 
     storage = StorageOptions(endpoint_url=endpoint, anon=True)
     start = time.perf_counter()
     if engine == "zarr-stac":
-        from loaders.crawl import Crawl, Scale
+        from zarr_stac.loaders.running.crawl import Crawl, Scale
 
         # The path `zarr-stac build` takes: worker processes only past two batches of stores.
         result = Crawl("s3://synthetic/stores", storage, scale=Scale(processes=processes)).run()

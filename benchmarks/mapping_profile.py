@@ -5,12 +5,12 @@
 Two kinds of local stores are written to a temporary folder: (a) CF-attributed, as
 `zarr_stac.samples.cmip6_like` builds them, and (b) attribute-less, as plain xarray
 writes a dataset whose time comes from a pandas index (`lat`/`lon` without attributes).
-Each store is prefetched (`loaders.fetch.prefetch`, outside the measurement, as the
-crawl's I/O phase) and then catalogued with `loaders.jobs.run_job` (the CPU phase:
+Each store is prefetched (`loaders.reading.fetch.prefetch`, outside the measurement, as the
+crawl's I/O phase) and then catalogued with `loaders.running.jobs.run_job` (the CPU phase:
 opening from memory, decoding, mapping, JSON check). `--lazy` measures
-`loaders.crawl.inspect_store(url)` instead (opened through its URL, I/O included).
-`--reference` turns every fast path off (loaders.mapping.FAST_AXES, loaders.read.FAST_OPEN
-and FAST_DECODE, loaders.temporal.FAST_STEP): the per-store CPU as it was before them, in
+`loaders.running.crawl.inspect_store(url)` instead (opened through its URL, I/O included).
+`--reference` turns every fast path off (loaders.mapping.item.FAST_AXES, loaders.reading.fastpath.FAST_OPEN
+and FAST_DECODE, loaders.mapping.temporal.FAST_STEP): the per-store CPU as it was before them, in
 the same conditions.
 
 CPU time (time.process_time) is reported, not wall time: the machine may be shared.
@@ -57,11 +57,11 @@ def write_stores(folder: Path, kind: str, count: int) -> list[str]:
 
 
 def jobs_for(urls: list[str]):
-    from common.storage import StorageOptions
-    from loaders.config import SourceConfig
-    from loaders.discover import StoreRef
-    from loaders.inputs import common_root, kind_of
-    from loaders.jobs import Job
+    from zarr_stac.common.storage import StorageOptions
+    from zarr_stac.loaders.config import SourceConfig
+    from zarr_stac.loaders.finding.inputs import common_root, kind_of
+    from zarr_stac.loaders.running.jobs import Job
+    from zarr_stac.loaders.vocabulary import StoreRef
 
     root = common_root(urls)
     source = SourceConfig(url=root, storage=StorageOptions())
@@ -69,15 +69,15 @@ def jobs_for(urls: list[str]):
 
 
 def prefetch_all(jobs) -> list:
-    from common.storage import StorageOptions
-    from loaders.fetch import prefetch_many
+    from zarr_stac.common.storage import StorageOptions
+    from zarr_stac.loaders.reading.fetch import prefetch_many
 
     return asyncio.run(prefetch_many([job.ref for job in jobs], StorageOptions()))
 
 
 def measure(kind: str, count: int, top: int, lazy: bool, folder: Path) -> float:
-    from loaders.crawl import inspect_store
-    from loaders.jobs import CataloguedStore, run_job
+    from zarr_stac.loaders.running.crawl import inspect_store
+    from zarr_stac.loaders.running.jobs import CataloguedStore, run_job
 
     urls = write_stores(folder, kind, count + 1)
     jobs = jobs_for(urls)
@@ -120,9 +120,10 @@ def main() -> None:
     parser.add_argument("--reference", action="store_true", help="every fast path off (as before they existed)")
     args = parser.parse_args()
     if args.reference:
-        from loaders import mapping, read, temporal
+        from zarr_stac.loaders.mapping import item, temporal
+        from zarr_stac.loaders.reading import fastpath
 
-        mapping.FAST_AXES = read.FAST_OPEN = read.FAST_DECODE = temporal.FAST_STEP = False
+        item.FAST_AXES = fastpath.FAST_OPEN = fastpath.FAST_DECODE = temporal.FAST_STEP = False
     kinds = ["cf", "plain"] if args.kind == "both" else [args.kind]
     with tempfile.TemporaryDirectory(prefix="mapping-profile-") as tmp:
         results = {kind: measure(kind, args.stores, args.top, args.lazy, Path(tmp)) for kind in kinds}

@@ -48,11 +48,11 @@ def _cpu() -> tuple[float, float]:
 def trial(mode: str, endpoint: str, output: str | None, dsn: str | None, processes: int, earlier_file: str | None):
     """One run of `build` (static catalogue in `output`) or `load` (pgstac at `dsn`), as the CLI runs it.
     `earlier_file`: the ledger to start from when the catalogue has none yet (setting up the state)."""
-    from common.stac import delete_nothing
-    from common.storage import StorageOptions
-    from loaders.crawl import Crawl, Scale
-    from loaders.ledger import Ledger
     from zarr_stac.cli import mapping_config
+    from zarr_stac.common.stac import delete_nothing
+    from zarr_stac.common.storage import StorageOptions
+    from zarr_stac.loaders.running.crawl import Crawl, Scale
+    from zarr_stac.loaders.running.ledger import Ledger
 
     storage = StorageOptions(endpoint_url=endpoint, anon=True)
     mapping = mapping_config(URL, None, storage)
@@ -83,8 +83,9 @@ def trial(mode: str, endpoint: str, output: str | None, dsn: str | None, process
     start = time.perf_counter()
     if mode == "build":
         from static_catalog.catalog import StaticCatalog
+        from static_catalog.publication import Publication
 
-        with StaticCatalog(output, storage=storage).publication() as publication:
+        with Publication(StaticCatalog(output, storage=storage)) as publication:
             result = crawl(publication.add, publication.add, publication.earlier_ledger())
             began = time.perf_counter()
             report = publication.finish(result.collections, may_delete=result.may_delete)
@@ -126,9 +127,9 @@ def trial(mode: str, endpoint: str, output: str | None, dsn: str | None, process
 def template_line(template: Path, port: int) -> bytes:
     """The ledger line of a real crawl of the template store, served alone on `port`."""
     from benchmarks.synthetic_s3 import SyntheticS3Server
-    from common.storage import StorageOptions
-    from loaders.crawl import Crawl, Scale
     from zarr_stac.cli import mapping_config
+    from zarr_stac.common.storage import StorageOptions
+    from zarr_stac.loaders.running.crawl import Crawl, Scale
 
     with SyntheticS3Server(template, 1, port=port) as server:
         mapping = mapping_config(URL, None, StorageOptions(endpoint_url=server.endpoint_url, anon=True))
@@ -144,10 +145,10 @@ def synthetic_ledger(endpoint: str, line: bytes, stores: int, path: Path) -> Pat
     on the real listing, served at `endpoint`)."""
     import orjson
 
-    from common.storage import StorageOptions
-    from loaders.crawl import Crawl, Scale
-    from loaders.ledger import LedgerWriter
     from zarr_stac.cli import mapping_config
+    from zarr_stac.common.storage import StorageOptions
+    from zarr_stac.loaders.running.crawl import Crawl, Scale
+    from zarr_stac.loaders.running.ledger import LedgerWriter
 
     mapping = mapping_config(URL, None, StorageOptions(endpoint_url=endpoint, anon=True))
     running = Crawl(mapping, scale=Scale(processes=1))

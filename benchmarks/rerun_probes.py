@@ -22,10 +22,10 @@ from .common import rss_mb
 
 def _unchanged_crawl(endpoint: str, line: bytes, stores: int, path: Path):
     """A Crawl of `stores` unchanged stores, discovered, with the earlier ledger's fingerprints."""
-    from common.storage import StorageOptions
-    from loaders.crawl import Crawl, Scale
-    from loaders.ledger import Ledger
     from zarr_stac.cli import mapping_config
+    from zarr_stac.common.storage import StorageOptions
+    from zarr_stac.loaders.running.crawl import Crawl, Scale
+    from zarr_stac.loaders.running.ledger import Ledger
 
     data = rerun.synthetic_ledger(endpoint, line, stores, path).read_bytes()
     mapping = mapping_config(rerun.URL, None, StorageOptions(endpoint_url=endpoint, anon=True))
@@ -38,8 +38,8 @@ def heads(batches: int) -> None:
 
     from benchmarks.crawl import template_store
     from benchmarks.synthetic_s3 import SyntheticS3Server
-    from common.batching import batched
-    from loaders.jobs import UnchangedStore, run_batch
+    from zarr_stac.common.batching import batched
+    from zarr_stac.loaders.running.jobs import UnchangedStore, run_batch
     from zarr_stac.services import free_port
 
     template, port = template_store("cf"), free_port()
@@ -108,8 +108,8 @@ def memory(stores: int) -> None:
     """What the main process of a rerun holds per store, by structure (tracemalloc)."""
     from benchmarks.crawl import template_store
     from benchmarks.synthetic_s3 import SyntheticS3Server
-    from loaders.fetch import UNCHANGED
-    from loaders.jobs import run_job
+    from zarr_stac.loaders.reading.fetch import UNCHANGED
+    from zarr_stac.loaders.running.jobs import run_job
     from zarr_stac.services import free_port
 
     template, port = template_store("cf"), free_port()

@@ -38,12 +38,17 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from common.layout import STORE_SUFFIXES, Placement, default_placement, path_item_id, safe_id
-from common.stac import DEFAULT_CATALOG_DESCRIPTION, DEFAULT_CATALOG_ID, DEFAULT_CATALOG_TITLE, RESERVED_PROPERTIES
-from common.storage import StorageOptions, origin_of, redacted, relative_key, strip_url
+from zarr_stac.common.layout import STORE_SUFFIXES, Placement, default_placement, path_item_id, safe_id
+from zarr_stac.common.stac import (
+    DEFAULT_CATALOG_DESCRIPTION,
+    DEFAULT_CATALOG_ID,
+    DEFAULT_CATALOG_TITLE,
+    RESERVED_PROPERTIES,
+)
+from zarr_stac.common.storage import StorageOptions, origin_of, redacted, relative_key, strip_url
 
-from .discover import CollectionHint
 from .limits import INPUT_SETTING, TooLarge, limit_bytes, load_yaml, read_bounded
+from .vocabulary import CollectionHint
 
 # What an `item_description` template may use besides the path-template fields.
 ITEM_DESCRIPTION_FIELDS = ("title", "id", "href", "kind", "python")

@@ -8,15 +8,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from zarr_stac.common.rejection import DUPLICATE_ID as DUPLICATE_ID
+from zarr_stac.common.rejection import LOAD_ERROR as LOAD_ERROR
+from zarr_stac.common.rejection import RENDER_ERROR as RENDER_ERROR
+from zarr_stac.common.rejection import WRITE_ERROR as WRITE_ERROR
+
 # Publishing the Item: a sink (static catalogue, pgstac) refused that one Item; defined in
-# `common.rejection`, where the publishers raise them without importing the loaders.
+# `zarr_stac.common.rejection`, where the publishers raise them without importing the loaders.
 # duplicate-id: two stores map to one item id (or one item path);
 # render-error: its document could not be made; write-error: the destination refused that
 # one object (a name too long, ...); load-error: pgstac or PostgreSQL refused that one Item.
-from common.rejection import DUPLICATE_ID as DUPLICATE_ID
-from common.rejection import LOAD_ERROR as LOAD_ERROR
-from common.rejection import RENDER_ERROR as RENDER_ERROR
-from common.rejection import WRITE_ERROR as WRITE_ERROR
 
 # Reading the store
 CORRUPT_METADATA = "corrupt-metadata"  # unparseable or invalid Zarr metadata JSON (or JSON that is no object)

@@ -2,28 +2,25 @@
 
 Links are relative (a self-contained catalogue) unless `base_url` is given, in
 which case every link, `self` included, is absolute under `base_url`. Publishing
-(what to write and delete, and when) is `publication.Publication`'s job.
+(what to write and delete, and when) is `publication.Publication`'s job, which uses this one.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 import pystac
 
-from common.rejection import ItemRejected, Rejection
-from common.stac import (
+from zarr_stac.common.stac import (
     DEFAULT_CATALOG_DESCRIPTION,
     DEFAULT_CATALOG_ID,
     DEFAULT_CATALOG_TITLE,
-    MayDelete,
-    delete_nothing,
     own_links,
 )
-from common.storage import StorageOptions
+from zarr_stac.common.storage import StorageOptions
 
 from .destination import Destination
 from .items import ItemSource, item_dict
@@ -37,7 +34,8 @@ from .paths import (
     item_path,
     relative_href,
 )
-from .publication import DEFAULT_DELETE_GRACE, Publication, WriteReport
+
+DEFAULT_DELETE_GRACE = 600.0  # seconds an unlinked object stays, for readers mid-walk (see `publication`)
 
 
 def dumps(data: dict[str, Any]) -> bytes:
@@ -60,31 +58,6 @@ class StaticCatalog:
 
     def __post_init__(self) -> None:
         self.destination = Destination(self.dest, self.storage)
-
-    # -- publishing ----------------------------------------------------------------------
-    def publish(
-        self,
-        collections: Iterable[pystac.Collection],
-        items: Iterable[pystac.Item],
-        *,
-        may_delete: MayDelete = delete_nothing,
-    ) -> WriteReport:
-        """Write what changed; delete what is gone from collections `may_delete` allows.
-        Items that cannot be published are in the report's `rejected`."""
-        rejected = []
-        with self.publication() as publication:
-            for item in items:
-                try:
-                    publication.add(item)
-                except ItemRejected as exc:
-                    rejected.append(Rejection(item.collection_id or "", item.id, exc.kind, exc.reason))
-            report = publication.finish(collections, may_delete=may_delete)
-        report.rejected[:0] = rejected
-        return report
-
-    def publication(self) -> Publication:
-        """A publication in progress: `add` items as they come, then `finish`."""
-        return Publication(self)
 
     # -- links ---------------------------------------------------------------------------
     def link(self, rel: str, from_path: str, to_path: str, media_type: str, title: str | None = None) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from typing import Any
 
 from fsspec.asyn import _run_coros_in_chunks, sync
 
-from common.storage import StorageOptions, protocol_of, strip_url
+from zarr_stac.common.storage import StorageOptions, protocol_of, strip_url
 
 from .paths import JSON_TYPE, md5
 

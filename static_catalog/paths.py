@@ -19,14 +19,14 @@ from __future__ import annotations
 import hashlib
 import re
 
-from common.layout import safe_id
+from zarr_stac.common.layout import safe_id
 
 CATALOG_FILE = "catalog.json"
 COLLECTION_FILE = "collection.json"
 GEOPARQUET_FILE = "items.parquet"
 # Objects that left the catalogue, and since when (see publication.py).
 PENDING_FILE = ".zarr-stac-pending-deletes.json"
-# What the crawl catalogued, for the next one to re-read only the stores that changed (loaders.ledger).
+# What the crawl catalogued, for the next one to re-read only the stores that changed (loaders.running.ledger).
 LEDGER_FILE = ".zarr-stac-ledger.jsonl.gz"
 LEDGER_TYPE = "application/gzip"
 

@@ -45,15 +45,17 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Self
+from typing import Any, Self
 
 import orjson
 import pystac
 
-from common.rejection import DUPLICATE_ID, RENDER_ERROR, WRITE_ERROR, ItemRejected, Rejection, one_line
-from common.spatial import union_bboxes
-from common.stac import MayDelete, delete_nothing, item_interval, union_interval
+from zarr_stac.common.rejection import DUPLICATE_ID, RENDER_ERROR, WRITE_ERROR, ItemRejected, Rejection, one_line
+from zarr_stac.common.spatial import union_bboxes
+from zarr_stac.common.stac import MayDelete, delete_nothing, item_interval, union_interval
 
+from .catalog import DEFAULT_DELETE_GRACE as DEFAULT_DELETE_GRACE
+from .catalog import StaticCatalog
 from .geoparquet import GeoparquetRows
 from .items import ItemSource, item_collection_id, item_dict, item_id, item_title
 from .paths import (
@@ -77,11 +79,7 @@ from .paths import (
     snapshot_path,
 )
 
-if TYPE_CHECKING:
-    from .catalog import StaticCatalog
-
 WRITE_BATCH = 500
-DEFAULT_DELETE_GRACE = 600.0  # seconds
 
 
 @dataclass
@@ -198,7 +196,7 @@ class Publication:
         self._retire(complete)
         return self.report
 
-    # -- the crawl's ledger (see loaders.ledger) ---------------------------------------------
+    # -- the crawl's ledger (see loaders.running.ledger) ---------------------------------------------
     def earlier_ledger(self) -> bytes | None:
         """The ledger the last publication kept, if any."""
         return self.destination.read(LEDGER_FILE) if LEDGER_FILE in self.existing else None
@@ -478,3 +476,24 @@ def widened(collection: pystac.Collection, items: Sequence[dict[str, Any]]) -> p
         interval = collection.extent.temporal.intervals[0]
         collection.extent.temporal.intervals = [union_interval([*intervals, interval])]
     return collection
+
+
+def publish(
+    catalog: StaticCatalog,
+    collections: Iterable[pystac.Collection],
+    items: Iterable[pystac.Item],
+    *,
+    may_delete: MayDelete = delete_nothing,
+) -> WriteReport:
+    """Write what changed; delete what is gone from collections `may_delete` allows.
+    Items that cannot be published are in the report's `rejected`."""
+    rejected = []
+    with Publication(catalog) as publication:
+        for item in items:
+            try:
+                publication.add(item)
+            except ItemRejected as exc:
+                rejected.append(Rejection(item.collection_id or "", item.id, exc.kind, exc.reason))
+        report = publication.finish(collections, may_delete=may_delete)
+    report.rejected[:0] = rejected
+    return report

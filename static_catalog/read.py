@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pystac
 
-from common.storage import StorageOptions
+from zarr_stac.common.storage import StorageOptions
 
 from .stac_io import FsspecStacIO
 

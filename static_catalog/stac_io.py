@@ -7,7 +7,7 @@ from typing import Any
 import pystac
 from pystac.stac_io import DefaultStacIO
 
-from common.storage import StorageOptions, protocol_of
+from zarr_stac.common.storage import StorageOptions, protocol_of
 
 
 class FsspecStacIO(DefaultStacIO):
@@ -21,10 +21,3 @@ class FsspecStacIO(DefaultStacIO):
             return super().read_text(source, *args, **kwargs)
         with self.storage.filesystem(href).open(href, "rt") as handle:
             return handle.read()
-
-    def write_text(self, dest: pystac.link.HREF, txt: str, *args: Any, **kwargs: Any) -> None:
-        href = str(dest)
-        if protocol_of(href) in ("file",):
-            return super().write_text(dest, txt, *args, **kwargs)
-        with self.storage.filesystem(href).open(href, "wt") as handle:
-            handle.write(txt)

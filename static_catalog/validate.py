@@ -22,7 +22,7 @@ from pystac.errors import STACValidationError
 from pystac.validation import validate_dict
 from pystac.validation.stac_validator import GetSchemaError, JsonSchemaSTACValidator
 
-from common.storage import StorageOptions
+from zarr_stac.common.storage import StorageOptions
 
 from .stac_io import FsspecStacIO
 

@@ -12,11 +12,11 @@ from typing import Any
 
 import pystac
 
-from common.stac import MayDelete, delete_nothing
-from common.storage import StorageOptions
+from zarr_stac.common.stac import MayDelete, delete_nothing
+from zarr_stac.common.storage import StorageOptions
 
 from .catalog import StaticCatalog
-from .publication import WriteReport
+from .publication import WriteReport, publish
 
 
 def write_catalog(
@@ -32,4 +32,4 @@ def write_catalog(
 ) -> WriteReport:
     """Write what changed at `dest`; `root_fields` are StaticCatalog's catalog_id, title, description, delete_grace."""
     catalog = StaticCatalog(dest, storage=storage, base_url=base_url, geoparquet=geoparquet, **root_fields)
-    return catalog.publish(collections, items, may_delete=may_delete)
+    return publish(catalog, collections, items, may_delete=may_delete)

@@ -28,14 +28,14 @@ import uvicorn
 from pydantic import SecretStr
 from typer.testing import CliRunner
 
-from common.storage import StorageOptions
-from loaders.config import CollectionConfig, MappingConfig, SourceConfig
-from loaders.crawl import CrawlResult, crawl
 from stac_api.app import create_app
 from stac_api.loading.ingest import load
 from stac_api.serving.settings import Settings
 from static_catalog.validate import OfflineValidator
 from zarr_stac.cli import app
+from zarr_stac.common.storage import StorageOptions
+from zarr_stac.loaders.config import CollectionConfig, MappingConfig, SourceConfig
+from zarr_stac.loaders.running.crawl import CrawlResult, crawl
 from zarr_stac.samples import write_samples
 from zarr_stac.services import LOCAL_CREDENTIALS, PostgresCluster, S3Server, ensure_postgis, free_port
 from zarr_stac.services.gcs import GCSServer

@@ -29,13 +29,13 @@ import pytest
 import xarray as xr
 from pystac_client import Client
 
-from loaders import discover
-from loaders.config import MappingConfig, SourceConfig
-from loaders.crawl import crawl
 from stac_api.loading.ingest import load
 from static_catalog.paths import item_path
 from static_catalog.validate import validate_any, validate_catalog
 from static_catalog.write import write_catalog
+from zarr_stac.loaders.config import MappingConfig, SourceConfig
+from zarr_stac.loaders.finding import prefixes as discover
+from zarr_stac.loaders.running.crawl import crawl
 from zarr_stac.samples import era_like_daily, write_dataset
 
 from .conftest import serve_api

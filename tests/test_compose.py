@@ -491,7 +491,7 @@ def test_commands_are_zarr_stac_invocations(compose, name):
 
 @pytest.mark.parametrize("name", CRAWLERS)
 def test_crawlers_get_the_mapping_configuration_and_everything_it_names(compose, name, monkeypatch):
-    from loaders.config import load_config
+    from zarr_stac.loaders.config import load_config
 
     service = compose["services"][name]
     env = environment(service)
@@ -538,8 +538,8 @@ def test_loader_reads_its_settings_from_the_environment():
 
 
 def test_example_mapping_places_every_sample_store(monkeypatch):
-    from common.storage import strip_url
-    from loaders.config import load_config
+    from zarr_stac.common.storage import strip_url
+    from zarr_stac.loaders.config import load_config
     from zarr_stac.samples import samples
 
     loader = environment(interpolate_all(RAW, ENV_EXAMPLE_VALUES)["services"]["loader"])
@@ -656,13 +656,22 @@ def test_dockerfile_installs_from_the_constraints_without_test_extras():
 
 
 def test_dockerfile_copies_every_package_of_the_distribution():
-    packages = tomllib.loads(PYPROJECT.read_text())["tool"]["setuptools"]["packages"]
+    """The top-level folder of every package (`package-dir` maps `zarr_stac.loaders` to `loaders/`)."""
+    setuptools = tomllib.loads(PYPROJECT.read_text())["tool"]["setuptools"]
+    folders = setuptools.get("package-dir", {})
+
+    def folder_of(package: str) -> str:
+        for name, folder in sorted(folders.items(), key=lambda pair: -len(pair[0])):
+            if package == name or package.startswith(name + "."):
+                return folder
+        return package.replace(".", "/")
+
     copied = [
         arguments.split()[0].rstrip("/")
         for instruction, arguments in dockerfile_instructions()
         if instruction == "COPY" and not arguments.startswith("--from")
     ]
-    assert {package.split(".")[0] for package in packages} <= set(copied)
+    assert {folder_of(package).split("/")[0] for package in setuptools["packages"]} <= set(copied)
 
 
 def test_image_is_a_pinned_slim_python_of_the_test_environments_version():

@@ -10,11 +10,11 @@ import pytest
 from pydantic import SecretStr
 from typer.testing import CliRunner
 
-from common.storage import StorageOptions
-from loaders.config import default_config
-from loaders.crawl import crawl
-from loaders.ledger import Ledger
 from zarr_stac.cli import app
+from zarr_stac.common.storage import StorageOptions
+from zarr_stac.loaders.config import default_config
+from zarr_stac.loaders.running.crawl import crawl
+from zarr_stac.loaders.running.ledger import Ledger
 from zarr_stac.samples import samples, write_samples
 
 from .conftest import SCHEMA_DIR

@@ -45,7 +45,7 @@ import httpx
 import psycopg
 import pytest
 
-from common.storage import StorageOptions
+from zarr_stac.common.storage import StorageOptions
 from zarr_stac.samples import era_like_daily, write_dataset
 from zarr_stac.services import free_port
 

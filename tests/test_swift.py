@@ -14,12 +14,12 @@ import pytest
 import s3fs
 from typer.testing import CliRunner
 
-from loaders.config import default_config
-from loaders.crawl import crawl
-from loaders.ledger import Ledger
 from static_catalog.catalog import StaticCatalog
 from static_catalog.destination import DestinationError
 from zarr_stac.cli import app
+from zarr_stac.loaders.config import default_config
+from zarr_stac.loaders.running.crawl import crawl
+from zarr_stac.loaders.running.ledger import Ledger
 from zarr_stac.samples import samples, write_samples
 
 from .conftest import SCHEMA_DIR

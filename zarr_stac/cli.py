@@ -20,9 +20,9 @@ from rich.markup import escape as escape_markup
 if TYPE_CHECKING:
     import pystac
 
-    from common.storage import StorageOptions
-    from loaders.config import MappingConfig
-    from loaders.crawl import CrawlResult, Scale
+    from zarr_stac.common.storage import StorageOptions
+    from zarr_stac.loaders.config import MappingConfig
+    from zarr_stac.loaders.running.crawl import CrawlResult, Scale
 
 # An unexpected error prints a traceback, never its frames' local variables: they hold
 # DSNs with passwords and keys (older Typer releases show them by default).
@@ -180,7 +180,7 @@ def escape(text: str) -> str:
 
 def shown(text: str) -> str:
     """A URL, or a message quoting URLs, as printed: credentials hidden, markup escaped."""
-    from common.storage import redacted
+    from zarr_stac.common.storage import redacted
 
     return escape(redacted(text))
 
@@ -196,7 +196,7 @@ def storage_options(
 ) -> StorageOptions:
     # Keys are never flags (they would show in `ps`): botocore reads AWS_ACCESS_KEY_ID,
     # AWS_SECRET_ACCESS_KEY and profiles itself.
-    from common.storage import StorageOptions, limits_from_environment
+    from zarr_stac.common.storage import StorageOptions, limits_from_environment
 
     tuning = {name: value for name, value in (("timeout", timeout), ("retries", retries)) if value is not None}
     try:  # what one store or input may cost: ZARR_STAC_MAX_*_MB (see loaders.limits)
@@ -214,9 +214,9 @@ def mapping_config(
 ) -> MappingConfig:
     """The sources to crawl: a configuration file, or one URL with the defaults. The limits the
     environment sets (in `storage`) apply to the file, and to its sources that set none."""
-    from common.storage import LIMIT_VARIABLES
-    from loaders.config import CatalogueConfig, ConfigError, default_config, load_config
-    from loaders.limits import limit_bytes
+    from zarr_stac.common.storage import LIMIT_VARIABLES
+    from zarr_stac.loaders.config import CatalogueConfig, ConfigError, default_config, load_config
+    from zarr_stac.loaders.limits import limit_bytes
 
     if (url is None) == (config is None):
         err.print("[red]give either a URL to crawl or --config FILE (not both)[/]")
@@ -249,16 +249,16 @@ def crawl_with_progress(
     earlier_ledger: bytes | None = None,
     expect: Callable[[Iterable[tuple[str, str]]], None] | None = None,
 ) -> CrawlResult:
-    """`loaders.crawl.Crawl` with a spinner while it discovers and a progress bar while it
+    """`loaders.running.crawl.Crawl` with a spinner while it discovers and a progress bar while it
     reads, each Item handed to `sink` as soon as it is made (and those of stores unchanged
     since `earlier_ledger` to `keep`; `expect` is told their ids first); exit 1 (nothing
     written yet) when a source cannot be read, a catalogue yields no store, there are no
     stores at all or a Dask Gateway cluster cannot be had."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from loaders.crawl import Crawl
-    from loaders.executors import ClusterError
-    from loaders.ledger import Ledger
+    from zarr_stac.loaders.running.crawl import Crawl
+    from zarr_stac.loaders.running.executors import ClusterError
+    from zarr_stac.loaders.running.ledger import Ledger
 
     previous = Ledger(earlier_ledger) if earlier_ledger is not None else None
     running = Crawl(config, scale=scale, previous=previous)
@@ -408,10 +408,10 @@ def crawl_command(
     The output is itself a valid list input (`zarr-stac crawl s3://b > stores.txt`).
     Catalogue entries that are not stores are listed on stderr with the reason.
     """
-    from loaders.config import CatalogueConfig
-    from loaders.discover import DiscoveryError
-    from loaders.failures import StoreFailure
-    from loaders.inputs import InputError, expand_input, iter_entries
+    from zarr_stac.loaders.config import CatalogueConfig
+    from zarr_stac.loaders.failures import StoreFailure
+    from zarr_stac.loaders.finding.inputs import expand_input, iter_entries
+    from zarr_stac.loaders.vocabulary import DiscoveryError, InputError
 
     storage = storage_options(endpoint_url, anon, profile, region, timeout=timeout, retries=retries)
     count = skipped = 0
@@ -459,9 +459,9 @@ def inspect(
     """Print the STAC Item (or with --collection, the Collection) that one store produces, or why it cannot."""
     from pydantic import ValidationError
 
-    from loaders.config import validation_problem
-    from loaders.crawl import inspect_store
-    from loaders.failures import StoreFailure
+    from zarr_stac.loaders.config import validation_problem
+    from zarr_stac.loaders.failures import StoreFailure
+    from zarr_stac.loaders.running.crawl import inspect_store
 
     try:
         outcome = inspect_store(
@@ -477,7 +477,7 @@ def inspect(
         err.print(f"[yellow]{escape(note)}[/]", highlight=False)
     stac = outcome.item
     if collection:
-        from loaders.collections import build_collection
+        from zarr_stac.loaders.mapping.collections import build_collection
 
         stac = build_collection(
             outcome.item.collection_id or outcome.item.id, [outcome.item], fields=outcome.fields, attrs=[outcome.attrs]
@@ -536,6 +536,7 @@ def build(
     """
     from static_catalog.catalog import StaticCatalog
     from static_catalog.destination import DestinationError
+    from static_catalog.publication import Publication
 
     storage = storage_options(endpoint_url, anon, profile, region, public_anon, timeout, retries)
     mapping = mapping_config(url, config, storage, asset_column)
@@ -558,10 +559,10 @@ def build(
         err.print(f"[red]{escape(str(exc))}[/]")
         raise typer.Exit(1) from None
     # Items are written as the crawl makes them: memory does not grow with the stores.
-    from loaders.crawl import Scale  # here: a mistake above is said without importing xarray first
+    from zarr_stac.loaders.running.crawl import Scale  # here: a mistake above is said without importing xarray first
 
     try:
-        with catalog.publication() as publication:
+        with Publication(catalog) as publication:
             scale = Scale(workers, concurrency, processes, dask_scheduler, dask_gateway, gateway_workers)
             earlier = None if full else publication.earlier_ledger()
             result = crawl_with_progress(
@@ -579,7 +580,7 @@ def build(
                 print_summary(result)
             publication.keep_ledger(result.ledger_data())
     except OSError as exc:  # a full disk, a read-only mount, a refused PUT: one line
-        from loaders.read import one_line
+        from zarr_stac.loaders.reading.errors import one_line
 
         err.print(f"[red]cannot write the catalogue to {shown(output)}: {escape(one_line(exc))}[/]", highlight=False)
         raise typer.Exit(1) from None
@@ -595,7 +596,7 @@ def build(
 def local_destination_problem(output: str) -> str | None:
     """Why a local catalogue folder could not be written, checked before the crawl
     (nothing is created yet: a run that stops early leaves no empty folder behind)."""
-    from common.storage import protocol_of
+    from zarr_stac.common.storage import protocol_of
 
     if protocol_of(output) != "file":
         return None
@@ -691,8 +692,8 @@ def load(
             storage_options(endpoint_url, anon, profile, region, public_anon, timeout, retries),
             asset_column,
         )
-        from common.stac import delete_nothing
-        from loaders.crawl import Scale
+        from zarr_stac.common.stac import delete_nothing
+        from zarr_stac.loaders.running.crawl import Scale
 
         # Items go to pgstac in batches as the crawl makes them.
         with database_errors(target, "loading"), Ingest(target) as ingest:
@@ -739,9 +740,9 @@ def serve(
     import uvicorn
     from pydantic import ValidationError
 
-    from loaders.config import validation_problem
     from stac_api.app import create_app
     from stac_api.serving.settings import Settings
+    from zarr_stac.loaders.config import validation_problem
 
     target = resolve_dsn(dsn, data_dir)
     try:
@@ -855,7 +856,7 @@ def validate(
 
 def unreadable(exc: BaseException) -> str:
     """Why a catalogue could not be read, in one line."""
-    from loaders.discover import listing_problem
+    from zarr_stac.loaders.finding.prefixes import listing_problem
 
     if isinstance(exc, FileNotFoundError):
         return "no such file, folder or object"

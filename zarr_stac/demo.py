@@ -17,9 +17,9 @@ from pathlib import Path
 from rich.console import Console
 from rich.markup import escape
 
-from common.storage import StorageOptions
-from loaders.config import MappingConfig, load_config
-from loaders.crawl import crawl
+from zarr_stac.common.storage import StorageOptions
+from zarr_stac.loaders.config import MappingConfig, load_config
+from zarr_stac.loaders.running.crawl import crawl
 
 from .samples import write_samples
 from .services import LOCAL_CREDENTIALS, PostgresCluster, S3Server, ensure_postgis

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from common.storage import StorageOptions, is_remote, protocol_of
+from zarr_stac.common.storage import StorageOptions, is_remote, protocol_of
 
 CMIP6_SOURCES = {"ModelA": "standard", "ModelB": "noleap"}
 CMIP6_EXPERIMENTS = {"historical": (2000, 2014), "ssp585": (2015, 2020)}

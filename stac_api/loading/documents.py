@@ -7,7 +7,7 @@ from typing import Any
 
 import pystac
 
-from common.stac import own_links, union_extent
+from zarr_stac.common.stac import own_links, union_extent
 
 # The description of a placeholder row: a document nobody wrote, replaced at the end of a load.
 PLACEHOLDER_DESCRIPTION = "Being loaded."

@@ -37,9 +37,9 @@ import pystac
 from psycopg import Connection
 from pypgstac.load import Loader, Methods
 
-from common.rejection import Rejection
-from common.stac import MayDelete, delete_nothing
-from common.values import plain
+from zarr_stac.common.rejection import Rejection
+from zarr_stac.common.stac import MayDelete, delete_nothing
+from zarr_stac.common.values import plain
 
 from .. import search_order
 from ..db import open_pgstac
@@ -167,7 +167,7 @@ class Ingest:
             self._load_collection(collection_id)
 
     def _note_values(self, collection_id: str, item_id: str, notes: list[str]) -> None:
-        """The values `common.values.plain` changed in an Item, in the report (the first few)."""
+        """The values `zarr_stac.common.values.plain` changed in an Item, in the report (the first few)."""
         self._values_noted += 1
         if self._values_noted <= MAX_VALUE_NOTES:
             self.report.notes.append(f"item {item_id} of collection {collection_id}: {'; '.join(notes)}")

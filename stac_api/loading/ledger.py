@@ -1,4 +1,4 @@
-"""Where pgstac's database keeps the crawl's ledger (see loaders.ledger): `zarr_stac.ledger`.
+"""Where pgstac's database keeps the crawl's ledger (see loaders.running.ledger): `zarr_stac.ledger`.
 
 One row per set of sources (a load of `s3://a` and one of `s3://b` into one database keep
 a ledger each), holding the gzip-compressed ledger and its MD5: a load that changed nothing

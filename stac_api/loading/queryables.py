@@ -31,7 +31,7 @@ import orjson
 from psycopg import Connection
 from psycopg.types.json import Jsonb
 
-from common.facets import MAX_ENUM, FacetStats, is_facet, observe, summary  # noqa: F401 - one copy, shared
+from zarr_stac.common.facets import MAX_ENUM, FacetStats, is_facet, observe, summary  # noqa: F401 - one copy, shared
 
 log = logging.getLogger(__name__)
 

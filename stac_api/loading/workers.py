@@ -26,8 +26,8 @@ from psycopg import Connection
 from pypgstac.db import PgstacDB
 from pypgstac.load import Loader, Methods
 
-from common.batching import batched
-from common.rejection import LOAD_ERROR, Rejection, one_line
+from zarr_stac.common.batching import batched
+from zarr_stac.common.rejection import LOAD_ERROR, Rejection, one_line
 
 from ..db import open_pgstac
 

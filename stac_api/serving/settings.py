@@ -20,7 +20,7 @@ from pydantic_settings import SettingsConfigDict
 from stac_fastapi.pgstac.config import PostgresSettings, ServerSettings
 from stac_fastapi.pgstac.config import Settings as PgstacApiSettings
 
-from common.stac import DEFAULT_CATALOG_DESCRIPTION, DEFAULT_CATALOG_ID
+from zarr_stac.common.stac import DEFAULT_CATALOG_DESCRIPTION, DEFAULT_CATALOG_ID
 
 from ..db import parse_dsn
 

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from common.spatial import bbox_from_lonlat, bbox_to_geometry, longitude_range, union_bboxes
+from zarr_stac.common.spatial import bbox_from_lonlat, bbox_to_geometry, longitude_range, union_bboxes
 
 
 @pytest.mark.parametrize(

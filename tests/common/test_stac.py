@@ -4,8 +4,8 @@ import datetime as dt
 
 import pytest
 
-from common.batching import batched
-from common.stac import STRUCTURAL_RELS, delete_nothing, own_links, union_extent, union_interval
+from zarr_stac.common.batching import batched
+from zarr_stac.common.stac import STRUCTURAL_RELS, delete_nothing, own_links, union_extent, union_interval
 
 UTC = dt.timezone.utc
 

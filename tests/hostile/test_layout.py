@@ -23,7 +23,6 @@ import httpx
 import pystac
 import pytest
 
-from common.layout import safe_id
 from static_catalog.paths import (
     CATALOG_FILE,
     COLLECTION_FILE,
@@ -35,6 +34,7 @@ from static_catalog.paths import (
     item_path,
 )
 from static_catalog.serve import serve_in_thread
+from zarr_stac.common.layout import safe_id
 from zarr_stac.samples import samples, write_dataset
 from zarr_stac.services import free_port
 

@@ -29,13 +29,13 @@ from urllib.parse import quote
 import pytest
 import yaml
 
-from common.storage import StorageOptions
-from loaders.config import MappingConfig, SourceConfig
-from loaders.crawl import crawl
-from loaders.discover import StoreRef
-from loaders.executors import run_batch_with_secrets, withhold_secrets
-from loaders.jobs import Job
-from loaders.ledger import Ledger
+from zarr_stac.common.storage import StorageOptions
+from zarr_stac.loaders.config import MappingConfig, SourceConfig
+from zarr_stac.loaders.running.crawl import crawl
+from zarr_stac.loaders.running.executors import run_batch_with_secrets, withhold_secrets
+from zarr_stac.loaders.running.jobs import Job
+from zarr_stac.loaders.running.ledger import Ledger
+from zarr_stac.loaders.vocabulary import StoreRef
 from zarr_stac.samples import era_like_daily, write_dataset
 
 from ..guarded_http import GuardedHTTP

@@ -13,12 +13,12 @@ import pytest
 import xarray as xr
 from pydantic import SecretStr
 
-from common.storage import StorageOptions
-from loaders.assets import AWS_S3_PLATFORM, storage_scheme, storage_schemes_of
-from loaders.config import ConfigError, HrefRewrite, SourceConfig, load_config
-from loaders.discover import StoreRef
-from loaders.mapping import store_to_item
-from loaders.read import open_store
+from zarr_stac.common.storage import StorageOptions
+from zarr_stac.loaders.config import ConfigError, HrefRewrite, SourceConfig, load_config
+from zarr_stac.loaders.mapping.assets import AWS_S3_PLATFORM, storage_scheme, storage_schemes_of
+from zarr_stac.loaders.mapping.item import store_to_item
+from zarr_stac.loaders.reading.open import open_store
+from zarr_stac.loaders.vocabulary import StoreRef
 from zarr_stac.samples import era_like_daily, write_dataset
 
 

@@ -5,9 +5,9 @@ import warnings
 
 import pytest
 
-from loaders.crawl import crawl
 from static_catalog.validate import validate_object
 from static_catalog.write import write_catalog
+from zarr_stac.loaders.running.crawl import crawl
 from zarr_stac.samples import write_dataset
 
 from .cases import CASES, MISSING, lookup

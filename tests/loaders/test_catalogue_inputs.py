@@ -19,9 +19,9 @@ import pytest
 import xarray as xr
 import yaml
 
-from loaders.config import CatalogueConfig, MappingConfig, SourceConfig
-from loaders.crawl import crawl
-from loaders.inputs import expand_input, iter_entries
+from zarr_stac.loaders.config import CatalogueConfig, MappingConfig, SourceConfig
+from zarr_stac.loaders.finding.inputs import expand_input, iter_entries
+from zarr_stac.loaders.running.crawl import crawl
 from zarr_stac.samples import write_dataset
 from zarr_stac.services import LOCAL_CREDENTIALS
 

@@ -6,8 +6,8 @@ import warnings
 
 import pytest
 
-from loaders.config import CollectionConfig, ConfigError, load_config
-from loaders.crawl import crawl
+from zarr_stac.loaders.config import CollectionConfig, ConfigError, load_config
+from zarr_stac.loaders.running.crawl import crawl
 from zarr_stac.samples import write_dataset
 
 from .cases import antimeridian, descending_lat
@@ -168,7 +168,7 @@ def test_invalid_configurations_name_the_culprit(tmp_path, text, message):
     ids=["shared", "conflicting", "absent"],
 )
 def test_collection_description_defaults_to_the_shared_acdd_summary(sample_crawl, attrs, expected):
-    from loaders.collections import build_collection
+    from zarr_stac.loaders.mapping.collections import build_collection
 
     items = [item.clone() for item in sample_crawl.items[:2]]
     # (without the lines of Python that open a store, which follow by default)

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from loaders.discover import discover_stores
+from zarr_stac.loaders.finding.prefixes import discover_stores
 from zarr_stac.samples import CMIP6_EXPERIMENTS, CMIP6_SOURCES, CMIP6_VARIABLES
 
 EXPECTED_STORES = {

@@ -19,11 +19,11 @@ import dask.config
 import pytest
 from typer.testing import CliRunner
 
-from common.storage import StorageOptions
-from loaders.config import MappingConfig, SourceConfig
-from loaders.crawl import Crawl, Scale, crawl
-from loaders.executors import ClusterError, GatewayExecutor
 from zarr_stac.cli import app
+from zarr_stac.common.storage import StorageOptions
+from zarr_stac.loaders.config import MappingConfig, SourceConfig
+from zarr_stac.loaders.running.crawl import Crawl, Scale, crawl
+from zarr_stac.loaders.running.executors import ClusterError, GatewayExecutor
 from zarr_stac.samples import write_dataset
 from zarr_stac.services import LOCAL_CREDENTIALS, free_port
 

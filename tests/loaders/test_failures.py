@@ -9,10 +9,10 @@ import pandas as pd
 import pytest
 import xarray as xr
 
-from common.storage import StorageOptions
-from loaders.config import MappingConfig, SourceConfig
-from loaders.crawl import crawl
 from tests.proxy import FaultProxy, FaultRules
+from zarr_stac.common.storage import StorageOptions
+from zarr_stac.loaders.config import MappingConfig, SourceConfig
+from zarr_stac.loaders.running.crawl import crawl
 from zarr_stac.samples import write_dataset
 
 from .cases import antimeridian

@@ -13,11 +13,11 @@ import re
 
 import pytest
 
-from loaders.config import MappingConfig
-from loaders.crawl import crawl
 from stac_api.loading.ingest import load
 from static_catalog.write import write_catalog
 from tests.proxy import FaultProxy, FaultRules
+from zarr_stac.loaders.config import MappingConfig
+from zarr_stac.loaders.running.crawl import crawl
 
 FAULTS = FaultRules(error_rate=0.04, reset_rate=0.03, slow_rate=0.03, slow_seconds=3.0, seed=12)
 BROKEN_STORE = "s3://samples/cmip6/ModelA/historical/r1i1p1f1/pr/gn.zarr"

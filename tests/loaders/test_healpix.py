@@ -19,9 +19,9 @@ import pandas as pd
 import pytest
 import xarray as xr
 
-from loaders.crawl import crawl, inspect_store
-from loaders.failures import StoreFailure
 from static_catalog.validate import validate_object
+from zarr_stac.loaders.failures import StoreFailure
+from zarr_stac.loaders.running.crawl import crawl, inspect_store
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "healpix"
 TIMES = pd.date_range("2020-01-20", periods=4, freq="6h")

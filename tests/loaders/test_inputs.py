@@ -8,9 +8,10 @@ import pandas as pd
 import pytest
 import xarray as xr
 
-from loaders.config import MappingConfig, SourceConfig
-from loaders.crawl import crawl
-from loaders.inputs import InputError, common_root, expand_input
+from zarr_stac.loaders.config import MappingConfig, SourceConfig
+from zarr_stac.loaders.finding.inputs import common_root, expand_input
+from zarr_stac.loaders.running.crawl import crawl
+from zarr_stac.loaders.vocabulary import InputError
 from zarr_stac.samples import write_dataset
 
 from .cases import antimeridian, descending_lat

@@ -13,10 +13,10 @@ from urllib.parse import unquote
 import pytest
 import xarray as xr
 
-from loaders.config import MappingConfig, SourceConfig
-from loaders.crawl import CrawlResult, Scale, crawl
-from loaders.ledger import Ledger
 from tests.proxy import FaultProxy
+from zarr_stac.loaders.config import MappingConfig, SourceConfig
+from zarr_stac.loaders.running.crawl import CrawlResult, Scale, crawl
+from zarr_stac.loaders.running.ledger import Ledger
 from zarr_stac.samples import era_like_daily, write_dataset, write_samples
 
 ERA = "reanalysis/era-like-daily.zarr"

@@ -4,7 +4,7 @@ Every store the loader tests use (tests/loaders/cases.py, the real-metadata stor
 test_real_stores.py, the samples) plus stores as plain xarray writes them (no CF
 attributes, time from a pandas index) is catalogued twice through the crawl's own
 per-store path, `run_job` on prefetched bytes and `inspect_store` by URL: once with
-the fast paths (loaders.axes, ...) and once with every switch off (cf_xarray and
+the fast paths (loaders.mapping.axes, ...) and once with every switch off (cf_xarray and
 xarray's whole decode pipeline). The Items (and the attributes collections use)
 must be equal byte for byte.
 """
@@ -25,14 +25,16 @@ import pandas as pd
 import pytest
 import xarray as xr
 
-from common.storage import StorageOptions
-from loaders import axes, mapping, read, temporal
-from loaders.config import SourceConfig
-from loaders.crawl import inspect_store
-from loaders.discover import StoreRef
-from loaders.fetch import prefetch_many
-from loaders.inputs import common_root, kind_of
-from loaders.jobs import CataloguedStore, Job, run_job
+from zarr_stac.common.storage import StorageOptions
+from zarr_stac.loaders.config import SourceConfig
+from zarr_stac.loaders.finding.inputs import common_root, kind_of
+from zarr_stac.loaders.mapping import axes, temporal
+from zarr_stac.loaders.mapping import item as mapping
+from zarr_stac.loaders.reading import fastpath
+from zarr_stac.loaders.reading.fetch import prefetch_many
+from zarr_stac.loaders.running.crawl import inspect_store
+from zarr_stac.loaders.running.jobs import CataloguedStore, Job, run_job
+from zarr_stac.loaders.vocabulary import StoreRef
 from zarr_stac.samples import samples
 
 from .cases import CASES
@@ -40,7 +42,7 @@ from .real_stores import write_store
 from .test_real_stores import cordex_like, netcdf_born, real_metadata_stores, with_level_zero
 
 # (module, attribute): every fast-path switch, all turned off for the reference.
-SWITCHES = [(mapping, "FAST_AXES"), (read, "FAST_OPEN"), (read, "FAST_DECODE"), (temporal, "FAST_STEP")]
+SWITCHES = [(mapping, "FAST_AXES"), (fastpath, "FAST_OPEN"), (fastpath, "FAST_DECODE"), (temporal, "FAST_STEP")]
 
 
 @contextmanager
@@ -175,7 +177,7 @@ def test_the_plain_xarray_store_is_catalogued(both_paths):
     assert fast["item"]["bbox"] == [-180.0, -88.0, 180.0, 88.0]  # 0..356 every 4 degrees: all round
 
 
-# -- loaders.axes against cf_xarray itself, over many attribute combinations ---------------
+# -- loaders.mapping.axes against cf_xarray itself, over many attribute combinations ---------------
 
 NAMES = ["time", "t", "lat", "lon", "latitude", "x", "y", "lev", "member", "rlat", "step", "valid_time", "nav_lon"]
 ATTRIBUTES = [
@@ -255,7 +257,7 @@ def test_axes_leave_unusual_datasets_to_cf_xarray(change):
     assert axes.guess(change(_plain())) is None
 
 
-# -- read.decode_v2 against zarr itself ----------------------------------------------------
+# -- fastpath.decode_v2 against zarr itself ----------------------------------------------------
 
 
 def _v2_array(values: np.ndarray, **kwargs):
@@ -293,7 +295,7 @@ def test_decode_v2_reads_what_zarr_reads(label):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         array, files = _v2_array(values, **kwargs)
-    decoded, expected = read.decode_v2(array, "a", files), array[...]
+    decoded, expected = fastpath.decode_v2(array, "a", files), array[...]
     assert decoded is not None
     assert type(decoded) is type(expected) and decoded.dtype == expected.dtype
     assert np.asarray(decoded).tobytes() == np.asarray(expected).tobytes()
@@ -301,11 +303,11 @@ def test_decode_v2_reads_what_zarr_reads(label):
 
 def test_decode_v2_leaves_absent_chunks_and_strings_to_zarr():
     array, files = _v2_array(np.arange(10, dtype="f8"), chunks=(5,))
-    assert read.decode_v2(array, "a", {k: v for k, v in files.items() if k != "a/1"}) is None
+    assert fastpath.decode_v2(array, "a", {k: v for k, v in files.items() if k != "a/1"}) is None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         strings, files = _v2_array(np.array(["a", "b"], dtype="U1"))
-    assert read.decode_v2(strings, "a", files) is None
+    assert fastpath.decode_v2(strings, "a", files) is None
 
 
 # -- temporal.time_step: numpy month arithmetic against one pandas Timestamp per value ---------

@@ -12,9 +12,9 @@ import pandas as pd
 import pytest
 import xarray as xr
 
-from common.storage import StorageOptions
-from loaders.crawl import crawl
 from tests.proxy import FaultProxy
+from zarr_stac.common.storage import StorageOptions
+from zarr_stac.loaders.running.crawl import crawl
 from zarr_stac.samples import write_dataset
 
 DATA_BYTES = 8_000_000  # per data variable; incompressible

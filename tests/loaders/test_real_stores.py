@@ -17,12 +17,12 @@ import pytest
 import xarray as xr
 from pyproj import CRS, Transformer
 
-from common.storage import StorageOptions
-from loaders.crawl import crawl, inspect_store
-from loaders.failures import StoreFailure
 from static_catalog.validate import validate_object
 from static_catalog.write import write_catalog
 from tests.proxy import FaultProxy
+from zarr_stac.common.storage import StorageOptions
+from zarr_stac.loaders.failures import StoreFailure
+from zarr_stac.loaders.running.crawl import crawl, inspect_store
 from zarr_stac.samples import write_dataset
 
 from .cases import LAT, LON, ROTATED_POLE, antimeridian, rotated_pole

@@ -29,13 +29,14 @@ import pytest
 import xarray as xr
 from pyproj import CRS, Transformer
 
-from common.storage import StorageOptions
-from loaders.crawl import crawl, inspect_store
-from loaders.discover import KERCHUNK, KERCHUNK_PARQUET, discover_stores
-from loaders.failures import StoreFailure
-from loaders.ledger import Ledger
 from static_catalog.validate import validate_object
 from tests.proxy import FaultProxy
+from zarr_stac.common.storage import StorageOptions
+from zarr_stac.loaders.failures import StoreFailure
+from zarr_stac.loaders.finding.prefixes import discover_stores
+from zarr_stac.loaders.running.crawl import crawl, inspect_store
+from zarr_stac.loaders.running.ledger import Ledger
+from zarr_stac.loaders.vocabulary import KERCHUNK, KERCHUNK_PARQUET
 from zarr_stac.samples import write_dataset
 
 from .cases import antimeridian
@@ -318,7 +319,7 @@ def test_no_data_chunk_is_read(references_bucket, s3_server):
 
 
 def test_json_references_are_told_from_other_json_by_their_first_bytes():
-    from loaders.references import HEAD_BYTES, looks_like_json_reference
+    from zarr_stac.loaders.finding.references import HEAD_BYTES, looks_like_json_reference
 
     real = (SMN.parent / "alaska-wrf-single-file.json").read_bytes()[:HEAD_BYTES]
     assert looks_like_json_reference(real)

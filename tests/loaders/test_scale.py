@@ -8,8 +8,8 @@ import warnings
 import pytest
 
 from benchmarks.synthetic_s3 import SyntheticS3Server
-from loaders.crawl import Scale, crawl
-from loaders.executors import DaskExecutor, Executor, GatewayExecutor, ProcessExecutor
+from zarr_stac.loaders.running.crawl import Scale, crawl
+from zarr_stac.loaders.running.executors import DaskExecutor, Executor, GatewayExecutor, ProcessExecutor
 from zarr_stac.samples import cmip6_like, write_dataset
 
 from ..conftest import PROJECT_ROOT
@@ -69,10 +69,11 @@ def template_store(tmp_path_factory):
 # above what it used once everything was imported and the stores listed.
 MEASURE = """
 import json, resource, sys, tempfile
-from loaders.config import MappingConfig, SourceConfig
-from loaders.crawl import Crawl, Scale
-from common.storage import StorageOptions
+from zarr_stac.loaders.config import MappingConfig, SourceConfig
+from zarr_stac.loaders.running.crawl import Crawl, Scale
+from zarr_stac.common.storage import StorageOptions
 from static_catalog.catalog import StaticCatalog
+from static_catalog.publication import Publication
 def rss_mb():
     return next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmRSS:")) / 1024
 storage = StorageOptions(endpoint_url=sys.argv[1], anon=True)
@@ -82,7 +83,7 @@ running = Crawl(config, scale=Scale(processes=1))
 running.discover()
 catalog = StaticCatalog(tempfile.mkdtemp())
 baseline = rss_mb()
-with catalog.publication() as publication:
+with Publication(catalog) as publication:
     result = running.run(sink=publication.add)
     publication.finish(result.collections, may_delete=result.may_delete)
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

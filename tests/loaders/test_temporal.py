@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 import xarray as xr
 
-from loaders.temporal import isoformat, time_extent, time_step
+from zarr_stac.loaders.mapping.temporal import isoformat, time_extent, time_step
 
 
 def dataset(values, bounds=None) -> xr.Dataset:

@@ -26,11 +26,11 @@ import pytest
 import xarray as xr
 from typer.testing import CliRunner
 
-from loaders.config import CollectionConfig, MappingConfig, SourceConfig
-from loaders.crawl import crawl
-from loaders.failures import DISCOVERY
 from static_catalog.read import read_catalog
 from zarr_stac.cli import app
+from zarr_stac.loaders.config import CollectionConfig, MappingConfig, SourceConfig
+from zarr_stac.loaders.failures import DISCOVERY
+from zarr_stac.loaders.running.crawl import crawl
 from zarr_stac.services import free_port
 
 from ..conftest import PROJECT_ROOT, LiveServer, wait_until_answering
@@ -127,7 +127,7 @@ def test_asset_opens_over_http_with_the_served_coordinates(xpublish_server):
 
 
 def test_zarr_format_follows_the_generation(xpublish_server):
-    from loaders.xpublish import server_stores
+    from zarr_stac.loaders.finding.xpublish import server_stores
 
     url, generation = xpublish_server
     refs = server_stores(url)

@@ -16,8 +16,8 @@ import psycopg
 import pytest
 import xarray as xr
 
-from loaders.crawl import Crawl
 from stac_api.loading.ingest import Ingest, load
+from zarr_stac.loaders.running.crawl import Crawl
 from zarr_stac.samples import write_dataset, write_samples
 
 from ..zarr_stac.test_cli_errors import ZARR_STAC, user_env

@@ -11,10 +11,10 @@ import httpx
 import pystac
 import pytest
 
-from common.storage import StorageOptions
-from loaders.crawl import crawl
 from static_catalog.write import write_catalog
 from tests.proxy import FaultProxy, FaultRules
+from zarr_stac.common.storage import StorageOptions
+from zarr_stac.loaders.running.crawl import crawl
 
 UTC = dt.timezone.utc
 

@@ -19,22 +19,30 @@ from dataclasses import dataclass, field
 
 import pystac
 
-from common.batching import batched
-from common.rejection import ItemRejected, Rejection
-from common.storage import StorageOptions
+from zarr_stac.common.batching import batched
+from zarr_stac.common.rejection import ItemRejected, Rejection
+from zarr_stac.common.storage import StorageOptions
 
-from .collections import CollectionSummary
-from .config import CollectionConfig, MappingConfig, SourceConfig, default_config
-from .discover import CollectionHint, DiscoveryError, SourceUnreachable, StoreRef
+from ..config import CollectionConfig, MappingConfig, SourceConfig, default_config
+from ..failures import DISCOVERY, DUPLICATE_ID, INPUT, KNOWN_NON_STORES, LAYOUT, READ_ERROR, StoreFailure
+from ..finding.inputs import common_root, expand_input, iter_entries, kind_of
+from ..finding.xpublish import expand_server
+from ..mapping.collections import CollectionSummary
+from ..mapping.item import MappingError
+from ..markup import markdown_text, plain_text
+from ..reading.errors import one_line
+from ..vocabulary import (
+    XPUBLISH,
+    CollectionHint,
+    DiscoveryError,
+    ExpandedInput,
+    InputError,
+    SourceUnreachable,
+    StoreRef,
+)
 from .executors import Executor, make_executor
-from .failures import DISCOVERY, DUPLICATE_ID, INPUT, KNOWN_NON_STORES, LAYOUT, READ_ERROR, StoreFailure
-from .inputs import ExpandedInput, InputError, common_root, expand_input, iter_entries, kind_of
 from .jobs import CataloguedStore, Job, Outcome, UnchangedStore, placement_of, run_job
 from .ledger import KnownFingerprints, Ledger, LedgerError, LedgerWriter, entry_digest, source_digest
-from .mapping import MappingError
-from .markup import markdown_text, plain_text
-from .read import one_line
-from .xpublish import XPUBLISH, expand_server
 
 
 @dataclass(frozen=True)
@@ -100,7 +108,7 @@ class CrawlResult:
         return {f.collection_id for f in self.failures if f.collection_id is not None}
 
     def may_delete(self, collection_id: str) -> bool:
-        """A `common.stac.MayDelete`: whether every store of the collection was seen."""
+        """A `zarr_stac.common.stac.MayDelete`: whether every store of the collection was seen."""
         return self.complete and collection_id not in self.incomplete_collections
 
     def items_of(self, collection_id: str) -> list[pystac.Item]:
@@ -193,7 +201,7 @@ def stream_jobs(streams: list[Stream], result: CrawlResult) -> Iterator[Job]:
             result.failures.append(StoreFailure(source.url, INPUT, f"reading stopped: {one_line(exc)}"))
 
 
-# Takes each Item as it is made; may refuse one by raising `common.rejection.ItemRejected`
+# Takes each Item as it is made; may refuse one by raising `zarr_stac.common.rejection.ItemRejected`
 # (that store is then a failure, the run goes on), or later through `CrawlResult.reject`.
 Sink = Callable[[pystac.Item], None]
 # Takes the JSON of each Item an earlier crawl made, of a store that did not change: it is

@@ -4,7 +4,7 @@ A sink (a static publication, a pgstac load) either raises `ItemRejected` from i
 `add` for the Item it was handed (the crawl then reports that store), or, where the
 refusal comes later (writes and loads go in batches), records a `Rejection` by
 collection and item id, which the crawl's result turns into the store's failure
-(`loaders.crawl.CrawlResult.reject`). Either way the collection counts as not fully
+(`loaders.running.crawl.CrawlResult.reject`). Either way the collection counts as not fully
 catalogued: nothing is deleted from it, and its earlier Items stay.
 """
 

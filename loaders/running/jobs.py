@@ -19,19 +19,20 @@ from typing import Any
 import orjson
 import pystac
 
-from common.layout import Placement
-from common.stac import item_interval
-from common.storage import StorageOptions, bucket_is_missing, bucket_of, protocol_of
-from common.values import plain
+from zarr_stac.common.layout import Placement
+from zarr_stac.common.stac import item_interval
+from zarr_stac.common.storage import StorageOptions, bucket_is_missing, bucket_of, protocol_of
+from zarr_stac.common.values import plain
 
-from .collections import COLLECTION_ATTRS
-from .config import SourceConfig
-from .discover import CollectionHint, StoreRef
-from .failures import LAYOUT, MAPPING_ERROR, NOT_FOUND, StoreFailure
-from .fetch import NotPrefetchable, Prefetched, Unchanged, prefetch_many
-from .ledger import CONSOLIDATED_DOCUMENTS, REFERENCE_DOCUMENT, Fingerprint, document_fingerprint
-from .mapping import MappingError, store_to_item
-from .read import StoreReadError, classify, one_line, open_prefetched, open_store
+from ..config import SourceConfig
+from ..failures import LAYOUT, MAPPING_ERROR, NOT_FOUND, StoreFailure
+from ..mapping.collections import COLLECTION_ATTRS
+from ..mapping.item import MappingError, store_to_item
+from ..reading.errors import StoreReadError, classify, one_line
+from ..reading.fetch import NotPrefetchable, Prefetched, Unchanged, prefetch_many
+from ..reading.fingerprints import CONSOLIDATED_DOCUMENTS, REFERENCE_DOCUMENT, Fingerprint, document_fingerprint
+from ..reading.open import open_prefetched, open_store
+from ..vocabulary import CollectionHint, StoreRef
 
 
 @dataclass
@@ -45,7 +46,7 @@ class CataloguedStore:
     attrs: Mapping[str, Any]  # the dataset's global attributes
     collection_hint: CollectionHint | None = None  # what a catalogue input says of the collection
     fingerprint: Fingerprint | None = None  # for the ledger; None: re-read on every crawl
-    # Values of the store or its catalogue that were dropped, replaced or renamed (see `common.values`).
+    # Values of the store or its catalogue that were dropped, replaced or renamed (see `zarr_stac.common.values`).
     notes: list[str] = field(default_factory=list)
 
 

@@ -27,7 +27,6 @@ without any change of the metadata document, go unnoticed until a `--full` crawl
 
 from __future__ import annotations
 
-import base64
 import gzip
 import hashlib
 import io
@@ -42,42 +41,12 @@ from typing import Any
 
 import orjson
 
-from common.values import dumps
+from zarr_stac import common
+from zarr_stac.common.values import dumps
+
+from ..reading.fingerprints import Fingerprint
 
 LEDGER_FORMAT = 1
-CONSOLIDATED_DOCUMENTS = {2: ".zmetadata", 3: "zarr.json"}
-REFERENCE_DOCUMENT = ""  # a kerchunk JSON reference is its own document
-
-
-@dataclass(frozen=True, slots=True)
-class Fingerprint:
-    """What one store's Item was made from (see the module's docstring)."""
-
-    document: str  # the metadata document, relative to the store ("": the store is that file)
-    md5: str  # hex
-    size: int
-    digest: str  # configuration, catalogue entry and mapping code
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"document": self.document, "md5": self.md5, "size": self.size, "digest": self.digest}
-
-
-def document_fingerprint(document: str, data: bytes, digest: str) -> Fingerprint:
-    return Fingerprint(document, hashlib.md5(data, usedforsecurity=False).hexdigest(), len(data), digest)
-
-
-def same_document(fingerprint: Fingerprint, info: dict[str, Any]) -> bool:
-    """Whether an object store's `info` of the document says it is the one fingerprinted:
-    the same size and an MD5 (S3's ETag, GCS's md5Hash) equal to the recorded one."""
-    if info.get("size") != fingerprint.size:
-        return False
-    if md5_hash := info.get("md5Hash"):  # GCS: base64 of the MD5
-        try:
-            return base64.b64decode(md5_hash).hex() == fingerprint.md5
-        except ValueError:
-            return False
-    etag = str(info.get("ETag") or info.get("etag") or "").strip('"').lower()
-    return etag == fingerprint.md5
 
 
 @cache
@@ -89,10 +58,10 @@ def code_digest() -> str:
     except metadata.PackageNotFoundError:
         pass
     digest.update(str(LEDGER_FORMAT).encode())
-    root = Path(__file__).resolve().parent.parent
-    for package in ("loaders", "common"):
-        for path in sorted((root / package).glob("*.py")):
-            digest.update(path.name.encode() + path.read_bytes())
+    # The loaders (this file's grandparent folder, every stage) and the shared kernel.
+    for package in (Path(__file__).resolve().parents[1], Path(common.__file__).resolve().parent):
+        for path in sorted(package.rglob("*.py")):
+            digest.update(path.relative_to(package).as_posix().encode() + path.read_bytes())
     return digest.hexdigest()
 
 
@@ -181,17 +150,6 @@ class Ledger:
         for line in self._lines():
             data = orjson.loads(line)
             yield Entry(data["url"], _fingerprint(data["fingerprint"]), data["item"], data.get("attrs") or {}, line)
-
-
-def check_ledger(data: bytes) -> Ledger:
-    """The ledger in `data`; ValueError (one line) when it is not one."""
-    ledger = Ledger(data)
-    try:
-        for _ in ledger.entries():
-            pass
-    except (OSError, EOFError, ValueError, KeyError, TypeError) as exc:
-        raise ValueError(f"the ledger is unreadable ({type(exc).__name__}: {exc})") from None
-    return ledger
 
 
 class LedgerWriter:

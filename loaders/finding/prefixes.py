@@ -15,12 +15,10 @@ passed over).
 from __future__ import annotations
 
 import posixpath
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from typing import Any
 
-from common.storage import (
+from zarr_stac.common.storage import (
     CREDENTIALS_HINT,
     StorageOptions,
     is_missing_credentials,
@@ -29,65 +27,14 @@ from common.storage import (
     strip_url,
 )
 
-from .limits import METADATA_SETTING, TooLarge, cat_bounded_sync, limit_bytes
+from ..limits import METADATA_SETTING, TooLarge, cat_bounded_sync, limit_bytes
+from ..reading.metadata import is_parquet_zmetadata
+from ..vocabulary import KERCHUNK, KERCHUNK_PARQUET, DiscoveryError, SourceUnreachable, StoreRef
+from . import references
+from .xpublish import server_stores
 
 ZARR_V2_MARKERS = (".zgroup", ".zmetadata")
 ZARR_V3_MARKER = "zarr.json"
-
-
-ZARR = "zarr"
-KERCHUNK = "kerchunk"  # a JSON reference file: a virtual Zarr store over other files
-KERCHUNK_PARQUET = "kerchunk-parquet"  # a parquet reference folder (fsspec LazyReferenceMapper)
-REFERENCE_KINDS = (KERCHUNK, KERCHUNK_PARQUET)
-
-
-@dataclass(frozen=True)
-class CollectionHint:
-    """The collection a catalogue input puts a store in (a nested intake catalogue, an ESM group)."""
-
-    id: str
-    title: str | None = None
-    description: str | None = None
-
-
-@dataclass(frozen=True, slots=True)  # slots: a crawl plans one per store
-class StoreRef:
-    """A store to catalogue, and what is known about it before opening it."""
-
-    url: str
-    zarr_format: int | None = None  # None: detected when opened
-    consolidated: bool | None = None  # None: detected when opened
-    kind: str = ZARR
-    # From explicit inputs: a preferred item id and properties (e.g. CSV columns).
-    name: str | None = None
-    properties: Mapping[str, Any] = field(default_factory=dict, compare=False, hash=False)
-    # From catalogue inputs: the collection the catalogue's structure suggests (see config `catalogue`).
-    collection: CollectionHint | None = field(default=None, compare=False, hash=False)
-    # How to read this store when it differs from its source's options: the credentials its
-    # URL held, an intake entry's storage_options (see `entry_ref`). Never published.
-    storage: StorageOptions | None = field(default=None, compare=False, hash=False, repr=False)
-
-
-def entry_ref(url: str, storage: StorageOptions, **fields: Any) -> StoreRef:
-    """The StoreRef of a catalogue entry's URL listed by a source read with `storage`: the
-    credentials the URL holds go into the ref's own options (None: the source's serve), its
-    published URL has none. Raises ValueError for credentials that cannot be used."""
-    public, own = storage.for_url(url)
-    return StoreRef(url=strip_url(public), storage=None if own is storage else own, **fields)
-
-
-class DiscoveryError(RuntimeError):
-    """A prefix could not be listed; its stores are unknown (not absent)."""
-
-    def __init__(self, url: str, reason: str):
-        super().__init__(f"{url}: {reason}")
-        self.url = url
-        self.reason = reason
-
-
-class SourceUnreachable(DiscoveryError):
-    """The root of a crawl itself cannot be listed (no such bucket or folder, no
-    credentials, access denied): nothing of it is known, so nothing is catalogued."""
 
 
 def listing_problem(exc: BaseException) -> str:
@@ -126,8 +73,6 @@ def discover_stores(
     Raises `DiscoveryError` when a prefix cannot be listed: a partial listing must
     never pass for a complete one.
     """
-    from . import references
-
     storage = storage or StorageOptions()
     root = strip_url(root)
     try:
@@ -150,8 +95,6 @@ def discover_stores(
             yield ref
             return
         # ...except xpublish servers, which list their datasets at /datasets.
-        from .xpublish import server_stores
-
         served = server_stores(root, storage, workers=workers)
         if served is None:
             reason = "no Zarr metadata (.zgroup, .zmetadata, zarr.json) at this URL, nor an xpublish /datasets list"
@@ -183,7 +126,7 @@ def discover_stores(
         limit = limit_bytes(storage.max_metadata_mb)
         try:
             raw = cat_bounded_sync(fs, f"{path.rstrip('/')}/.zmetadata", limit, ".zmetadata", METADATA_SETTING)
-            return references.is_parquet_zmetadata(raw)
+            return is_parquet_zmetadata(raw)
         except (OSError, TooLarge):
             return False  # opened as Zarr, where the reason is reported
 

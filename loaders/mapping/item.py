@@ -21,19 +21,20 @@ import xstac
 from pystac.extensions.datacube import DatacubeExtension
 from pystac.extensions.projection import ProjectionExtension
 
-from common import spatial
-from common.stac import RESERVED_PROPERTIES
-from common.values import plain
+from zarr_stac.common import spatial
+from zarr_stac.common.stac import RESERVED_PROPERTIES
+from zarr_stac.common.values import plain
 
+from ..config import SourceConfig
+from ..failures import MISSING_COORDINATES, NO_COORDINATES, NO_TIME, TOO_LARGE, UNDECODABLE_TIME
+from ..limits import coordinate_problem, limit_bytes
+from ..markup import markdown_text, plain_text
+from ..reading.codecs import codec_names
+from ..reading.open import OpenedStore
 from . import axes as axes_module
 from . import forecast, temporal
 from .assets import ASSET_KEY, add_access, build_asset  # noqa: F401 - build_asset: the asset alone
-from .config import SourceConfig
-from .failures import MISSING_COORDINATES, NO_COORDINATES, NO_TIME, TOO_LARGE, UNDECODABLE_TIME
 from .grid import Grid, GridError, NotPositions, describe_grid
-from .limits import coordinate_problem, limit_bytes
-from .markup import markdown_text, plain_text
-from .read import OpenedStore, codec_names
 
 # Datacube v2.3 adds `nodata` and `data_type` to variables, which we publish.
 DATACUBE_SCHEMA = "https://stac-extensions.github.io/datacube/v2.3.0/schema.json"
@@ -75,7 +76,7 @@ FAST_AXES = True
 
 
 def cf_axes(ds: xr.Dataset) -> tuple[dict, dict]:
-    """`ds.cf.axes` and `ds.cf.coordinates` (loaders.axes computes them in one pass when it can)."""
+    """`ds.cf.axes` and `ds.cf.coordinates` (loaders.mapping.axes computes them in one pass when it can)."""
     found = axes_module.classify(ds) if FAST_AXES else None
     if found is not None:
         return found.axes, found.coordinates
@@ -420,7 +421,7 @@ def store_to_item(
     if "forecast:reference_datetime" in item.properties:
         item.stac_extensions.append(forecast.FORECAST_SCHEMA)
 
-    # The asset, `store` link, storage schemes and description (loaders.assets).
+    # The asset, `store` link, storage schemes and description (loaders.mapping.assets).
     add_access(item, opened, source, title=plain_text(ds.attrs.get("title") or item_id), fields=item_properties)
     # Whatever a store's metadata held (bytes, numpy values, NaN, huge integers), the Item is plain JSON.
     item.properties = plain(item.properties, notes, "properties") or {}

@@ -34,12 +34,12 @@ import fsspec
 import numpy as np
 from fsspec.asyn import AsyncFileSystem
 
-from common.storage import StorageOptions, protocol_of
+from zarr_stac.common.storage import StorageOptions, protocol_of
 
-from .discover import REFERENCE_KINDS, StoreRef
-from .failures import CORRUPT_METADATA
-from .ledger import Fingerprint, document_fingerprint, same_document
-from .limits import COORDINATE_SETTING, METADATA_SETTING, TooLarge, cat_bounded, coordinate_problem, limit_bytes
+from ..limits import COORDINATE_SETTING, METADATA_SETTING, TooLarge, cat_bounded, coordinate_problem, limit_bytes
+from ..vocabulary import REFERENCE_KINDS, StoreRef
+from .fingerprints import Fingerprint, document_fingerprint, same_document
+from .metadata import arrays_of, coordinate_names, group_attributes, layout_of, parse_metadata
 
 MAX_COORDINATE_CHUNKS = 256  # per store; beyond this, the lazy path
 
@@ -57,56 +57,6 @@ class Prefetched:
 
 class NotPrefetchable(Exception):
     """The fast path does not apply; open the store lazily instead."""
-
-
-class CorruptMetadata(Exception):
-    """A metadata document that is JSON, but not a JSON object (of objects) as Zarr's are
-    (no ValueError, for the reason `limits.TooLarge` gives)."""
-
-    kind = CORRUPT_METADATA
-
-
-def _json_kind(value: Any) -> str:
-    if value is None:
-        return "null"
-    names = {bool: "a boolean", str: "a string", list: "a list", int: "a number", float: "a number"}
-    return names.get(type(value), f"a {type(value).__name__}")
-
-
-def metadata_problem(key: str, document: Any) -> str | None:
-    """Why the parsed metadata document `key` (`.zmetadata`, `zarr.json`, `.zattrs`, ...) is no
-    Zarr metadata: it, and each document it consolidates, must be a JSON object. None: it may be."""
-    name = key.rsplit("/", 1)[-1]
-    if not isinstance(document, dict):
-        return f"{key} is {_json_kind(document)}, not a JSON object"
-    if name == ".zmetadata":
-        inner = document.get("metadata")
-        if not isinstance(inner, dict):
-            return f"{key}: 'metadata' is {_json_kind(inner)}, not a JSON object"
-        for member, value in inner.items():
-            if not isinstance(value, dict):
-                return f"{key}: {member!r} is {_json_kind(value)}, not a JSON object"
-    elif name == "zarr.json":
-        if not isinstance(document.get("attributes", {}), dict):
-            return f"{key}: 'attributes' is {_json_kind(document['attributes'])}, not a JSON object"
-        consolidated = document.get("consolidated_metadata")
-        if consolidated is None:
-            return None
-        members = consolidated.get("metadata") if isinstance(consolidated, dict) else None
-        if not isinstance(members, dict):
-            return f"{key}: 'consolidated_metadata' holds no object of 'metadata'"
-        for member, value in members.items():
-            if not isinstance(value, dict) or not isinstance(value.get("attributes", {}), dict):
-                return f"{key}: the metadata of {member!r} is not a JSON object (nor its attributes)"
-    return None
-
-
-def parse_metadata(key: str, raw: bytes) -> dict[str, Any]:
-    """A metadata document's JSON object; json.JSONDecodeError or CorruptMetadata otherwise."""
-    document = json.loads(raw)
-    if (problem := metadata_problem(key, document)) is not None:
-        raise CorruptMetadata(problem)
-    return document
 
 
 class Unchanged:
@@ -130,46 +80,8 @@ def async_filesystem(url: str, storage: StorageOptions, connections: int = 64) -
         # requests would queue behind 10 sockets, one latency after another.
         options["config_kwargs"] = {**options.get("config_kwargs", {}), "max_pool_connections": connections}
         options["session"] = shared_session(options.pop("profile", None))
-    # s3fs's own retry loop is limited once for every filesystem, in common.storage.
+    # s3fs's own retry loop is limited once for every filesystem, in zarr_stac.common.storage.
     return fsspec.filesystem(protocol, asynchronous=True, skip_instance_cache=True, **options)
-
-
-def _array_dims(name: str, meta: dict[str, Any], attrs: dict[str, Any], zarr_format: int) -> list[str]:
-    if zarr_format == 3:
-        return list(meta.get("dimension_names") or [])
-    return list(attrs.get("_ARRAY_DIMENSIONS") or [])
-
-
-def arrays_of(metadata: dict[str, Any], zarr_format: int) -> dict[str, tuple[dict, dict]]:
-    """{array name: (array metadata, attributes)} from consolidated metadata."""
-    found: dict[str, tuple[dict, dict]] = {}
-    if zarr_format == 2:
-        entries = metadata["metadata"]
-        for key, value in entries.items():
-            if key.endswith("/.zarray") and key.count("/") == 1:
-                name = key.split("/")[0]
-                found[name] = (value, entries.get(f"{name}/.zattrs", {}))
-        return found
-    for name, value in (metadata.get("consolidated_metadata") or {}).get("metadata", {}).items():
-        if value.get("node_type") == "array" and "/" not in name:
-            found[name] = (value, value.get("attributes", {}))
-    return found
-
-
-def coordinate_arrays(arrays: dict[str, tuple[dict, dict]], zarr_format: int) -> set[str]:
-    """Arrays the mapping may read: dimension coordinates, CF coordinates and their bounds."""
-    wanted = set()
-    for name, (meta, attrs) in arrays.items():
-        dims = _array_dims(name, meta, attrs, zarr_format)
-        if dims == [name]:
-            wanted.add(name)
-        wanted.update(str(attrs.get("coordinates", "")).split())
-    for name in list(wanted):
-        if name in arrays:
-            bounds = arrays[name][1].get("bounds")
-            if bounds:
-                wanted.add(str(bounds))
-    return {name for name in wanted if name in arrays}
 
 
 def chunk_keys(name: str, meta: dict[str, Any], zarr_format: int) -> list[str]:
@@ -289,7 +201,7 @@ async def prefetch(fs: AsyncFileSystem, ref: StoreRef, storage: StorageOptions |
         files[".zgroup"] = json.dumps(root_group).encode()
         files[".zattrs"] = json.dumps(metadata["metadata"].get(".zattrs", {})).encode()
     arrays = arrays_of(metadata, zarr_format)
-    coordinates = sorted(coordinate_arrays(arrays, zarr_format))
+    coordinates = sorted(coordinate_names(layout_of(arrays, zarr_format), group_attributes(metadata, zarr_format)))
     limit = limit_bytes(storage.max_coordinate_mb)
     check_coordinate_sizes(arrays, coordinates, limit, zarr_format)
     keys = [key for name in coordinates for key in chunk_keys(name, arrays[name][0], zarr_format)]

@@ -30,22 +30,18 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
-from common.storage import StorageOptions, public_url, strip_url
+from zarr_stac.common.storage import StorageOptions, public_url, strip_url
 
-from .config import CatalogueConfig, validation_problem
-from .discover import KERCHUNK, ZARR, CollectionHint, StoreRef, entry_ref
-from .failures import INPUT, NOT_ZARR, StoreFailure
-from .intake import KERCHUNK_PARQUET, catalogue_dir, resolve
-from .limits import INPUT_SETTING, TooLarge, bounded_lines, limit_bytes, read_bounded
+from ..config import CatalogueConfig, validation_problem
+from ..failures import INPUT, NOT_ZARR, StoreFailure
+from ..limits import INPUT_SETTING, TooLarge, bounded_lines, limit_bytes, read_bounded
+from ..vocabulary import KERCHUNK, KERCHUNK_PARQUET, ZARR, CatalogueError, CollectionHint, StoreRef, entry_ref
+from .intake import catalogue_dir, resolve
 
 DEFAULT_ASSET_COLUMN = "zstore"
 ZARR_FORMATS = {"zarr", "zarr2", "zarr3"}
 REFERENCE_FORMATS = {"reference", "kerchunk"}
 HEAD_BYTES = 65536  # an ESM JSON says what it is in its first keys; kerchunk files can be huge
-
-
-class CatalogueError(ValueError):
-    """The table or collection itself is unusable (raised as inputs.InputError by the caller)."""
 
 
 class Attribute(BaseModel):

@@ -26,17 +26,15 @@ import pystac
 from fsspec.core import split_protocol
 from pystac.extensions.xarray_assets import XarrayAssetsExtension
 
-from common.storage import StorageOptions, is_remote, protocol_of, public_url
+from zarr_stac.common.storage import StorageOptions, is_remote, protocol_of, public_url
 
-from . import discover
-from .config import SourceConfig
-from .markup import markdown_inline, markdown_text, plain_text
-from .read import OpenedStore
+from ..config import SourceConfig
+from ..markup import markdown_inline, markdown_text, plain_text
+from ..reading.open import OpenedStore
+from ..vocabulary import REFERENCE_KINDS as _REFERENCE_KINDS
 
 ASSET_KEY = "zarr"
-KERCHUNK = discover.KERCHUNK
-KERCHUNK_PARQUET = discover.KERCHUNK_PARQUET
-REFERENCE_KINDS = frozenset(discover.REFERENCE_KINDS)
+REFERENCE_KINDS = frozenset(_REFERENCE_KINDS)
 
 ZARR_MEDIA_TYPES = {2: "application/vnd.zarr; version=2", 3: "application/vnd.zarr; version=3"}
 # The best practices' type for a kerchunk virtual store (its example Item), as ESGF publishes it.
@@ -129,14 +127,10 @@ def xarray_storage_options(opened: OpenedStore, href: str, options: dict[str, An
 def reference_sources(opened: OpenedStore) -> list[str] | None:
     """The files a kerchunk reference points into, when known (sorted), else None.
 
-    Taken from the reference filesystem the store was opened through (no request):
-    `OpenedStore.sources` if the reader recorded them, else the filesystem's
-    in-memory references (JSON references; a parquet folder's are read lazily,
-    so they stay unknown).
+    Taken from the reference filesystem the store was opened through (no request): its
+    in-memory references (JSON references; a parquet folder's are read lazily, so they
+    stay unknown).
     """
-    recorded = getattr(opened, "sources", None)
-    if recorded is not None:
-        return sorted(set(recorded))
     try:
         # xarray keeps the ZarrStore it read from as the dataset's closer.
         zarr_store = opened.dataset._close.__self__  # noqa: SLF001

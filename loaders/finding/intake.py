@@ -25,12 +25,12 @@ from typing import Any
 
 import yaml
 
-from common.storage import StorageOptions, protocol_of, redacted, strip_url
+from zarr_stac.common.storage import StorageOptions, protocol_of, redacted, strip_url
 
-from .config import CatalogueConfig
-from .discover import KERCHUNK, KERCHUNK_PARQUET, ZARR, CollectionHint, StoreRef
-from .failures import CATALOGUE_LOOP, INPUT, NOT_ZARR, TEMPLATE, StoreFailure
-from .limits import INPUT_SETTING, TooLarge, limit_bytes, load_yaml, read_bounded
+from ..config import CatalogueConfig
+from ..failures import CATALOGUE_LOOP, INPUT, NOT_ZARR, TEMPLATE, StoreFailure
+from ..limits import INPUT_SETTING, TooLarge, limit_bytes, load_yaml, read_bounded
+from ..vocabulary import KERCHUNK, KERCHUNK_PARQUET, ZARR, CatalogueError, CollectionHint, StoreRef
 
 ZARR_DRIVERS = {"zarr", "intake_xarray.xzarr.ZarrSource", "intake_xarray.ZarrSource", "xarray_zarr", "ndzarr"}
 XARRAY_DRIVERS = {
@@ -41,10 +41,6 @@ KERCHUNK_DRIVERS = {"kerchunk", "reference", "intake.source.reference.ReferenceS
 CATALOGUE_DRIVERS = {"yaml_file_cat", "intake.catalog.local.YAMLFileCatalog", "intake.catalog.local.YAMLFilesCatalog"}
 # fsspec layers that cache on the reader's disk: the data is the URL beneath them.
 CACHE_PROTOCOLS = {"simplecache", "filecache", "blockcache", "cached"}
-
-
-class CatalogueError(ValueError):
-    """The input catalogue itself is unusable (raised as inputs.InputError by the caller)."""
 
 
 class TemplateProblem(ValueError):

@@ -17,10 +17,9 @@ from __future__ import annotations
 import json
 from concurrent.futures import ThreadPoolExecutor
 
-from common.storage import StorageOptions, strip_url
+from zarr_stac.common.storage import StorageOptions, strip_url
 
-from .discover import DiscoveryError, StoreRef
-from .inputs import ExpandedInput
+from ..vocabulary import DiscoveryError, ExpandedInput, StoreRef
 
 XPUBLISH = "xpublish"
 # (file that marks the Zarr endpoint, its Zarr format); v3 first: the newer plugin.

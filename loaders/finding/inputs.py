@@ -22,38 +22,24 @@ from __future__ import annotations
 
 import posixpath
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
 from typing import Any
 
-from common.storage import StorageOptions, public_url, strip_url
+from zarr_stac.common.storage import StorageOptions, public_url, strip_url
 
-from .config import CatalogueConfig
-from .discover import KERCHUNK, ZARR, StoreRef, discover_stores, entry_ref, listing_problem
-from .failures import INPUT, StoreFailure
+from ..config import CatalogueConfig
+from ..failures import INPUT, StoreFailure
+from ..limits import INPUT_SETTING, TooLarge, limit_bytes, read_bounded
+from ..vocabulary import KERCHUNK, ZARR, CatalogueError, ExpandedInput, InputError, StoreRef, entry_ref
+from . import esm, intake
+from .esm import looks_like_esm, read_head
 from .intake import catalogue_dir
-from .limits import INPUT_SETTING, TooLarge, limit_bytes, read_bounded
+from .prefixes import discover_stores, listing_problem
+from .references import reference_kind  # *.json and *.parq references
 
 LIST_SUFFIXES = (".txt", ".lst")
 CSV_SUFFIXES = (".csv", ".csv.gz")
 KERCHUNK_SUFFIXES = (".json",)
 INTAKE_SUFFIXES = (".yaml", ".yml")
-
-
-class InputError(ValueError):
-    """An input file that cannot be used; the message names it and says why."""
-
-
-@dataclass
-class ExpandedInput:
-    """The stores of one input and the root their paths are relative to."""
-
-    root: str
-    # The input's entries: stores, and failures for entries that yield none (re-iterable;
-    # a CSV or ESM table is read again on each pass). None: discover below `root`.
-    refs: Iterable[StoreRef | StoreFailure] | None
-    # A table streamed row by row (CSV, ESM): `count` stores, read again when iterated.
-    streamed: bool = False
-    count: int | None = None
 
 
 class _Counted:
@@ -76,8 +62,6 @@ def _streamed(url: str, rows: Any) -> ExpandedInput:
 
 
 def kind_of(url: str) -> str:
-    from .references import reference_kind  # *.json and *.parq references
-
     return reference_kind(url) or ZARR
 
 
@@ -145,12 +129,9 @@ def _from_list(url: str, text: str, storage: StorageOptions) -> list[StoreRef | 
 
 def _from_catalogue(url: str, read: Callable[[], Any]) -> Any:
     """Run a catalogue reader, its problems with the catalogue itself as InputError."""
-    from .esm import CatalogueError as TableError
-    from .intake import CatalogueError
-
     try:
         return read()
-    except (CatalogueError, TableError) as exc:
+    except CatalogueError as exc:
         raise InputError(str(exc)) from None
 
 
@@ -162,8 +143,6 @@ def expand_input(
     The entries of catalogue inputs are streamed (see `iter_entries`): each is a
     StoreRef or, for an entry that yields no store, a StoreFailure saying why.
     """
-    from . import esm, intake
-
     storage = storage or StorageOptions()
     catalogue = catalogue or CatalogueConfig()
     url = strip_url(url)
@@ -186,8 +165,6 @@ def expand_input(
 
 
 def _is_esm(url: str, storage: StorageOptions) -> bool:
-    from .esm import looks_like_esm, read_head
-
     try:
         return looks_like_esm(read_head(url, storage))
     except FileNotFoundError:
@@ -202,10 +179,3 @@ def iter_entries(
         yield from expanded.refs
     else:
         yield from discover_stores(expanded.root, storage, workers=workers)
-
-
-def iter_refs(expanded: ExpandedInput, storage: StorageOptions, workers: int = 16) -> Iterator[StoreRef]:
-    """The stores of an input (entries that yield none are left out: see `iter_entries`)."""
-    for entry in iter_entries(expanded, storage, workers):
-        if isinstance(entry, StoreRef):
-            yield entry

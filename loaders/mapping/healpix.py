@@ -27,6 +27,8 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from zarr_stac.common import spatial
+
 HEALPIX = "healpix"
 CELL_DIMENSIONS = ("cell", "cells", "cell_ids", "values", "value")
 SCHEMES = {"nest": "nested", "nested": "nested", "ring": "ring"}
@@ -65,8 +67,6 @@ class HealpixGrid:
         else:
             lon, lat = ring.vertices(ids, self.level, "sphere")
         lon, lat = np.asarray(lon, dtype="f8").ravel(), np.asarray(lat, dtype="f8").ravel()
-        from common import spatial
-
         # A pole is a vertex of every cell around it, at no particular longitude.
         off_pole = np.abs(lat) < 90.0 - 1e-9
         west, east = spatial.longitude_range(lon[off_pole])

@@ -25,7 +25,7 @@ import numpy as np
 import xarray as xr
 from pyproj import CRS, Transformer
 
-from common import spatial
+from zarr_stac.common import spatial
 
 from .healpix import HealpixError, HealpixGrid, describe_healpix
 

@@ -16,10 +16,10 @@ import os
 from collections.abc import Iterable, Iterator
 from dataclasses import replace
 
-from common.storage import SECRET_FIELDS, StorageOptions
+from zarr_stac.common.storage import SECRET_FIELDS, StorageOptions
 
+from ..reading.errors import one_line
 from .jobs import Job, Outcome, run_batch
-from .read import one_line
 
 
 class Executor:

@@ -17,12 +17,12 @@ from typing import Any
 
 import pystac
 
-from common import facets, spatial
-from common.stac import item_interval, union_interval
+from zarr_stac.common import facets, spatial
+from zarr_stac.common.stac import item_interval, union_interval
 
+from ..config import CollectionConfig
+from ..markup import markdown_text, plain_text
 from . import assets
-from .config import CollectionConfig
-from .markup import markdown_text, plain_text
 
 DEFAULT_LICENSE = "other"
 # Fields of the Zarr asset an `item_assets` definition keeps when every item agrees.

@@ -277,7 +277,7 @@ class StorageOptions(BaseModel):
             raise
 
 
-# The fields above that are secrets: withheld wherever options travel (see loaders.executors).
+# The fields above that are secrets: withheld wherever options travel (see loaders.running.executors).
 SECRET_FIELDS = ("key", "secret", "token", "session_token", "http_username", "http_password", "http_query")
 
 
