@@ -17,6 +17,7 @@ larger than `max_coordinate_mb` is refused before xarray reads any coordinate.
 
 from __future__ import annotations
 
+import itertools
 import json
 import warnings
 from dataclasses import dataclass, field, replace
@@ -326,3 +327,22 @@ def _open_once(
         group=zarr_store.zarr_group,
         cached=getattr(zarr_store, "cached", {}),
     )
+
+
+def has_stored_chunk(array) -> bool:
+    """Whether any chunk (or shard) of a zarr array is stored. An array with none is absent:
+    it reads as its fill value everywhere. One whose chunks hold values equal to the fill is
+    not (a WRF `Time` of 0 days, fill value null): the two read alike, so ask the store.
+    Stops at the first stored chunk; on a prefetched store (in memory) it makes no request."""
+    store, path = array.store_path.store, array.store_path.path
+    stored = array.shards or array.chunks
+    grid = [-(-size // step) if step else 1 for size, step in zip(array.shape, stored)]
+
+    async def first_stored() -> bool:
+        for index in itertools.product(*(range(n) for n in grid)):
+            key = array.metadata.encode_chunk_key(index)
+            if await store.exists(f"{path}/{key}" if path else key):
+                return True
+        return False
+
+    return sync(first_stored())
