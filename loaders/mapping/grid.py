@@ -227,10 +227,21 @@ def projected_bbox(x: np.ndarray, y: np.ndarray, crs: CRS) -> list[float]:
         raise GridError("the grid's edges do not transform to longitude/latitude")
     west, east = spatial.longitude_range(lon[finite])
     south, north = spatial.latitude_range(lat[finite])
-    # A pole inside the rectangle is on no edge: the bbox then reaches it, all round.
+    return reaching_poles([west, south, east, north], crs, [xmin, ymin, xmax, ymax])
+
+
+def reaching_poles(bbox: list[float], crs: CRS, native: list[float]) -> list[float]:
+    """`bbox` widened to every pole inside the grid's x/y rectangle `native` (in `crs`): a pole
+    is on no edge, and between grid points the longitudes around it leave gaps, so only the
+    grid says that it spans all longitudes up to the pole. A rotated pole's x is a longitude:
+    the pole is inside when it is, modulo 360 (ANT-44's x runs 152.72..207.28, pyproj says -180)."""
+    xmin, ymin, xmax, ymax = native
+    west, south, east, north = bbox
     from_wgs84 = Transformer.from_crs(WGS84, crs, always_xy=True)
     for pole_lat in (90.0, -90.0):
         px, py = from_wgs84.transform(0.0, pole_lat)
+        if crs.is_geographic and np.isfinite(px):
+            px = xmin + (px - xmin) % 360.0
         if np.isfinite(px) and np.isfinite(py) and xmin <= px <= xmax and ymin <= py <= ymax:
             west, east = -180.0, 180.0
             north, south = (90.0, south) if pole_lat > 0 else (north, -90.0)
@@ -292,6 +303,7 @@ def _describe(
             if x and y and (x, y) != (longitude, latitude) and ds[x].ndim == 1 and ds[y].ndim == 1:
                 grid.x, grid.y = x, y
                 grid.native_bbox, grid.shape = _native_extent(ds, x, y)
+                grid.bbox = reaching_poles(grid.bbox, crs, grid.native_bbox)
         return grid
     if crs is not None and x and y and ds[x].ndim == 1 and ds[y].ndim == 1:
         xs, ys = _native_values(ds, x), _native_values(ds, y)

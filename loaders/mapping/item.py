@@ -30,7 +30,7 @@ from ..failures import MISSING_COORDINATES, NO_COORDINATES, NO_TIME, TOO_LARGE, 
 from ..limits import coordinate_problem, limit_bytes
 from ..markup import markdown_text, plain_text
 from ..reading.codecs import codec_names
-from ..reading.open import OpenedStore
+from ..reading.open import OpenedStore, has_stored_chunk
 from . import axes as axes_module
 from . import forecast, temporal
 from .assets import ASSET_KEY, add_access, build_asset  # noqa: F401 - build_asset: the asset alone
@@ -193,7 +193,8 @@ def is_all_fill(group, name: str, cached=None) -> tuple[bool, Any]:
         return True, "nan"
     # Zarr v2 `null` fill: absent chunks read as zeros.
     fill = np.asarray(0 if array.metadata.fill_value is None else array.metadata.fill_value, dtype=raw.dtype)
-    return bool(np.all(raw == fill)), plain(fill[()])
+    # Values equal to the fill are values when a chunk holds them: absent means no chunk stored.
+    return bool(np.all(raw == fill)) and not has_stored_chunk(array), plain(fill[()])
 
 
 def check_extent_coordinates(opened: OpenedStore, names: list[str | None], limit: int | None = None) -> None:
