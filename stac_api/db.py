@@ -21,6 +21,7 @@ from pypgstac.db import settings as pgstac_settings
 from pypgstac.migrate import Migrate
 
 from . import search_order
+from .sql import scalar
 
 # Seconds to wait for a connection before the database counts as gone: pypgstac's
 # pool waits 30 s on every reconnection, so a lost database took 30 s or more to report.
@@ -84,7 +85,7 @@ def check(dsn: str, *, pgstac: bool = True) -> None:
     where = public_dsn(dsn)
     try:
         with psycopg.connect(dsn, connect_timeout=int(CONNECT_TIMEOUT), autocommit=True) as conn:
-            if pgstac and conn.execute("SELECT to_regnamespace('pgstac') IS NULL").fetchone()[0]:
+            if pgstac and scalar(conn, "SELECT to_regnamespace('pgstac') IS NULL"):
                 raise DatabaseProblem(f"the database at {where} has no pgstac: {MIGRATE_ADVICE}")
     except psycopg.Error as exc:
         reason = cause(exc)

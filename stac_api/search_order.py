@@ -20,12 +20,14 @@ from __future__ import annotations
 
 import psycopg
 
+from .sql import scalar
+
 NAME = "items_search_order_idx"
 _LOCK = 0x7A61_7272  # pg_advisory_xact_lock key: one builder at a time ("zarr")
 
 
 def exists(conn: psycopg.Connection) -> bool:
-    return conn.execute("SELECT to_regclass(%s) IS NOT NULL", (f"pgstac.{NAME}",)).fetchone()[0]
+    return scalar(conn, "SELECT to_regclass(%s) IS NOT NULL", (f"pgstac.{NAME}",))
 
 
 def ensure(conn: psycopg.Connection) -> bool:

@@ -7,7 +7,7 @@ import errno
 import os
 import posixpath
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, TypeGuard
 
 from fsspec.asyn import _run_coros_in_chunks, sync
 
@@ -24,7 +24,7 @@ DELETE_CONCURRENCY = 32
 PER_OBJECT_ERRNOS = frozenset({errno.ENAMETOOLONG, errno.EILSEQ, errno.EISDIR, errno.EFBIG, errno.EMSGSIZE})
 
 
-def is_per_object(exc: BaseException) -> bool:
+def is_per_object(exc: BaseException) -> TypeGuard[OSError]:
     """Whether writing one object failed for a reason of its own (see PER_OBJECT_ERRNOS)."""
     return isinstance(exc, OSError) and exc.errno in PER_OBJECT_ERRNOS
 

@@ -143,8 +143,9 @@ def validate_catalog(
     return report
 
 
-def _pages(client: httpx.Client, url: str, key: str) -> Iterator[dict[str, Any]]:
+def _pages(client: httpx.Client, first: str, key: str) -> Iterator[dict[str, Any]]:
     """Every entry of a paginated STAC API list, following `next` links."""
+    url: str | None = first
     while url:
         page = client.get(url)
         page.raise_for_status()

@@ -17,6 +17,7 @@ from __future__ import annotations
 import warnings
 import zlib
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -190,7 +191,7 @@ def write_dataset(
 ) -> None:
     """Write `ds` as a Zarr store; `public` makes its S3 objects anonymously readable."""
     storage = storage or StorageOptions()
-    kwargs = {}
+    kwargs: dict[str, Any] = {}
     if is_remote(url):
         options = storage.for_fsspec(url)
         if public and protocol_of(url) in ("s3", "s3a"):

@@ -125,8 +125,8 @@ def cell_value(value: Any) -> Any:
         return None
     if _INTEGER.fullmatch(text) and len(text) <= 20 and -(2**63) <= (number := int(text)) < 2**64:
         return number
-    if _FLOAT.fullmatch(text) and len(text) <= 400 and math.isfinite(number := float(text)):
-        return number
+    if _FLOAT.fullmatch(text) and len(text) <= 400 and math.isfinite(real := float(text)):
+        return real
     return text
 
 
@@ -314,6 +314,7 @@ def read_esm(url: str, storage: StorageOptions, config: CatalogueConfig) -> Rows
         where = f"{url}#catalog_dict"
         check_column_count(where, len(columns), config)
     else:
+        assert collection.catalog_file is not None  # exactly one of the two (ESMCollection's validator)
         try:
             table_url, table_storage = storage.for_url(resolve(collection.catalog_file, catalogue_dir(url)))
         except ValueError as exc:

@@ -178,7 +178,7 @@ def _hint(walk: _Walk, path: tuple[str, ...], entry: dict[str, Any], catalog: di
     mode = walk.config.collections
     if not path or mode == "none":
         return None
-    metadata = catalog.get("metadata") if isinstance(catalog.get("metadata"), dict) else {}
+    metadata = found if isinstance(found := catalog.get("metadata"), dict) else {}
     description = entry.get("description") or catalog.get("description") or metadata.get("description")
     title = metadata.get("title") or path[-1]
     return CollectionHint(id=".".join(path), title=str(title), description=str(description) if description else None)

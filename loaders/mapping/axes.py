@@ -19,7 +19,7 @@ tests/loaders/test_mapping_paths.py compares both on every test store.
 from __future__ import annotations
 
 from collections import ChainMap
-from collections.abc import Hashable, Mapping
+from collections.abc import Hashable, Mapping, MutableMapping
 
 import numpy as np
 import xarray as xr
@@ -39,7 +39,9 @@ class Classified:
         self.keys = keys  # {coordinate: keys}, in the dataset's coordinate order
 
     def _lists(self, names: tuple[str, ...]) -> dict[str, list[Hashable]]:
-        found = {key: sorted(str(c) for c, keys in self.keys.items() if key in keys) for key in names}
+        found: dict[str, list[Hashable]] = {
+            key: [*sorted(str(c) for c, keys in self.keys.items() if key in keys)] for key in names
+        }
         return {key: value for key, value in found.items() if value}
 
     @property
@@ -131,7 +133,7 @@ def guess(ds: xr.Dataset) -> Classified | None:
         return None
     keys: dict[Hashable, frozenset[str]] = {}
     for name, var in ds.coords.variables.items():
-        attrs: Mapping = var.attrs
+        attrs: MutableMapping = var.attrs
         units = _data_units(var)
         found = _keys_of(attrs, units)
         if not (found & set(COORD_NAMES)) and var.ndim == 1 and _is_datetime_like(ds, name, var):
@@ -141,7 +143,7 @@ def guess(ds: xr.Dataset) -> Classified | None:
             is_axis, is_coord = bool(found & set(AXIS_NAMES)), bool(found & set(COORD_NAMES))
             if (key in AXIS_NAMES and is_axis) or (key in COORD_NAMES and is_coord):
                 continue
-            if pattern.match(name.lower()):
+            if pattern.match(str(name).lower()):
                 attrs = dict(ChainMap(attrs, accessor.ATTRS[key]))
                 found = _keys_of(attrs, units)
         keys[name] = found

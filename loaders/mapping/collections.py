@@ -189,15 +189,15 @@ class CollectionSummary:
         return collection
 
     def _providers(self) -> list[pystac.Provider] | None:
-        providers = []
-        for attr, roles in (
-            ("institution", ["producer"]),
-            ("creator_name", ["producer"]),
-            ("publisher_name", ["host"]),
+        providers: list[pystac.Provider] = []
+        for attr, role in (
+            ("institution", pystac.ProviderRole.PRODUCER),
+            ("creator_name", pystac.ProviderRole.PRODUCER),
+            ("publisher_name", pystac.ProviderRole.HOST),
         ):
             name = plain_text(self.shared(attr) or "")
             if name and all(p.name != name for p in providers):
-                providers.append(pystac.Provider(name=name, roles=roles))
+                providers.append(pystac.Provider(name=name, roles=[role]))
         return providers or None
 
 
@@ -211,6 +211,8 @@ def build_collection(
 ) -> pystac.Collection:
     """A collection for `items`: `config` templates are filled from `fields`."""
     summary = CollectionSummary(collection_id, config, fields)
-    for item, item_attrs in itertools.zip_longest(items, attrs, fillvalue={}):
+    no_attrs: Mapping[str, Any] = {}
+    padded = itertools.chain(attrs, itertools.repeat(no_attrs))  # an item without attributes has none
+    for item, item_attrs in zip(items, padded, strict=False):
         summary.add(item, item_attrs)
     return summary.build()

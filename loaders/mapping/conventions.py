@@ -139,7 +139,7 @@ def _crs_of(key: str, value: object) -> CRS:
         return CRS.from_wkt(str(value))
     if key == "proj:projjson":
         return CRS.from_json_dict(value)  # type: ignore[arg-type]
-    return CRS.from_epsg(int(value))  # type: ignore[arg-type]
+    return CRS.from_epsg(int(value))  # type: ignore[call-overload]
 
 
 def _declared_crs(attrs: Mapping, where: str, problems: list[str], parsed: dict) -> list[DeclaredCrs]:

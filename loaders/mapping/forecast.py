@@ -146,13 +146,13 @@ def dimensions(ds: xr.Dataset, forecast: Forecast) -> dict[str, dict[str, Any]]:
         else:
             entry["extent"] = [0, int(ds.sizes[forecast.lead]) - 1]
         entries[forecast.lead] = entry
-    if forecast.valid in ds.dims and forecast.valid not in entries:
-        start, end = temporal.time_extent(ds, forecast.valid)
+    if (valid := forecast.valid) is not None and valid in ds.dims and valid not in entries:
+        start, end = temporal.time_extent(ds, valid)
         entry = {"type": "temporal", "extent": [temporal.isoformat(start), temporal.isoformat(end)]}
-        entry["description"] = str(ds[forecast.valid].attrs.get("long_name") or "valid time")
-        if step := temporal.time_step(ds, forecast.valid):
+        entry["description"] = str(ds[valid].attrs.get("long_name") or "valid time")
+        if step := temporal.time_step(ds, valid):
             entry["step"] = step
-        entries[forecast.valid] = entry
+        entries[valid] = entry
     return entries
 
 

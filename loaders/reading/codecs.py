@@ -13,6 +13,7 @@ import re
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 MAX_STAND_INS = 8  # distinct unknown codecs tolerated in one store
 
@@ -97,7 +98,7 @@ def standing_in(codec_ids: list[str], serializers: frozenset[str] = frozenset())
             if not registries.get(codec_id):
                 attributes = {"codec_id": codec_id, "is_fixed_size": False}
                 role = ArrayBytesCodec if codec_id in serializers else BytesBytesCodec
-                v3 = type(f"StandInV3_{codec_id}", (_StandIn, role), attributes)
+                v3: Any = type(f"StandInV3_{codec_id}", (_StandIn, role), attributes)
                 v3.to_dict = lambda self: {"name": self.codec_id, "configuration": self.configuration}
                 v3._decode_single = v3.decode
                 zarr.registry.register_codec(codec_id, v3)

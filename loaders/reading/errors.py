@@ -80,7 +80,7 @@ def _is_unavailable(exc: BaseException) -> bool:
     return isinstance(status, int) and status >= 500
 
 
-def classify(exc: BaseException) -> str:
+def classify(exc: BaseException | None) -> str:
     """The failure kind of an exception raised while opening a store."""
     from numcodecs.errors import UnknownCodecError
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from typing import Any
 
 import numpy as np
 import xarray as xr
@@ -97,6 +98,7 @@ class PrefetchedZarrStore(ZarrStore):
     """xarray's ZarrStore, whose coordinate arrays are read once (`CachedCoordinate`)."""
 
     __slots__ = ("cached",)
+    cached: dict[str, Any]
 
     def open_store_variable(self, name):
         variable = super().open_store_variable(name)

@@ -8,6 +8,7 @@ the input limit), and a parquet folder, read lazily by fsspec's `LazyReferenceMa
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
 
@@ -53,7 +54,7 @@ class ParquetReferences(LazyReferenceMapper):
                     refs[name] = _none_for_null(refs[name])
             return refs
 
-        self.open_refs = open_refs
+        self.open_refs: Callable[[str, int], Any] = open_refs
 
 
 def load_references(

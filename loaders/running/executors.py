@@ -15,11 +15,18 @@ import itertools
 import os
 from collections.abc import Iterable, Iterator
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 from zarr_stac.common.storage import SECRET_FIELDS, StorageOptions
 
 from ..reading.errors import one_line
 from .jobs import Job, Outcome, run_batch
+
+if TYPE_CHECKING:  # imported where used: a crawl without a cluster never loads them
+    from concurrent.futures import Future, ProcessPoolExecutor
+
+    from dask_gateway import GatewayCluster
+    from distributed import Client
 
 
 class Executor:
@@ -38,7 +45,7 @@ class ProcessExecutor(Executor):
 
     def __init__(self, workers: int):
         self.workers = workers
-        self.pool = None
+        self.pool: ProcessPoolExecutor | None = None
 
     def map(self, batches, concurrency):
         import multiprocessing
@@ -48,7 +55,8 @@ class ProcessExecutor(Executor):
             # spawn, not fork: the parent holds event-loop threads (fsspec) that fork would copy mid-state.
             context = multiprocessing.get_context("spawn")
             self.pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=context)
-        pending, queue = set(), iter(batches)  # batches may be a stream: never listed whole
+        pending: set[Future] = set()
+        queue = iter(batches)  # batches may be a stream: never listed whole
         while True:
             # Bounded: memory stays flat.
             while len(pending) < 2 * self.workers and (batch := next(queue, None)) is not None:
@@ -68,9 +76,9 @@ class ProcessExecutor(Executor):
 class DaskExecutor(Executor):
     """Batches on a Dask cluster (dask.distributed): the same function, remote workers."""
 
-    def __init__(self, address: str):
+    def __init__(self, address: str | None):  # None: a gateway's address from dask's configuration
         self.address = address
-        self.client = None
+        self.client: Client | None = None
 
     def _connect(self) -> None:
         from distributed import Client
@@ -78,6 +86,7 @@ class DaskExecutor(Executor):
         self.client = Client(self.address)
 
     def _submit(self, batch, concurrency: int):
+        assert self.client is not None  # connected by map
         return self.client.submit(run_batch, batch, concurrency, pure=False)
 
     def map(self, batches, concurrency):
@@ -85,6 +94,7 @@ class DaskExecutor(Executor):
 
         if self.client is None:
             self._connect()
+        assert self.client is not None
         in_flight = 2 * max(1, sum(self.client.nthreads().values()))
         queue = iter(batches)  # batches may be a stream: never listed whole
         futures = as_completed(loop=self.client.loop)  # this client's, not a default one
@@ -154,12 +164,13 @@ def run_batch_with_secrets(
     """`run_batch` on a gateway worker, the storage secrets taken from its environment."""
     from pydantic import SecretStr
 
-    def restore(storage: StorageOptions, slot: str) -> StorageOptions:
+    def restore(storage: StorageOptions | None, slot: str) -> StorageOptions:
+        assert storage is not None  # a slot is only ever given to storage that held a secret
         names = {f: f"{slot}_{f.upper()}" for f in SECRET_FIELDS}
         return storage.model_copy(update={f: SecretStr(os.environ[n]) for f, n in names.items() if n in os.environ})
 
     restored = []
-    for job, (source_slot, own_slot) in zip(jobs, slots):
+    for job, (source_slot, own_slot) in zip(jobs, slots, strict=True):
         if source_slot is not None:
             job = replace(
                 job, source=job.source.model_copy(update={"storage": restore(job.source.storage, source_slot)})
@@ -188,7 +199,7 @@ class GatewayExecutor(DaskExecutor):
     def __init__(self, address: str | None, workers: int):
         super().__init__(address)
         self.workers = workers
-        self.cluster = None
+        self.cluster: GatewayCluster | None = None
 
     def _start(self, environment: dict[str, str]) -> None:
         from dask_gateway import GatewayCluster
@@ -197,10 +208,10 @@ class GatewayExecutor(DaskExecutor):
         # loop makes dask-gateway 2026.3 print a traceback when it is garbage-collected.
         overrides = {"environment": environment} if environment else {}
         try:
-            self.cluster = GatewayCluster(self.address, shutdown_on_close=True, **overrides)
-            self.cluster.scale(self.workers)
-            self.client = self.cluster.get_client(set_as_default=False)
-            self.client.wait_for_workers(self.workers, timeout=self.start_timeout)
+            self.cluster = cluster = GatewayCluster(self.address, shutdown_on_close=True, **overrides)
+            cluster.scale(self.workers)
+            self.client = client = cluster.get_client(set_as_default=False)
+            client.wait_for_workers(self.workers, timeout=self.start_timeout)
         except Exception as exc:  # noqa: BLE001 - refused, unauthorised, timed out: one line, not a traceback
             self.close()
             where = self.address or "dask config gateway.address"
@@ -211,6 +222,7 @@ class GatewayExecutor(DaskExecutor):
 
     def _submit(self, batch: SlottedBatch, concurrency: int):
         jobs, slots = batch
+        assert self.client is not None  # started by map
         return self.client.submit(run_batch_with_secrets, jobs, slots, concurrency, pure=False)
 
     def map(self, batches, concurrency):

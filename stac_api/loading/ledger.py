@@ -12,6 +12,8 @@ import hashlib
 
 from psycopg import Connection
 
+from ..sql import scalar
+
 SCHEMA = "zarr_stac"
 TABLE = f"{SCHEMA}.ledger"
 _CREATE = f"""
@@ -28,7 +30,7 @@ _LOCK = 7_366_024_011  # creating the table once when two loads start together
 
 def read(conn: Connection, sources: str) -> bytes | None:
     """The ledger the last load of `sources` kept, if any."""
-    if not conn.execute("SELECT to_regclass(%s) IS NOT NULL", (TABLE,)).fetchone()[0]:
+    if not scalar(conn, "SELECT to_regclass(%s) IS NOT NULL", (TABLE,)):
         return None
     row = conn.execute(f"SELECT data FROM {TABLE} WHERE sources = %s", (sources,)).fetchone()
     return None if row is None else bytes(row[0])
@@ -40,7 +42,7 @@ def save(conn: Connection, sources: str, data: bytes) -> bool:
     digest = hashlib.md5(data, usedforsecurity=False).hexdigest()
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK,))
-        if not conn.execute("SELECT to_regclass(%s) IS NOT NULL", (TABLE,)).fetchone()[0]:
+        if not scalar(conn, "SELECT to_regclass(%s) IS NOT NULL", (TABLE,)):
             conn.execute(_CREATE)
         changed = conn.execute(
             f"INSERT INTO {TABLE} (sources, md5, data) VALUES (%s, %s, %s) "

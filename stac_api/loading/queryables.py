@@ -33,6 +33,8 @@ from psycopg.types.json import Jsonb
 
 from zarr_stac.common.facets import MAX_ENUM, FacetStats, is_facet, observe, summary  # noqa: F401 - one copy, shared
 
+from ..sql import scalar
+
 log = logging.getLogger(__name__)
 
 
@@ -198,7 +200,7 @@ def register(conn: Connection, upserts: list[tuple[str, Jsonb, str | None, list[
 
 def can_build_in_parallel(conn: Connection) -> bool:
     """Whether this role may run pgstac's queue (pgstac_admin and owners may, pgstac_ingest not)."""
-    return bool(conn.execute("SELECT has_function_privilege('pgstac.run_queued_query()', 'EXECUTE')").fetchone()[0])
+    return bool(scalar(conn, "SELECT has_function_privilege('pgstac.run_queued_query()', 'EXECUTE')"))
 
 
 @contextmanager
@@ -249,7 +251,7 @@ def run_queued(conn: Connection, statements: list[str]) -> None:
 
 def run_queue_to_the_end(conn: Connection) -> None:
     """pgstac's own runner, for what `run_queued` left (it retries and keeps a history)."""
-    while conn.execute("SELECT pgstac.run_queued_query()").fetchone()[0]:
+    while scalar(conn, "SELECT pgstac.run_queued_query()"):
         pass
 
 

@@ -52,7 +52,7 @@ CONNECTION_FAILURES: tuple[type[BaseException], ...] = (
 )
 
 # The client's mistake, whatever the database or pgstac says about it.
-REFUSED_BY_DATABASE: tuple[type[BaseException], ...] = (
+REFUSED_BY_DATABASE: tuple[type[Exception], ...] = (
     asyncpg.exceptions.DataError,  # 22xxx: bad value (NUL byte, NaN, out of range, ...)
     asyncpg.exceptions.RaiseError,  # pgstac's own refusals (P0001)
     # pgstac's SQL for a filter it cannot express (`in` with an empty list, a collection

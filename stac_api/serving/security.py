@@ -5,12 +5,12 @@ from __future__ import annotations
 import hmac
 
 from fastapi import Depends, FastAPI, HTTPException, Request
-from stac_fastapi.api.routes import add_route_dependencies
+from stac_fastapi.api.routes import Scope, add_route_dependencies
 
 from .settings import Settings
 
 # Every route that changes the catalogue (transactions and bulk transactions).
-WRITE_SCOPES = [
+WRITE_SCOPES: list[Scope] = [
     {"path": "/collections", "method": "POST"},
     {"path": "/collections/{collection_id}", "method": "PUT"},
     {"path": "/collections/{collection_id}", "method": "PATCH"},

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Iterable, Sequence
+from typing import TypeVar
 
 import pystac
 from pystac.link import HIERARCHICAL_LINKS
@@ -40,22 +41,25 @@ def own_links(links: Iterable[dict]) -> list[dict]:
 
 
 Instant = dt.datetime | str | None
+# A bound's type: datetimes in, datetimes out (the catalogues), strings likewise (pgstac rows).
+Bound = TypeVar("Bound", dt.datetime, str, dt.datetime | str)
 
 
-def union_interval(intervals: Iterable[Sequence[Instant]]) -> list[str | dt.datetime | None]:
+def union_interval(intervals: Iterable[Sequence[Bound | None]]) -> list[Bound | None]:
     """The [start, end] covering every interval (datetimes or RFC 3339 strings; None is open).
 
     Each bound keeps the type it came in; an interval's missing bound is ignored, as pgstac
     and the static catalogue did before this function served both.
     """
-    starts, ends = [], []
+    starts: list[Bound] = []
+    ends: list[Bound] = []
     for start, end in intervals:
         if start:
             starts.append(start)
         if end:
             ends.append(end)
 
-    def key(value: dt.datetime | str) -> dt.datetime:
+    def key(value: Bound) -> dt.datetime:
         return pystac.utils.str_to_datetime(value) if isinstance(value, str) else value
 
     return [min(starts, key=key) if starts else None, max(ends, key=key) if ends else None]

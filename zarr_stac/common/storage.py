@@ -429,7 +429,7 @@ CREDENTIALS_HINT = (
 )
 
 
-def is_missing_credentials(exc: BaseException) -> bool:
+def is_missing_credentials(exc: BaseException | None) -> bool:
     """botocore's NoCredentialsError (and its kin), anywhere in the chain of causes."""
     seen: set[int] = set()
     while exc is not None and id(exc) not in seen:

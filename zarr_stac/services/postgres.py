@@ -97,6 +97,10 @@ class PostgresCluster:
         if self.port is None:
             self.port = self.recorded_port() or DEFAULT_PORT
 
+    def _program(self, name: str) -> str:
+        assert self.bindir is not None  # found by __post_init__
+        return str(self.bindir / name)
+
     @property
     def pgdata(self) -> Path:
         return self.root / "pgdata"
@@ -166,7 +170,7 @@ class PostgresCluster:
                 shutil.chown(self.password_file, user="postgres")
         result = self._as_server_user(
             [
-                str(self.bindir / "initdb"),
+                self._program("initdb"),
                 "-D", str(self.pgdata),
                 "-U", self.user,
                 f"--pwfile={self.password_file}",
@@ -237,6 +241,7 @@ class PostgresCluster:
         if not self.initialised():
             self.init()
         running = self.running_port()
+        assert self.port is not None  # chosen by __post_init__
         if running is not None and running != self.port:
             raise PostgresError(
                 f"the cluster in {self.root} already runs on port {running}: stop it (`zarr-stac db stop`) "
@@ -255,7 +260,7 @@ class PostgresCluster:
                 options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
             result = self._as_server_user(
                 [
-                    str(self.bindir / "pg_ctl"),
+                    self._program("pg_ctl"),
                     "start",
                     "-w",
                     "-t",
@@ -279,7 +284,7 @@ class PostgresCluster:
 
     def stop(self) -> None:
         if self.initialised() and self.is_running():
-            self._as_server_user([str(self.bindir / "pg_ctl"), "stop", "-w", "-m", "fast", "-D", str(self.pgdata)])
+            self._as_server_user([self._program("pg_ctl"), "stop", "-w", "-m", "fast", "-D", str(self.pgdata)])
 
     def _wait_accepting(self, timeout: float) -> None:
         """Until our server (checked before each try) takes our password. Waiting helps

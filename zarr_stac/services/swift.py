@@ -42,6 +42,11 @@ class SwiftError(ServiceError):
     pass
 
 
+def _program_of(process: subprocess.Popen[bytes]) -> str:
+    args = process.args  # a list here (see start), though Popen allows a plain string too
+    return str(args[0] if isinstance(args, list | tuple) else args)
+
+
 def missing_programs() -> list[str]:
     return [program for program in SWIFT_PROGRAMS if shutil.which(program) is None]
 
@@ -57,8 +62,8 @@ def ensure_swift(*, install: bool = True) -> None:
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)
     subprocess.run(["apt-get", "install", "-y", "-qq", *SWIFT_PACKAGES], check=True, env=env)
-    if missing := missing_programs():
-        raise SwiftError(f"{' '.join(SWIFT_PACKAGES)} were installed but {', '.join(missing)} are still missing")
+    if still_missing := missing_programs():
+        raise SwiftError(f"{' '.join(SWIFT_PACKAGES)} were installed but {', '.join(still_missing)} are still missing")
 
 
 def _server_env() -> dict[str, str]:
@@ -80,7 +85,7 @@ class SwiftServer:
     root: Path
     port: int = 0
     host: str = "127.0.0.1"
-    _processes: list[subprocess.Popen] = field(default_factory=list, init=False, repr=False)
+    _processes: list[subprocess.Popen[bytes]] = field(default_factory=list, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.root = Path(self.root).absolute()
@@ -201,7 +206,9 @@ class SwiftServer:
         while not self.is_up():
             for process in self._processes:
                 if process.poll() is not None:
-                    raise SwiftError(f"{process.args[0]} exited with status {process.returncode} (logs in {self.root})")
+                    raise SwiftError(
+                        f"{_program_of(process)} exited with status {process.returncode} (logs in {self.root})"
+                    )
             if time.monotonic() > deadline:
                 waited = f"{timeout:.0f} s"
                 raise SwiftError(f"Swift did not answer on {self.endpoint_url} within {waited} (logs: {self.root})")
