@@ -117,7 +117,7 @@ class Destination:
             nofiles=True,
             return_exceptions=True,
         )
-        for path, outcome in zip(paths, outcomes):
+        for path, outcome in zip(paths, outcomes, strict=True):
             if isinstance(outcome, BaseException):
                 if not is_per_object(outcome):
                     raise outcome

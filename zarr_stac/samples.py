@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import itertools
 import warnings
 import zlib
 from dataclasses import dataclass
@@ -95,7 +96,7 @@ def _monthly_times(first_year: int, last_year: int, calendar: str) -> xr.DataArr
     starts = xr.date_range(
         f"{first_year}-01-01", f"{last_year + 1}-01-01", freq="MS", calendar=calendar, use_cftime=calendar != "standard"
     )
-    mids = [a + (b - a) / 2 for a, b in zip(starts[:-1], starts[1:])]
+    mids = [a + (b - a) / 2 for a, b in itertools.pairwise(starts)]
     return xr.DataArray(mids, dims="time")
 
 

@@ -194,7 +194,7 @@ class Rows:
         """The store URLs of the rows; CatalogueError when the table cannot be read to its end."""
         line = 1
         try:
-            for line, row in self.rows:
+            for line, row in self.rows:  # noqa: B007 - the line an error below names
                 url = row.get(self.asset_column)
                 form = str(self.format_of(row) or "").lower()
                 if isinstance(url, str) and url.strip() and form in ZARR_FORMATS | REFERENCE_FORMATS:
@@ -237,7 +237,7 @@ class Rows:
             hint = hints.get(key)
             if hint is None:
                 label = ".".join(key)
-                parts = ", ".join(f"{c} {v}" for c, v in zip(self.groupby, key))
+                parts = ", ".join(f"{c} {v}" for c, v in zip(self.groupby, key, strict=True))
                 description = f"{self.describe} ({parts})" if self.describe else f"The Zarr stores with {parts}."
                 hint = hints[key] = CollectionHint(id=label, title=label, description=description)
         try:

@@ -82,7 +82,7 @@ def common_root(urls: Iterable[str], default: str = "") -> str:
             continue
         shortest = min(shortest, len(parts))
         common = 0
-        for a, b in zip(shared, parts):
+        for a, b in zip(shared, parts, strict=False):  # the common start of unequal paths
             if a != b:
                 break
             common += 1

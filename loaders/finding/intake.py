@@ -135,7 +135,7 @@ def parameter_values(entry: dict[str, Any], limit: int) -> tuple[list[dict[str, 
             f"{count} combinations of parameters {', '.join(names)} exceed the limit of {limit}"
             " (catalogue.max_expansions)"
         )
-    return [dict(zip(names, combo)) for combo in itertools.product(*choices)], varying
+    return [dict(zip(names, combo, strict=True)) for combo in itertools.product(*choices)], varying
 
 
 @dataclass

@@ -145,7 +145,7 @@ def discover_stores(
             if not level:
                 return
             next_level: list[str] = []
-            for path, (names, subdirs, files) in zip(level, pool.map(list_dir, level)):
+            for path, (names, subdirs, files) in zip(level, pool.map(list_dir, level), strict=True):
                 ref = store_from_listing(to_url(path), names)
                 if ref is not None and ref.zarr_format == 2 and ".zgroup" not in names and is_parquet_folder(path):
                     ref = StoreRef(url=to_url(path), kind=KERCHUNK_PARQUET)
@@ -153,7 +153,7 @@ def discover_stores(
                     yield ref
                     continue
                 candidates = [f for f in files if references.reference_kind(f) == KERCHUNK]
-                for file, is_reference in zip(candidates, pool.map(is_json_reference, candidates)):
+                for file, is_reference in zip(candidates, pool.map(is_json_reference, candidates), strict=True):
                     if is_reference:
                         yield StoreRef(url=to_url(file), kind=KERCHUNK)
                 for subdir in subdirs:

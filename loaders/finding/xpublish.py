@@ -63,7 +63,7 @@ def server_stores(server: str, storage: StorageOptions | None = None, *, workers
         return None
     with ThreadPoolExecutor(max_workers=workers) as pool:
         refs = list(pool.map(lambda dataset_id: zarr_endpoint(server, dataset_id, storage), ids))
-    missing = [dataset_id for dataset_id, ref in zip(ids, refs) if ref is None]
+    missing = [dataset_id for dataset_id, ref in zip(ids, refs, strict=True) if ref is None]
     if missing:
         markers = " or ".join(marker for marker, _ in ZARR_ENDPOINTS)
         raise DiscoveryError(

@@ -23,6 +23,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import xarray as xr
 from pyproj import CRS
@@ -49,7 +50,7 @@ class AffineGrid:
     registration: str = "pixel"
     where: str = "the group"
 
-    def apply(self, columns, rows):
+    def apply(self, columns: Any, rows: Any) -> tuple[Any, Any]:  # numbers or arrays of them
         a, b, c, d, e, f = self.transform
         return a * columns + b * rows + c, d * columns + e * rows + f
 

@@ -141,7 +141,7 @@ def _parameters(name: str, attrs: dict[str, Any]) -> tuple[int, int, str]:
 
 
 def _cell_dimension(ds: xr.Dataset, mapping: str) -> str:
-    for name, var in ds.variables.items():
+    for var in ds.variables.values():
         if var.ndim == 1 and var.attrs.get("standard_name") == "healpix_index":
             return str(var.dims[0])
     for dim in CELL_DIMENSIONS:

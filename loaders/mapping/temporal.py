@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import calendar
 import datetime as dt
+import itertools
 
 import numpy as np
 import pandas as pd
@@ -108,10 +109,10 @@ def time_step(ds: xr.Dataset, name: str) -> str | None:
         if raw.dtype.kind == "M":
             seconds = np.diff(raw.astype("datetime64[s]").astype("int64"))
         else:
-            seconds = np.array([(b - a).total_seconds() for a, b in zip(labels[:-1], labels[1:])])
+            seconds = np.array([(b - a).total_seconds() for a, b in itertools.pairwise(labels)])
         # Calendar steps first: consecutive months (or years) whatever their length,
         # which also covers the 30-day "months" of a 360_day calendar.
-        month_steps = {_months(b) - _months(a) for a, b in zip(labels[:-1], labels[1:])}
+        month_steps = {_months(b) - _months(a) for a, b in itertools.pairwise(labels)}
     if len(month_steps) == 1 and (months := month_steps.pop()) > 0 and seconds.min() >= months * 27 * 86400:
         return f"P{months // 12}Y" if months % 12 == 0 else f"P{months}M"
     if np.all(seconds == seconds[0]) and seconds[0] > 0:

@@ -40,14 +40,14 @@ class CachedCoordinate(ZarrArrayWrapper):
     def __init__(self, zarr_array, name: str, files: dict[str, bytes]):
         super().__init__(zarr_array)
         self._name, self._files = name, files
-        self._values = None
+        self._values: np.ndarray | None = None
 
     @property
-    def array(self):
+    def array(self) -> Any:
         """The zarr array itself."""
         return self._array
 
-    def values(self):
+    def values(self) -> np.ndarray:
         """The raw (undecoded) values, as `zarr_array[...]` gives them."""
         if self._values is None:
             decoded = decode_v2(self._array, self._name, self._files) if FAST_DECODE else None
@@ -58,7 +58,7 @@ class CachedCoordinate(ZarrArrayWrapper):
         return self.values()[key]
 
 
-def decode_v2(array, name: str, files: dict[str, bytes]):
+def decode_v2(array: Any, name: str, files: dict[str, bytes]) -> np.ndarray | None:
     """`array[...]` of a Zarr v2 array of numbers or dates whose chunks are all in `files`,
     decoded as zarr's V2Codec does (compressor, then filters in reverse, viewed as the dtype,
     reshaped in the array's order) without a trip through zarr's event loop; None when
@@ -75,7 +75,7 @@ def decode_v2(array, name: str, files: dict[str, bytes]):
         return None
     separator = meta.dimension_separator or "."
     out = np.empty(shape, dtype=dtype)
-    counts = [math.ceil(size / chunk) for size, chunk in zip(shape, chunks)]
+    counts = [math.ceil(size / chunk) for size, chunk in zip(shape, chunks, strict=True)]
     try:
         for index in itertools.product(*(range(n) for n in counts)):
             data = files.get(f"{name}/" + (separator.join(map(str, index)) if shape else "0"))
@@ -87,7 +87,7 @@ def decode_v2(array, name: str, files: dict[str, bytes]):
             for codec in reversed(meta.filters or ()):
                 chunk = codec.decode(chunk)
             chunk = ensure_ndarray_like(chunk).view(dtype).reshape(-1, order="A").reshape(chunks, order=meta.order)
-            region = tuple(slice(i * c, min((i + 1) * c, n)) for i, c, n in zip(index, chunks, shape))
+            region = tuple(slice(i * c, min((i + 1) * c, n)) for i, c, n in zip(index, chunks, shape, strict=True))
             out[region] = chunk[tuple(slice(0, r.stop - r.start) for r in region)]
     except Exception:  # noqa: BLE001 - zarr reads it, and reports what is wrong
         return None
@@ -100,7 +100,7 @@ class PrefetchedZarrStore(ZarrStore):
     __slots__ = ("cached",)
     cached: dict[str, Any]
 
-    def open_store_variable(self, name):
+    def open_store_variable(self, name: str) -> xr.Variable:
         variable = super().open_store_variable(name)
         if name in self.cached:
             data = indexing.LazilyIndexedArray(self.cached[name])

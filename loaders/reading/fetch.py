@@ -28,12 +28,12 @@ import os
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import fsspec
 import numpy as np
 from fsspec.asyn import AsyncFileSystem
-from zarr.core.chunk_key_encodings import V2ChunkKeyEncoding, parse_chunk_key_encoding
+from zarr.core.chunk_key_encodings import ChunkKeyEncoding, V2ChunkKeyEncoding, parse_chunk_key_encoding
 
 from zarr_stac.common.storage import StorageOptions, protocol_of
 
@@ -41,6 +41,9 @@ from ..limits import COORDINATE_SETTING, METADATA_SETTING, TooLarge, cat_bounded
 from ..vocabulary import REFERENCE_KINDS, StoreRef
 from .fingerprints import Fingerprint, document_fingerprint, same_document
 from .metadata import arrays_of, coordinate_names, group_attributes, layout_of, parse_metadata
+
+if TYPE_CHECKING:  # imported by shared_session, for S3 only
+    from aiobotocore.session import AioSession
 
 MAX_COORDINATE_CHUNKS = 256  # per store; beyond this, the lazy path
 
@@ -90,7 +93,7 @@ def chunk_keys(name: str, meta: dict[str, Any], zarr_format: int) -> list[str]:
     shape = list(meta["shape"])
     if zarr_format == 2:
         chunks = list(meta["chunks"])
-        encoding = V2ChunkKeyEncoding(separator=meta.get("dimension_separator") or ".")
+        encoding: ChunkKeyEncoding = V2ChunkKeyEncoding(separator=meta.get("dimension_separator") or ".")
     else:
         codecs = [c.get("name") for c in meta.get("codecs", [])]
         if "sharding_indexed" in codecs:
@@ -103,7 +106,7 @@ def chunk_keys(name: str, meta: dict[str, Any], zarr_format: int) -> list[str]:
             encoding = parse_chunk_key_encoding(meta.get("chunk_key_encoding", {"name": "default"}))
         except (ValueError, TypeError) as exc:
             raise NotPrefetchable(f"chunk key encoding: {exc}") from None
-    counts = [max(1, math.ceil(s / c)) if c else 1 for s, c in zip(shape, chunks)]
+    counts = [max(1, math.ceil(s / c)) if c else 1 for s, c in zip(shape, chunks, strict=True)]
     if math.prod(counts) > MAX_COORDINATE_CHUNKS:
         raise NotPrefetchable(f"coordinate {name!r} is stored in {math.prod(counts)} chunks")
     indexes = itertools.product(*(range(n) for n in counts))  # a scalar: one chunk, index ()
@@ -113,7 +116,7 @@ def chunk_keys(name: str, meta: dict[str, Any], zarr_format: int) -> list[str]:
 _sessions = threading.local()
 
 
-def shared_session(profile: str | None):
+def shared_session(profile: str | None) -> AioSession:
     """One aiobotocore session per event loop and profile, for every batch's client: a session
     of its own loads botocore's S3 model again (~115 ms of CPU per client, ~0.5 ms per store of a
     256-store batch; 11 ms with a shared one). Call it inside the loop its clients will run in:
@@ -152,7 +155,9 @@ def _dtype(meta: dict[str, Any], zarr_format: int) -> tuple[int, str]:
     return (dtype.itemsize or 8), dtype.name
 
 
-def check_coordinate_sizes(arrays: dict[str, tuple[dict, dict]], names: Iterable[str], limit: int, zarr_format: int):
+def check_coordinate_sizes(
+    arrays: dict[str, tuple[dict, dict]], names: Iterable[str], limit: int, zarr_format: int
+) -> None:
     """TooLarge for the first coordinate whose declared size (shape x item size) is beyond `limit`."""
     for name in names:
         meta = arrays[name][0]
@@ -206,7 +211,7 @@ async def prefetch(fs: AsyncFileSystem, ref: StoreRef, storage: StorageOptions |
     # A chunk stored larger than a whole coordinate may be is no coordinate's chunk.
     reads = (_cat(fs, f"{root}/{key}", limit, f"chunk {key!r}", COORDINATE_SETTING) for key in keys)
     contents = await asyncio.gather(*reads)
-    files.update({key: data for key, data in zip(keys, contents) if data is not None})
+    files.update({key: data for key, data in zip(keys, contents, strict=True) if data is not None})
     return Prefetched(ref=ref, zarr_format=zarr_format, files=files, coordinates=frozenset(coordinates))
 
 
@@ -258,7 +263,7 @@ async def prefetch_many(
                 return exc
 
     try:
-        return await asyncio.gather(*(one(ref, fingerprint) for ref, fingerprint in zip(refs, known)))
+        return await asyncio.gather(*(one(ref, fingerprint) for ref, fingerprint in zip(refs, known, strict=True)))
     finally:  # the batch's connections closed here: the thread's event loop outlives it
         client = getattr(fs, "_s3", None)  # s3fs: an aiobotocore client
         if client is not None:

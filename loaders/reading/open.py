@@ -123,11 +123,11 @@ class CheckedMetadataStore(WrapperStore):
         return type(self)(store, self._limit)
 
     @property
-    def fs(self):
+    def fs(self) -> Any:
         """The fsspec filesystem beneath (a reference filesystem's references: `assets`)."""
         return self._store.fs
 
-    async def get(self, key, prototype, byte_range=None):
+    async def get(self, key: str, prototype: Any, byte_range: Any = None) -> Any:
         if byte_range is not None or key.rsplit("/", 1)[-1] not in METADATA_DOCUMENTS:
             return await self._store.get(key, prototype, byte_range)
         raw = await self._read(key, prototype)
@@ -341,7 +341,7 @@ def has_stored_chunk(array) -> bool:
     Stops at the first stored chunk; on a prefetched store (in memory) it makes no request."""
     store, path = array.store_path.store, array.store_path.path
     stored = array.shards or array.chunks
-    grid = [-(-size // step) if step else 1 for size, step in zip(array.shape, stored)]
+    grid = [-(-size // step) if step else 1 for size, step in zip(array.shape, stored, strict=True)]
 
     async def first_stored() -> bool:
         for index in itertools.product(*(range(n) for n in grid)):

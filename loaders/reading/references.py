@@ -42,7 +42,7 @@ class ParquetReferences(LazyReferenceMapper):
     variable (real WRF aggregations, nextGEMS catalogues). Here each record is read once,
     its nulls made None, and cached as fsspec would."""
 
-    def setup(self):
+    def setup(self) -> None:
         super().setup()
         read = self.open_refs
 

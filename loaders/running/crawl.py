@@ -410,7 +410,7 @@ class Crawl:
             del self._unchanged[(entry.url, entry.fingerprint.digest)]
             item = entry.item
             collection_id = item.get("collection")
-            refused = self._accept(entry.url, collection_id, item.get("id"), lambda: _hand_on(item, keep))
+            refused = self._accept(entry.url, collection_id, item.get("id"), lambda item=item: _hand_on(item, keep))
             if refused is not None:
                 self.result.failures.append(refused)
                 continue

@@ -15,7 +15,7 @@ import itertools
 import os
 from collections.abc import Iterable, Iterator
 from dataclasses import replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from zarr_stac.common.storage import SECRET_FIELDS, StorageOptions
 
@@ -47,7 +47,7 @@ class ProcessExecutor(Executor):
         self.workers = workers
         self.pool: ProcessPoolExecutor | None = None
 
-    def map(self, batches, concurrency):
+    def map(self, batches: Iterable[list[Job]], concurrency: int) -> Iterator[list[Outcome]]:
         import multiprocessing
         from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
@@ -85,11 +85,11 @@ class DaskExecutor(Executor):
 
         self.client = Client(self.address)
 
-    def _submit(self, batch, concurrency: int):
+    def _submit(self, batch: Any, concurrency: int) -> Any:
         assert self.client is not None  # connected by map
         return self.client.submit(run_batch, batch, concurrency, pure=False)
 
-    def map(self, batches, concurrency):
+    def map(self, batches: Iterable[Any], concurrency: int) -> Iterator[list[Outcome]]:  # a gateway's: SlottedBatch
         from distributed import as_completed
 
         if self.client is None:
@@ -103,8 +103,8 @@ class DaskExecutor(Executor):
         for future in futures:
             yield future.result()
             future.release()
-            if (batch := next(queue, None)) is not None:
-                futures.add(self._submit(batch, concurrency))
+            if (following := next(queue, None)) is not None:
+                futures.add(self._submit(following, concurrency))
 
     def close(self) -> None:
         if self.client is not None:
@@ -139,7 +139,9 @@ def withhold_secrets(batches: list[list[Job]]) -> tuple[list[SlottedBatch], dict
             return storage, None
         if values not in slots:
             slots[values] = slot = SECRET_SLOT.format(len(slots))
-            environment.update({f"{slot}_{f.upper()}": v for f, v in zip(SECRET_FIELDS, values) if v is not None})
+            environment.update(
+                {f"{slot}_{f.upper()}": v for f, v in zip(SECRET_FIELDS, values, strict=True) if v is not None}
+            )
         return storage.model_copy(update=dict.fromkeys(SECRET_FIELDS)), slots[values]
 
     stripped: list[SlottedBatch] = []
@@ -225,7 +227,7 @@ class GatewayExecutor(DaskExecutor):
         assert self.client is not None  # started by map
         return self.client.submit(run_batch_with_secrets, jobs, slots, concurrency, pure=False)
 
-    def map(self, batches, concurrency):
+    def map(self, batches: Iterable[list[Job]], concurrency: int) -> Iterator[list[Outcome]]:
         stripped, environment = withhold_secrets(list(batches))
         if self.client is None:
             self._start(environment)

@@ -214,7 +214,7 @@ def run_batch(jobs: Sequence[Job], concurrency: int = 64) -> list[Outcome]:
         for (storage, _), indexes in by_storage.items():
             known = [jobs[i].known for i in indexes]
             results = await prefetch_many([jobs[i].ref for i in indexes], storage, concurrency, known)
-            prefetched.update(zip(indexes, results))
+            prefetched.update(zip(indexes, results, strict=True))
 
     _event_loop().run_until_complete(fetch_all())
     return [run_job(job, prefetched.get(i)) for i, job in enumerate(jobs)]

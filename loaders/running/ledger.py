@@ -156,7 +156,7 @@ class LedgerWriter:
     """The ledger of this crawl, written as it goes to a temporary file (memory stays flat)."""
 
     def __init__(self) -> None:
-        self._file = tempfile.TemporaryFile(prefix="zarr-stac-ledger-")
+        self._file = tempfile.TemporaryFile(prefix="zarr-stac-ledger-")  # noqa: SIM115 - lives as long as the writer
         self._gzip = gzip.GzipFile(fileobj=self._file, mode="wb", mtime=0)
         self.count = 0
 

@@ -87,7 +87,9 @@ class Workers:
     def on_each_connection(self, work: Callable[[Connection, T], object], shares: list[T]) -> None:
         """`work(connection, share)` for share n on connection n, all at once (one share per connection)."""
         assert self._threads is not None, "Workers.open() first"
-        runs = [self._threads.submit(work, db.connect(), share) for db, share in zip(self._databases, shares)]
+        runs = [
+            self._threads.submit(work, db.connect(), share) for db, share in zip(self._databases, shares, strict=True)
+        ]
         for run in runs:
             run.result()
 

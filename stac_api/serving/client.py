@@ -75,26 +75,26 @@ def max_page_size(request: Request) -> int:
 
 
 class ZarrStacClient(CoreCrudClient):
-    async def post_search(self, search_request, request: Request, **kwargs: Any):
+    async def post_search(self, search_request, request: Request, **kwargs: Any) -> Response:
         validate_post_filter(getattr(search_request, "filter_expr", None))
         return direct(await super().post_search(search_request, request=request, **kwargs))
 
     async def get_search(
         self, request: Request, *args: Any, query: str | None = None, intersects: str | None = None, **kwargs: Any
-    ):
+    ) -> Response:
         query, intersects = json_object_parameter("query", query), json_object_parameter("intersects", intersects)
         return direct(await super().get_search(request, *args, query=query, intersects=intersects, **kwargs))
 
     async def item_collection(
         self, collection_id: str, request: Request, *args: Any, query: str | None = None, **kwargs: Any
-    ):
+    ) -> Response:
         query = json_object_parameter("query", query)
         return direct(await super().item_collection(collection_id, request, *args, query=query, **kwargs))
 
-    async def get_item(self, item_id: str, collection_id: str, request: Request, **kwargs: Any):
+    async def get_item(self, item_id: str, collection_id: str, request: Request, **kwargs: Any) -> Response:
         return direct(await super().get_item(item_id, collection_id, request, **kwargs))
 
-    async def get_collection(self, collection_id: str, request: Request, **kwargs: Any):
+    async def get_collection(self, collection_id: str, request: Request, **kwargs: Any) -> Response:
         return direct(await super().get_collection(collection_id, request, **kwargs), JSONResponse)
 
     def _clean_search_args(
@@ -133,7 +133,7 @@ class ZarrStacClient(CoreCrudClient):
 
     async def all_collections(
         self, request: Request, *args: Any, limit: int | None = None, bbox: Any = None, **kwargs: Any
-    ):
+    ) -> Response:
         if limit is not None:
             limit = min(limit, max_page_size(request))
         kwargs["query"] = json_object_parameter("query", kwargs.get("query"))

@@ -104,7 +104,7 @@ def check_text(text: str) -> None:
         raise InvalidQueryParameter(f"Invalid filter: more than {MAX_PREFIX_RUN} NOT or sign operators in a row")
     try:
         parsed = Expr(text).to_json()  # safe now; cql2's JSON Schema validation comes later
-    except Exception:
+    except Exception:  # noqa: BLE001 - cql2 raises plain exceptions
         return  # a syntax error: stac-fastapi's own parse answers 400 with cql2's message
     check_json(parsed)
 
@@ -146,7 +146,7 @@ def _valid(text: str, parse: Callable[[str], Expr]) -> str:
     """The cql2-json text of a valid filter; a 400 naming cql2's complaint otherwise."""
     try:
         return (_valid_json_cached if len(text) <= MAX_CACHED_LENGTH else _valid_json)(text, parse)
-    except Exception as exc:  # cql2 raises plain exceptions (ValueError, ...)
+    except Exception as exc:  # noqa: BLE001 - cql2 raises plain exceptions (ValueError, ...)
         raise InvalidQueryParameter(f"Invalid filter: {exc}") from None
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+from collections.abc import Callable
 
 from fastapi import Depends, FastAPI, HTTPException, Request
 from stac_fastapi.api.routes import Scope, add_route_dependencies
@@ -23,7 +24,7 @@ WRITE_SCOPES: list[Scope] = [
 ]
 
 
-def bearer_token_required(settings: Settings):
+def bearer_token_required(settings: Settings) -> Callable[[Request], None]:
     expected = settings.transactions_token.get_secret_value().encode() if settings.transactions_token else b""
 
     def check(request: Request) -> None:

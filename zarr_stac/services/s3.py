@@ -56,10 +56,12 @@ class S3Server:
     def start(self, timeout: float = 30) -> S3Server:
         if self.is_up():
             raise S3ServerError(f"port {self.port} on {self.host} is already in use")
-        log = open(self.log_file, "ab") if self.log_file else subprocess.DEVNULL
+        log = open(self.log_file, "ab") if self.log_file else subprocess.DEVNULL  # noqa: SIM115 - handed to the server
         self._process = subprocess.Popen(
             self._command(), stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **LOCAL_CREDENTIALS}
         )
+        if not isinstance(log, int):
+            log.close()  # the server holds its own copy
         deadline = time.monotonic() + timeout
         while not self.is_up():
             if self._process.poll() is not None:

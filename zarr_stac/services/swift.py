@@ -171,7 +171,7 @@ class SwiftServer:
 
     # -- lifecycle ----------------------------------------------------------------------
     def _spawn(self, name: str, args: list[str]) -> None:
-        log = open(self.root / f"{name}.log", "ab")
+        log = open(self.root / f"{name}.log", "ab")  # noqa: SIM115 - handed to the server, closed below
         self._processes.append(subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=_server_env()))
         log.close()
 
