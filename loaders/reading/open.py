@@ -31,6 +31,7 @@ from zarr.core.sync import sync
 from zarr.storage import FsspecStore, MemoryStore, WrapperStore
 from zarr.storage._common import make_store
 
+from zarr_stac.common.library_fixes.fsspec import with_remote_protocol
 from zarr_stac.common.storage import (
     StorageOptions,
     is_remote,
@@ -91,11 +92,8 @@ def _zarr_store_for(ref: StoreRef, storage: StorageOptions):
 
         options = storage.for_fsspec(ref.url) if is_remote(ref.url) else {}
         refs, extra, raw = load_references(ref, options, limit_bytes(storage.max_input_mb))
-        if ref.kind == KERCHUNK_PARQUET and "remote_protocol" not in extra:
-            # fsspec 2026.9 guesses the protocol of a parquet reference set from its first
-            # reference, and fails (split_protocol(nan)) when that one holds inline data:
-            # name it. Published with the asset, so readers avoid the same failure.
-            extra = {**extra, "remote_protocol": protocol_of(ref.url)}
+        if ref.kind == KERCHUNK_PARQUET:
+            extra = with_remote_protocol(extra, protocol_of(ref.url))
         # The referenced files are assumed to live in the same object store; they may be on any
         # host, which gets none of the reference URL's own HTTP credentials.
         remote = storage.model_copy(update={"http_origin": None}).for_fsspec(ref.url) if is_remote(ref.url) else {}

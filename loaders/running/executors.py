@@ -17,6 +17,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
+from zarr_stac.common.library_fixes.dask_gateway import closed_for_good
 from zarr_stac.common.storage import SECRET_FIELDS, StorageOptions
 
 from ..reading.errors import one_line
@@ -242,9 +243,7 @@ class GatewayExecutor(DaskExecutor):
                 except Exception:  # noqa: BLE001 - the cluster must be reached even if the client failed
                     pass
         if gateway is not None:
-            # dask-gateway 2026.3: Gateway.close is not idempotent and __del__ calls it again,
-            # printing a traceback ("loop is not running") when the client is collected.
-            gateway.close = lambda: None
+            closed_for_good(gateway)
         self.cluster = self.client = None
 
 

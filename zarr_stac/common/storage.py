@@ -26,38 +26,12 @@ import fsspec
 from fsspec.core import split_protocol
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
+# Imported for their effect, before any filesystem is made: one retry layer (s3fs), the
+# JSON-API filesystem for gs:// (gcsfs).
+from .library_fixes import gcsfs as _gcsfs_fixes  # noqa: F401
+from .library_fixes import s3fs as _s3fs_fixes  # noqa: F401
+
 REMOTE_PROTOCOLS = {"s3", "s3a", "gs", "gcs", "http", "https", "az", "abfs"}
-
-
-def _one_retry_layer() -> None:
-    """s3fs retries whole calls (5 tries) on top of botocore's retries: 5x the
-    attempts, minutes spent on a store that keeps failing, and `retries` meaning
-    nothing. botocore's standard mode is the retry layer (see `retries` below); s3fs
-    keeps one more try for what botocore cannot retry, a body cut off mid-read.
-    A class attribute, not a constructor option, in s3fs 2026.9."""
-    try:
-        import s3fs
-    except ImportError:
-        return
-    s3fs.S3FileSystem.retries = 2
-
-
-_one_retry_layer()
-
-
-def _gcs_json_api_only() -> None:
-    """gcsfs 2026.10 makes gs:// its ExtendedGcsFileSystem unless GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT
-    is false: before its first read of a bucket it asks Google's gRPC Storage Control API for the
-    bucket's layout, and against an emulator or a private endpoint (no gRPC there) each of those
-    calls waits 60 s and is tried again. The JSON-API filesystem reads standard and hierarchical
-    buckets alike; whoever sets the variable themselves keeps gcsfs's choice."""
-    if "GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT" in os.environ:
-        return
-    for protocol in ("gs", "gcs"):  # by name: gcsfs is imported only when gs:// is used
-        fsspec.register_implementation(protocol, "gcsfs.core.GCSFileSystem", clobber=True, errtxt="pip install gcsfs")
-
-
-_gcs_json_api_only()
 
 
 class StorageOptions(BaseModel):
