@@ -7,7 +7,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint install postgis swift bench clean
+.PHONY: demo test lint typecheck install postgis swift bench clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -38,7 +38,11 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-test: lint postgis swift
+# Types are checked by mypy (configured in pyproject.toml; see .ci/typecheck).
+typecheck: install
+	bash .ci/typecheck
+
+test: lint typecheck postgis swift
 	$(BIN)/pytest
 
 bench: postgis
