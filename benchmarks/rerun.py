@@ -6,7 +6,7 @@ The stores are copies of one template store served by `benchmarks.synthetic_s3` 
 process, a fixed latency per request, requests counted). A rerun is timed whole, as
 `zarr-stac build` / `zarr-stac load` run it (the same calls as `zarr_stac/cli.py`, without
 the progress bar): the earlier ledger read from the catalogue (static folder) or database
-(pgstac), discovery, one HEAD per store, the kept Items handed to `Publication.add` /
+(pgstac), discovery, one HEAD per store, the kept Items handed to `Publication.keep` /
 `Ingest.keep` and summarised, `finish`, the new ledger saved.
 
 The earlier state is what a first run leaves, made cheaply: the ledger of one real crawl of
@@ -86,12 +86,12 @@ def trial(mode: str, endpoint: str, output: str | None, dsn: str | None, process
         from static_catalog.publication import Publication
 
         with Publication(StaticCatalog(output, storage=storage)) as publication:
-            result = crawl(publication.add, publication.add, publication.earlier_ledger())
+            result = crawl(publication.add, publication.keep, publication.earlier_ledger(URL))
             began = time.perf_counter()
             report = publication.finish(result.collections, may_delete=result.may_delete)
             result.reject(publication.report.rejected)
             began = timed("finish", began)
-            publication.keep_ledger(result.ledger_data())
+            publication.keep_ledger(URL, result.ledger_data())
             timed("ledger saved", began)
         out = {"written": report.written, "unchanged_objects": report.unchanged, "rejected": len(report.rejected)}
     else:

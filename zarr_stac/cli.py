@@ -564,12 +564,13 @@ def build(
     try:
         with Publication(catalog) as publication:
             scale = Scale(workers, concurrency, processes, dask_scheduler, dask_gateway, gateway_workers)
-            earlier = None if full else publication.earlier_ledger()
+            sources = " ".join(sorted(source.url for source in mapping.sources))
+            earlier = None if full else publication.earlier_ledger(sources)
             result = crawl_with_progress(
                 mapping,
                 scale,
                 sink=publication.add,
-                keep=publication.add,
+                keep=publication.keep,
                 earlier_ledger=earlier,
                 expect=publication.expect,
             )
@@ -578,7 +579,7 @@ def build(
             finally:  # items the destination refused are their stores' failures
                 result.reject(publication.report.rejected)
                 print_summary(result)
-            publication.keep_ledger(result.ledger_data())
+            publication.keep_ledger(sources, result.ledger_data())
     except OSError as exc:  # a full disk, a read-only mount, a refused PUT: one line
         from zarr_stac.loaders.reading.errors import one_line
 
