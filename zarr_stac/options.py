@@ -143,7 +143,10 @@ Config = Annotated[
         "--config",
         "-c",
         envvar="ZARR_STAC_CONFIG",
-        help="Mapping configuration (YAML): sources, templates, collections. Replaces URL.",
+        help=(
+            "Mapping configuration (YAML): sources, templates, collections. Replaces URL; storage flags given "
+            "with it apply to the sources that do not set them."
+        ),
     ),
 ]
 Full = Annotated[
@@ -297,8 +300,11 @@ def mapping_config(
     asset_column: str | None = None,
     given: Collection[str] = (),
 ) -> MappingConfig:
-    """The sources to crawl: a configuration file, or one URL with the defaults. The limits the
-    environment sets (in `storage`) apply to the file, and to its sources that set none."""
+    """The sources to crawl: a configuration file, or one URL with the defaults.
+
+    A configuration's sources take the storage settings the command was `given` (flags typed on
+    the command line, zarr-stac's own variables) and the limits the environment sets (in
+    `storage`), each where the source's own `storage` does not set it."""
     from zarr_stac.common.storage import LIMIT_VARIABLES
     from zarr_stac.loaders.config import CatalogueConfig, ConfigError, default_config, load_config
     from zarr_stac.loaders.limits import limit_bytes
@@ -313,7 +319,7 @@ def mapping_config(
     except ConfigError as exc:
         err.print(f"[red]invalid configuration: {escape(str(exc))}[/]")
         raise typer.Exit(2) from None
-    names = {name for name in LIMIT_VARIABLES if name in storage.model_fields_set}
+    names = set(given) | {name for name in LIMIT_VARIABLES if name in storage.model_fields_set}
     settings = {name: getattr(storage, name) for name in sorted(names)}
     for source in mapping.sources:
         unset = {name: value for name, value in settings.items() if name not in source.storage.model_fields_set}
