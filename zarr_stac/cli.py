@@ -51,7 +51,7 @@ def crawl_command(
         str,
         typer.Argument(help="s3://bucket/prefix, gs://..., https://..., a folder, or a .txt/.csv/.json/.yaml input."),
     ],
-    storage: ReadFlags = ReadFlags(),
+    storage: ReadFlags,
     asset_column: AssetColumn = None,
 ) -> None:
     """List the stores found under URL or in an input file, one per line (reads no data).
@@ -91,7 +91,7 @@ def crawl_command(
 @grouped
 def inspect(
     url: Annotated[str, typer.Argument(help="One Zarr store, or a kerchunk reference file (.json).")],
-    storage: StorageFlags = StorageFlags(),
+    storage: StorageFlags,
     collection: Annotated[
         bool,
         typer.Option(
@@ -140,8 +140,8 @@ def build(
     base_url: Annotated[
         Optional[str], typer.Option("--base-url", help="Publish with absolute links under this URL.")
     ] = None,
-    storage: StorageFlags = StorageFlags(),
-    scale: ScaleFlags = ScaleFlags(),
+    storage: StorageFlags,
+    scale: ScaleFlags,
     strict: Strict = False,
     config: Config = None,
     asset_column: AssetColumn = None,
@@ -250,8 +250,8 @@ def load(
     *,
     dsn: Dsn = None,
     data_dir: DataDir = DEFAULT_DATA_DIR,
-    storage: StorageFlags = StorageFlags(),
-    scale: ScaleFlags = ScaleFlags(),
+    storage: StorageFlags,
+    scale: ScaleFlags,
     strict: Strict = False,
     config: Config = None,
     asset_column: AssetColumn = None,
@@ -426,7 +426,8 @@ def validate(
             help="Folder of JSON schemas laid out by URL; validation is then offline.",
         ),
     ] = None,
-    storage: ReadFlags = ReadFlags(),
+    *,
+    storage: ReadFlags,
 ) -> None:
     """Validate every Collection and Item of a static catalogue or a STAC API against the JSON schemas.
 
