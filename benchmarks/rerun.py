@@ -4,9 +4,9 @@
 
 The stores are copies of one template store served by `benchmarks.synthetic_s3` (its own
 process, a fixed latency per request, requests counted). A rerun is timed whole, as
-`zarr-stac build` / `zarr-stac load` run it (the same calls as `zarr_stac/cli.py`, without
-the progress bar): the earlier ledger read from the catalogue (static folder) or database
-(pgstac), discovery, one HEAD per store, the kept Items handed to `Publication.add` /
+`zarr-stac build` / `zarr-stac load` run it (the same calls as `zarr_stac.publish`, step by step,
+without the progress bar): the earlier ledger read from the catalogue (static folder) or database
+(pgstac), discovery, one HEAD per store, the kept Items handed to `Publication.keep` /
 `Ingest.keep` and summarised, `finish`, the new ledger saved.
 
 The earlier state is what a first run leaves, made cheaply: the ledger of one real crawl of
@@ -48,11 +48,11 @@ def _cpu() -> tuple[float, float]:
 def trial(mode: str, endpoint: str, output: str | None, dsn: str | None, processes: int, earlier_file: str | None):
     """One run of `build` (static catalogue in `output`) or `load` (pgstac at `dsn`), as the CLI runs it.
     `earlier_file`: the ledger to start from when the catalogue has none yet (setting up the state)."""
-    from zarr_stac.cli import mapping_config
     from zarr_stac.common.stac import delete_nothing
     from zarr_stac.common.storage import StorageOptions
     from zarr_stac.loaders.running.crawl import Crawl, Scale
     from zarr_stac.loaders.running.ledger import Ledger
+    from zarr_stac.options import mapping_config
 
     storage = StorageOptions(endpoint_url=endpoint, anon=True)
     mapping = mapping_config(URL, None, storage)
@@ -86,12 +86,12 @@ def trial(mode: str, endpoint: str, output: str | None, dsn: str | None, process
         from static_catalog.publication import Publication
 
         with Publication(StaticCatalog(output, storage=storage)) as publication:
-            result = crawl(publication.add, publication.add, publication.earlier_ledger())
+            result = crawl(publication.add, publication.keep, publication.earlier_ledger(URL))
             began = time.perf_counter()
             report = publication.finish(result.collections, may_delete=result.may_delete)
             result.reject(publication.report.rejected)
             began = timed("finish", began)
-            publication.keep_ledger(result.ledger_data())
+            publication.keep_ledger(URL, result.ledger_data())
             timed("ledger saved", began)
         out = {"written": report.written, "unchanged_objects": report.unchanged, "rejected": len(report.rejected)}
     else:
@@ -127,9 +127,9 @@ def trial(mode: str, endpoint: str, output: str | None, dsn: str | None, process
 def template_line(template: Path, port: int) -> bytes:
     """The ledger line of a real crawl of the template store, served alone on `port`."""
     from benchmarks.synthetic_s3 import SyntheticS3Server
-    from zarr_stac.cli import mapping_config
     from zarr_stac.common.storage import StorageOptions
     from zarr_stac.loaders.running.crawl import Crawl, Scale
+    from zarr_stac.options import mapping_config
 
     with SyntheticS3Server(template, 1, port=port) as server:
         mapping = mapping_config(URL, None, StorageOptions(endpoint_url=server.endpoint_url, anon=True))
@@ -145,10 +145,10 @@ def synthetic_ledger(endpoint: str, line: bytes, stores: int, path: Path) -> Pat
     on the real listing, served at `endpoint`)."""
     import orjson
 
-    from zarr_stac.cli import mapping_config
     from zarr_stac.common.storage import StorageOptions
     from zarr_stac.loaders.running.crawl import Crawl, Scale
     from zarr_stac.loaders.running.ledger import LedgerWriter
+    from zarr_stac.options import mapping_config
 
     mapping = mapping_config(URL, None, StorageOptions(endpoint_url=endpoint, anon=True))
     running = Crawl(mapping, scale=Scale(processes=1))

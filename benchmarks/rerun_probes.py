@@ -22,10 +22,10 @@ from .common import rss_mb
 
 def _unchanged_crawl(endpoint: str, line: bytes, stores: int, path: Path):
     """A Crawl of `stores` unchanged stores, discovered, with the earlier ledger's fingerprints."""
-    from zarr_stac.cli import mapping_config
     from zarr_stac.common.storage import StorageOptions
     from zarr_stac.loaders.running.crawl import Crawl, Scale
     from zarr_stac.loaders.running.ledger import Ledger
+    from zarr_stac.options import mapping_config
 
     data = rerun.synthetic_ledger(endpoint, line, stores, path).read_bytes()
     mapping = mapping_config(rerun.URL, None, StorageOptions(endpoint_url=endpoint, anon=True))

@@ -19,8 +19,8 @@ Publishing is incremental and safe for readers:
   items of other collections that this publication lacks are kept, and stay linked.
 
 A crawl's ledger (`earlier_ledger`, `keep_ledger`) sits at the root; the Items of stores that
-did not change come back through `add` as JSON, are rendered again and, being the same bytes,
-not written.
+did not change come back through `keep` as JSON, are rendered again and, being the same bytes,
+not written. `Publication` keeps the publisher contract of `zarr_stac.common.publishing`.
 
 One Item that cannot be published does not stop the others: an Item whose document
 cannot be made, or that would land on another's path, is refused by `add`
@@ -126,12 +126,19 @@ class Publication:
     def __exit__(self, *exc) -> None:
         self._geoparquet.close()
 
-    def add(self, item: ItemSource, collection_id: str | None = None, *, kept: bool = False) -> None:
-        """Publish `item`; `ItemRejected` when this one cannot be (the publication goes on).
+    def add(self, item: ItemSource) -> None:
+        """Publish `item`; `ItemRejected` when this one cannot be (the publication goes on)."""
+        self._take(item, item_collection_id(item))
 
-        `kept`: an item of an earlier publication, kept because this one did not see its store:
-        it gives way to any current item whose folder differs from its own only in case."""
-        collection_id = collection_id or item_collection_id(item)
+    def keep(self, item: dict[str, Any]) -> None:
+        """An Item published before, of a store that did not change: rendered again and compared,
+        so it is written only when its object went missing (or its rendering changed)."""
+        self._take(item, item_collection_id(item))
+
+    def _take(self, item: ItemSource, collection_id: str | None, *, kept: bool = False) -> None:
+        """`item` into `collection_id`'s folder. `kept`: an item of an earlier publication, kept
+        because this one did not see its store: it gives way to any current item whose folder
+        differs from its own only in case."""
         if not collection_id:
             raise ValueError(f"item {item_id(item)!r} has no collection")
         try:
@@ -197,11 +204,13 @@ class Publication:
         return self.report
 
     # -- the crawl's ledger (see loaders.running.ledger) ---------------------------------------------
-    def earlier_ledger(self) -> bytes | None:
+    # A catalogue is the publication of one set of sources: it keeps one ledger, whatever
+    # `sources` says (a ledger of other sources matches none of their stores: all are read).
+    def earlier_ledger(self, sources: str) -> bytes | None:
         """The ledger the last publication kept, if any."""
         return self.destination.read(LEDGER_FILE) if LEDGER_FILE in self.existing else None
 
-    def keep_ledger(self, data: bytes) -> None:
+    def keep_ledger(self, sources: str, data: bytes) -> None:
         """Keep this crawl's ledger beside the catalogue (after `finish`: it vouches for what is
         published); written only when it changed."""
         self.published.add(LEDGER_FILE)
@@ -386,7 +395,7 @@ class Publication:
             kept = []
             for data in (orjson.loads(self.destination.read(p)) for p in missing):
                 try:
-                    self.add(data, cid, kept=True)
+                    self._take(data, cid, kept=True)
                 except ItemRejected as refused:  # this one cannot stay linked: reported, left where it is
                     self._report(Rejection(cid, item_id(data), refused.kind, refused.reason))
                     continue

@@ -159,7 +159,17 @@ def _under(modules: set[str], *prefixes: str) -> set[str]:
     return {m for m in modules if any(m == p or m.startswith(p + ".") for p in prefixes)}
 
 
-COMPOSERS = ("zarr_stac.cli", "zarr_stac.demo", "zarr_stac.samples", "zarr_stac.services", "zarr_stac.__main__")
+COMPOSERS = (
+    "zarr_stac.cli",
+    "zarr_stac.options",
+    "zarr_stac.reporting",
+    "zarr_stac.db_commands",
+    "zarr_stac.publish",
+    "zarr_stac.demo",
+    "zarr_stac.samples",
+    "zarr_stac.services",
+    "zarr_stac.__main__",
+)
 
 
 @pytest.mark.parametrize(
@@ -201,4 +211,23 @@ def test_nothing_is_imported_under_a_generic_top_level_name():
                 else []
             )
             offenders += [f"{module}:{node.lineno} {n}" for n in names if n.split(".")[0] in ("common", "loaders")]
+    assert offenders == []
+
+
+# What runs a crawl into a publisher: a crawl made, an earlier ledger read, a publication finished.
+PUBLISHING_CALLS = frozenset({"Crawl", "crawl", "earlier_ledger", "keep_ledger", "finish"})
+
+
+def test_one_path_from_the_crawl_to_a_publisher():
+    """`build`, `load` and the demo run the one driver, `zarr_stac.publish`: no other composer
+    runs the sequence (the demo then does what the commands do, ledgers included)."""
+    offenders = []
+    for module, path in MODULES.items():
+        if not _under({module}, *COMPOSERS) or module == "zarr_stac.publish":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call):
+                name = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", None)
+                if name in PUBLISHING_CALLS:
+                    offenders.append(f"{module}:{node.lineno} {name}()")
     assert offenders == []

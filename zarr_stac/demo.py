@@ -11,16 +11,20 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from rich.console import Console
 from rich.markup import escape
 
+from zarr_stac.common.publishing import Publisher, Report
 from zarr_stac.common.storage import StorageOptions
 from zarr_stac.loaders.config import MappingConfig, load_config
-from zarr_stac.loaders.running.crawl import crawl
+from zarr_stac.loaders.running.crawl import CrawlResult, OnProgress
 
+from .publish import NothingToPublish, Published, publish
 from .samples import write_samples
 from .services import LOCAL_CREDENTIALS, PostgresCluster, S3Server, ensure_postgis
 from .services.base import port_in_use
@@ -51,6 +55,31 @@ def stop_on_signals() -> None:
 
     for name in ("SIGTERM", "SIGHUP"):
         signal.signal(getattr(signal, name), interrupt)
+
+
+class DemoSteps:
+    """A `zarr_stac.publish.Watcher` that tells what each crawl catalogued, as a step of the demo."""
+
+    def __init__(self, demo: Demo):
+        self.demo = demo
+
+    def discovering(self, where: str) -> AbstractContextManager[object]:
+        return nullcontext()
+
+    @contextmanager
+    def reading(self, total: int) -> Iterator[OnProgress]:
+        yield lambda outcome: None
+
+    def crawled(self, result: CrawlResult) -> None:
+        unchanged = f", {result.unchanged} unchanged: not read again" if result.unchanged else ""
+        self.demo.step(
+            f"catalogued {result.catalogued} stores in {len(result.collections)} collections "
+            f"({len(result.failures)} skipped{unchanged})"
+        )
+        for failure in result.failures:
+            self.demo.console.print(
+                f"  [yellow]skipped[/] {escape(failure.url)}: {escape(failure.reason)}", soft_wrap=True
+            )
 
 
 # What to try against the running demo (the README lists the same).
@@ -113,39 +142,8 @@ class Demo:
             written = write_samples(f"s3://{BUCKET}", storage)
             self.step(f"wrote {len(written)} sample Zarr stores to s3://{BUCKET}")
 
-            self.step(f"cataloguing them with {MAPPING.relative_to(MAPPING.parent.parent)}")
-            result = crawl(mapping)
-            self.step(
-                f"catalogued {len(result.items)} stores in {len(result.collections)} collections "
-                f"({len(result.failures)} skipped)"
-            )
-            for failure in result.failures:
-                self.console.print(
-                    f"  [yellow]skipped[/] {escape(failure.url)}: {escape(failure.reason)}", soft_wrap=True
-                )
-
-            from static_catalog.write import write_catalog
-
             static_dir = data_dir / "static"
-            report = write_catalog(
-                result.collections,
-                result.items,
-                str(static_dir),
-                may_delete=result.may_delete,
-                catalog_id=mapping.catalog.id,
-                title=mapping.catalog.title,
-                description=mapping.catalog.description,
-            )
-            self.step(
-                f"static catalogue in {static_dir} ({report.written} written, {report.unchanged} unchanged, "
-                f"{report.deleted} deleted)"
-            )
-
-            from stac_api.loading.ingest import load
-
-            loaded = load(cluster.dsn, result.collections, result.items)
-            self.step(f"loaded {loaded.collections} collections and {loaded.items} items into pgstac")
-
+            self.catalogue(mapping, static_dir, cluster.dsn)
             static_server = serve_in_thread(static_dir, self.host, self.static_port)
             self.serve_api(cluster.dsn)
         finally:
@@ -155,6 +153,35 @@ class Demo:
             s3.stop()
             cluster.stop()
             self.step("stopped")
+
+    def catalogue(self, mapping: MappingConfig, static_dir: Path, dsn: str) -> None:
+        """The samples into a static catalogue and into pgstac, as `zarr-stac build` and `zarr-stac
+        load` do (the same driver, ledgers included: a second start reads no store)."""
+        from stac_api.loading.ingest import Ingest
+        from static_catalog.catalog import StaticCatalog
+        from static_catalog.publication import Publication
+
+        self.step(f"cataloguing them with {MAPPING.relative_to(MAPPING.parent.parent)}")
+        catalog = StaticCatalog(
+            str(static_dir),
+            catalog_id=mapping.catalog.id,
+            title=mapping.catalog.title,
+            description=mapping.catalog.description,
+        )
+        written = self.publish_to(Publication(catalog), mapping, prune=True).report
+        self.step(
+            f"static catalogue in {static_dir} ({written.written} written, {written.unchanged} unchanged, "
+            f"{written.deleted} deleted)"
+        )
+        loaded = self.publish_to(Ingest(dsn), mapping, prune=False).report
+        kept = f", {loaded.kept} unchanged left as they were" if loaded.kept else ""
+        self.step(f"loaded {loaded.collections} collections and {loaded.items} items into pgstac{kept}")
+
+    def publish_to(self, publisher: Publisher[Report], mapping: MappingConfig, *, prune: bool) -> Published[Report]:
+        try:
+            return publish(publisher, mapping, prune=prune, watcher=DemoSteps(self))
+        except NothingToPublish as nothing:  # the samples were just written: this is a bug, said in one line
+            raise SystemExit(f"the demo's samples could not be catalogued: {nothing}") from None
 
     def serve_api(self, dsn: str) -> None:
         import uvicorn

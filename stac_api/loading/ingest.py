@@ -20,6 +20,8 @@ An Item that pgstac or PostgreSQL refuses fails its batch only: the batch is loa
 again in halves and that Item is left out, in `LoadReport.rejected` (see `workers`);
 its collection then counts as partially loaded (nothing deleted from it, its earlier
 version of that Item stays).
+
+`Ingest` keeps the publisher contract of `zarr_stac.common.publishing`.
 """
 
 from __future__ import annotations
@@ -150,6 +152,10 @@ class Ingest:
         if documents:
             self.loader.load_collections(iter(documents), insert_mode=Methods.ignore)
             self._has_row.update(d["id"] for d in documents)
+
+    def expect(self, placements: Iterable[tuple[str, str]]) -> None:
+        """The Items to come: nothing to prepare (pgstac tells ids apart by case, and `add` takes
+        any order), so `placements` is not even iterated."""
 
     def add(self, item: pystac.Item | dict[str, Any]) -> None:
         data = for_pgstac(item) if isinstance(item, pystac.STACObject) else item

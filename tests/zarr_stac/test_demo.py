@@ -1,6 +1,7 @@
 """`zarr-stac demo` (what `make demo` runs): reaches "serving", answers, stops cleanly, reruns."""
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -88,6 +89,23 @@ def try_the_readme(ports: dict[str, int]) -> None:
     assert inspected.returncode == 0 and '"north-atlantic-sst"' in inspected.stdout, inspected.stderr
 
 
+# A GET in moto's access log (werkzeug's, colours and all): the key and the status.
+GET = re.compile(r'"(?:\x1b\[[\d;]*m)*GET /zarr-stac-demo/([^ ?]+)\S* HTTP/[\d.]+(?:\x1b\[[\d;]*m)*" (\d{3})')
+
+
+def store_reads(log: Path, since: int) -> list[str]:
+    """The stores' consolidated metadata and coordinate chunks the demo's S3 server served
+    after byte `since` of its log: what a crawl reads (writing the samples reads neither)."""
+    with log.open("rb") as handle:
+        handle.seek(since)
+        text = handle.read().decode(errors="replace")
+    return [
+        key
+        for key, status in GET.findall(text)
+        if status in ("200", "206") and (key.endswith("/.zmetadata") or re.search(r"/(c/)?\d+(\.\d+)*$", key))
+    ]
+
+
 @pytest.fixture
 def data_dir():
     # Under /tmp: as root, the demo's PostgreSQL runs as the postgres user.
@@ -100,7 +118,9 @@ def data_dir():
 @pytest.mark.timeout(600)  # three demo runs, each starting PostgreSQL and S3
 def test_demo_serves_both_catalogues_and_reuses_its_cluster(data_dir):
     ports = {"api": free_port(), "static": free_port(), "s3": free_port(), "pg": free_port()}
+    log = data_dir / "s3-server.log"
     process, lines = run_demo_until_serving(data_dir, ports)
+    assert store_reads(log, 0), "the first start reads the samples (and the log shows it)"
     try:
         api = httpx.get(f"http://127.0.0.1:{ports['api']}/collections").json()
         assert sorted(c["id"] for c in api["collections"]) == ["cmip6", "ocean", "reanalysis"]
@@ -118,10 +138,15 @@ def test_demo_serves_both_catalogues_and_reuses_its_cluster(data_dir):
     assert_everything_stopped(ports)
 
     for how in (signal.SIGINT, signal.SIGHUP):  # Ctrl-C, and a closed terminal
+        since = log.stat().st_size
         process, lines = run_demo_until_serving(data_dir, ports)
         code = stop(process, lines, how)
         output = "\n".join(lines)
         assert code == 0, output
         assert "reusing the cluster" in output
-        assert "0 written, 17 unchanged" in output
+        # As `build` and `load` rerun: the ledgers say nothing changed, so no store is read, and
+        # nothing is written (17 STAC objects and the ledger) or loaded.
+        assert store_reads(log, since) == []
+        assert "0 written, 18 unchanged" in output
+        assert "0 items into pgstac, 10 unchanged" in output
         assert_everything_stopped(ports)
