@@ -340,3 +340,6 @@ def test_the_fast_paths_give_the_reference_item(tmp_path, case):
         reference = crawl(str(tmp_path)).items[0].to_dict(transform_hrefs=False)
         lazy = inspect_store(str(store)).item.to_dict(transform_hrefs=False)
     assert fast == reference == lazy
+    assert {"ifs-ens": "pressure_level/temperature", "healpix-pyramid": "10/tas"}[case] in fast["properties"][
+        "variables"
+    ]
