@@ -39,6 +39,9 @@ from ..vocabulary import KERCHUNK, KERCHUNK_PARQUET, ZARR, CatalogueError, Colle
 from .intake import catalogue_dir, resolve
 
 DEFAULT_ASSET_COLUMN = "zstore"
+# An intake-esm table's own names (its JSON's `assets.column_name` and `format_column_name`),
+# read when a CSV comes without its JSON.
+ESM_ASSET_COLUMN, ESM_FORMAT_COLUMN = "path", "format"
 ZARR_FORMATS = {"zarr", "zarr2", "zarr3"}
 REFERENCE_FORMATS = {"reference", "kerchunk"}
 HEAD_BYTES = 65536  # an ESM JSON says what it is in its first keys; kerchunk files can be huge
@@ -257,10 +260,15 @@ def _check_columns(where: str, columns: list[str], needed: list[tuple[str, str]]
 
 
 def read_csv(url: str, storage: StorageOptions, config: CatalogueConfig) -> Rows:
-    """A plain CSV of stores (Pangeo's `cmip6-zarr-consolidated-stores.csv`)."""
+    """A plain CSV of stores: Pangeo's `cmip6-zarr-consolidated-stores.csv` (a `zstore`
+    column, every row Zarr), or an intake-esm table without its JSON (`path` and `format`
+    columns, each row saying whether it is netcdf, zarr or a reference, as `read_esm` reads it)."""
     table = Table(url, storage, config)
     columns = table.columns()
     asset_column = config.asset_column or DEFAULT_ASSET_COLUMN
+    if not config.asset_column and asset_column not in columns and ESM_FORMAT_COLUMN in columns:
+        asset_column = ESM_ASSET_COLUMN
+    esm_layout = asset_column == ESM_ASSET_COLUMN and ESM_FORMAT_COLUMN in columns
     if asset_column not in columns:
         hint = "; name the column of store URLs with --asset-column (catalogue.asset_column)"
         hint = "" if config.asset_column else hint
@@ -268,6 +276,9 @@ def read_csv(url: str, storage: StorageOptions, config: CatalogueConfig) -> Rows
         raise CatalogueError(f"{url}: a CSV input needs a {asset_column!r} column (found: {found}){hint}")
     groupby = config.groupby or []
     _check_columns(url, columns, [("catalogue.groupby column", c) for c in groupby])
+    if esm_layout:
+        format_of: Callable[[dict[str, Any]], Any] = lambda row: row.get(ESM_FORMAT_COLUMN)  # noqa: E731
+        return Rows(url, table, asset_column, format_of, {ESM_FORMAT_COLUMN}, groupby, None, storage)
     return Rows(url, table, asset_column, lambda row: "zarr", set(), groupby, None, storage)
 
 

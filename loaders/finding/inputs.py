@@ -4,7 +4,8 @@ An input is, by its name:
 
 - `*.txt` / `*.lst`: one store URL per line (blank lines and `#` comments skipped);
 - `*.csv`, `*.csv.gz`: a table with a `zstore` column (or the column the source's
-  `catalogue.asset_column` names), as Pangeo's `cmip6-zarr-consolidated-stores.csv`;
+  `catalogue.asset_column` names), as Pangeo's `cmip6-zarr-consolidated-stores.csv`,
+  or an intake-esm table's `path` and `format` columns (netcdf rows reported, not read);
   the other columns become item properties (see `esm`);
 - `*.json`: an intake-esm collection (told by its content: `esmcat_version`, or
   `assets` with `catalog_file`/`catalog_dict`; see `esm`), or else a kerchunk

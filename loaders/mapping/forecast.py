@@ -6,8 +6,9 @@ CF standard names, whatever the variables are called:
 - `forecast_reference_time`: the runs (`init_time`, cfgrib's `time`), a dimension or a scalar;
 - `forecast_period`: the lead times (`lead_time`, `step`), timedeltas or numbers with
   time units (seconds, minutes, hours, days);
-- `time`: the valid times, often 2-D over (reference, lead) (`valid_time`); when absent
-  they are reference + lead.
+- `time`: the valid times, often 2-D over (reference, lead) (`valid_time`), or a time
+  dimension of their own beside a reference-time dimension (NWM's `time` and
+  `reference_time`); when absent they are reference + lead.
 
 The Item's temporal extent is that of the valid times. cube:dimensions gets the
 reference time (temporal, with its ISO 8601 step when regular) and the lead time
@@ -66,6 +67,10 @@ def find_forecast(ds: xr.Dataset) -> Forecast | None:
         return None
     valid_times = [n for n in _with_standard_name(ds, "time") if n not in (reference, lead)]
     valid = next((n for n in valid_times if set(ds[n].dims) <= forecast_dims), None)
+    if valid is None:
+        # A time axis of its own beside the reference time (NWM, WRF-Hydro: `time` and
+        # `reference_time`, each a dimension): the valid times.
+        valid = next((n for n in valid_times if list(ds[n].dims) == [n]), None)
     return Forecast(reference=reference, lead=lead, valid=valid)
 
 
@@ -98,6 +103,8 @@ def _valid_values(ds: xr.Dataset, forecast: Forecast) -> np.ndarray:
 
 def valid_extent(ds: xr.Dataset, forecast: Forecast) -> tuple[dt.datetime, dt.datetime]:
     """First and last valid time; ValueError when none decodes."""
+    if forecast.valid is not None and list(ds[forecast.valid].dims) == [forecast.valid]:
+        return temporal.time_extent(ds, forecast.valid)  # a time axis of its own: with its CF bounds, as any
     values = _valid_values(ds, forecast)
     if values.dtype.kind == "M":
         values = values[~np.isnat(values)]
@@ -139,6 +146,13 @@ def dimensions(ds: xr.Dataset, forecast: Forecast) -> dict[str, dict[str, Any]]:
         else:
             entry["extent"] = [0, int(ds.sizes[forecast.lead]) - 1]
         entries[forecast.lead] = entry
+    if forecast.valid in ds.dims and forecast.valid not in entries:
+        start, end = temporal.time_extent(ds, forecast.valid)
+        entry = {"type": "temporal", "extent": [temporal.isoformat(start), temporal.isoformat(end)]}
+        entry["description"] = str(ds[forecast.valid].attrs.get("long_name") or "valid time")
+        if step := temporal.time_step(ds, forecast.valid):
+            entry["step"] = step
+        entries[forecast.valid] = entry
     return entries
 
 

@@ -30,11 +30,12 @@ from ..failures import MISSING_COORDINATES, NO_COORDINATES, NO_TIME, TOO_LARGE, 
 from ..limits import coordinate_problem, limit_bytes
 from ..markup import markdown_text, plain_text
 from ..reading.codecs import codec_names
-from ..reading.open import OpenedStore
+from ..reading.open import OpenedStore, has_stored_chunk
 from . import axes as axes_module
 from . import forecast, temporal
 from .assets import ASSET_KEY, add_access, build_asset  # noqa: F401 - build_asset: the asset alone
-from .grid import Grid, GridError, NotPositions, describe_grid
+from .embedded_stac import embedded_stac
+from .grid import Grid, GridError, NotPositions, declared_box_notes, describe_grid
 
 # Datacube v2.3 adds `nodata` and `data_type` to variables, which we publish.
 DATACUBE_SCHEMA = "https://stac-extensions.github.io/datacube/v2.3.0/schema.json"
@@ -192,7 +193,8 @@ def is_all_fill(group, name: str, cached=None) -> tuple[bool, Any]:
         return True, "nan"
     # Zarr v2 `null` fill: absent chunks read as zeros.
     fill = np.asarray(0 if array.metadata.fill_value is None else array.metadata.fill_value, dtype=raw.dtype)
-    return bool(np.all(raw == fill)), plain(fill[()])
+    # Values equal to the fill are values when a chunk holds them: absent means no chunk stored.
+    return bool(np.all(raw == fill)) and not has_stored_chunk(array), plain(fill[()])
 
 
 def check_extent_coordinates(opened: OpenedStore, names: list[str | None], limit: int | None = None) -> None:
@@ -307,13 +309,16 @@ def add_projection(item: pystac.Item, grid: Grid) -> None:
     if epsg is not None:
         proj.code = f"EPSG:{epsg}"
     else:
-        proj.code = None
+        # Another authority's code, as the store declared it (IAU_2015:..., OGC:...), else none.
+        proj.code = grid.crs_code
         proj.wkt2 = grid.crs.to_wkt()
         proj.projjson = grid.crs.to_json_dict()
     if grid.native_bbox is not None:
         proj.bbox = grid.native_bbox
     if grid.shape is not None:
         proj.shape = grid.shape
+    if grid.affine is not None:
+        proj.transform = list(grid.affine.transform)
 
 
 def store_to_item(
@@ -342,13 +347,20 @@ def store_to_item(
         raise MappingError(MISSING_COORDINATES, str(exc)) from exc
     except GridError as exc:
         raise MappingError(NO_COORDINATES, str(exc)) from exc
-    if run is None and axes.time is None:
-        raise MappingError(NO_TIME, "no time coordinate recognised (CF axis 'T', standard_name 'time' or time units)")
+    # A STAC Item the store carries (EOPF's stac_discovery): hints, which the store's own metadata overrule.
+    embedded = embedded_stac(ds.attrs)
+    if notes is not None:
+        notes.extend(declared_box_notes(grid, embedded))
+    if run is None and axes.time is None and (embedded is None or embedded.start is None):
+        reason = "no time coordinate recognised (CF axis 'T', standard_name 'time' or time units)"
+        raise MappingError(NO_TIME, reason + ", nor datetimes in an embedded STAC Item")
     try:
         if run is not None:
             # Forecast archives: the extent is that of the valid times, not of the runs.
             start, end = forecast.valid_extent(ds, run)
             time_dimensions = forecast.dimensions(ds, run)
+        elif axes.time is None:  # the store says when only in its embedded STAC Item (EOPF products)
+            start, end, time_dimensions = embedded.start, embedded.end, {}
         else:
             start, end = temporal.time_extent(ds, axes.time)
     except (ValueError, TypeError, OverflowError) as exc:
@@ -369,6 +381,9 @@ def store_to_item(
         item_properties.update(grid.healpix.properties())
     item_properties.update(source.properties)
     item_properties.update(catalogue_properties(properties or {}, item_properties, notes))
+    if embedded is not None:  # where neither the store, its configuration nor its catalogue says
+        hints = {**({"title": embedded.title} if embedded.title else {}), **embedded.properties}
+        item_properties.update({k: v for k, v in hints.items() if k not in item_properties})
     if isinstance(item_properties.get("title"), str):  # plain text (a catalogue's, when the store has none)
         item_properties["title"] = plain_text(item_properties["title"])
     template = pystac.Item(
@@ -390,14 +405,15 @@ def store_to_item(
             temporal_dimension=False,
             x_dimension=grid.x or False,
             y_dimension=grid.y or False,
-            **(horizontal_hints("x", ds[grid.x]) if grid.x else {}),
-            **(horizontal_hints("y", ds[grid.y]) if grid.y else {}),
+            **(horizontal_hints("x", ds[grid.x]) if grid.x and not grid.affine else {}),
+            **(horizontal_hints("y", ds[grid.y]) if grid.y and not grid.affine else {}),
+            **grid.axis_hints(),  # an affine grid's, from its transform (it has no x/y arrays)
             reference_system=grid.reference_system,
             validate=False,
         )
     item.collection_id = collection_id
     cube = DatacubeExtension.ext(item)
-    if run is None:
+    if run is None and axes.time is not None:
         extent = [item_properties["start_datetime"], item_properties["end_datetime"]]
         time_dimension: dict[str, Any] = {"type": "temporal", "extent": extent}
         if ds[axes.time].attrs.get("long_name"):

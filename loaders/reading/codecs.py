@@ -55,13 +55,28 @@ def missing_codec(exc: BaseException | None) -> str | None:
     return None
 
 
+def serializer_missing(exc: BaseException | None) -> bool:
+    """Whether a Zarr v3 open failed for want of an array-to-bytes codec: a stand-in registered
+    as bytes-to-bytes took the place of a serializer (`gribberish`, which decodes GRIB
+    messages of a virtual store into arrays)."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if "At least one ArrayBytesCodec is required" in str(exc):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
 @contextmanager
-def standing_in(codec_ids: list[str]) -> Iterator[None]:
+def standing_in(codec_ids: list[str], serializers: frozenset[str] = frozenset()) -> Iterator[None]:
     """Register stand-ins for `codec_ids` (numcodecs for v2, zarr for v3) while a store is opened.
 
     zarr instantiates every array's codecs when it parses metadata, so one data
     variable compressed with a plugin this machine lacks (e.g. `blosc2`) would
     hide the whole store; its chunks are never read here, its metadata is enough.
+    A v3 codec is bytes-to-bytes (a compressor) unless it is in `serializers`: zarr needs
+    each array's one array-to-bytes codec to be one, and its name does not say which it is.
     """
     if not codec_ids:
         yield
@@ -69,7 +84,7 @@ def standing_in(codec_ids: list[str]) -> Iterator[None]:
     import numcodecs.abc
     import numcodecs.registry
     import zarr.registry
-    from zarr.abc.codec import BytesBytesCodec
+    from zarr.abc.codec import ArrayBytesCodec, BytesBytesCodec
 
     registries = getattr(zarr.registry, "__codec_registries")
     with _stand_in_lock:
@@ -81,7 +96,8 @@ def standing_in(codec_ids: list[str]) -> Iterator[None]:
                 added_v2.append(codec_id)
             if not registries.get(codec_id):
                 attributes = {"codec_id": codec_id, "is_fixed_size": False}
-                v3 = type(f"StandInV3_{codec_id}", (_StandIn, BytesBytesCodec), attributes)
+                role = ArrayBytesCodec if codec_id in serializers else BytesBytesCodec
+                v3 = type(f"StandInV3_{codec_id}", (_StandIn, role), attributes)
                 v3.to_dict = lambda self: {"name": self.codec_id, "configuration": self.configuration}
                 v3._decode_single = v3.decode
                 zarr.registry.register_codec(codec_id, v3)

@@ -34,6 +34,7 @@ from typing import Any
 import fsspec
 import numpy as np
 from fsspec.asyn import AsyncFileSystem
+from zarr.core.chunk_key_encodings import V2ChunkKeyEncoding, parse_chunk_key_encoding
 
 from zarr_stac.common.storage import StorageOptions, protocol_of
 
@@ -94,12 +95,11 @@ def async_filesystem(url: str, storage: StorageOptions, connections: int = 64) -
 
 
 def chunk_keys(name: str, meta: dict[str, Any], zarr_format: int) -> list[str]:
-    """Every chunk key of one array, as stored."""
+    """Every chunk key of one array, as stored (encoded by zarr's own chunk key encodings)."""
     shape = list(meta["shape"])
     if zarr_format == 2:
         chunks = list(meta["chunks"])
-        separator = meta.get("dimension_separator") or "."
-        prefix = f"{name}/"
+        encoding = V2ChunkKeyEncoding(separator=meta.get("dimension_separator") or ".")
     else:
         codecs = [c.get("name") for c in meta.get("codecs", [])]
         if "sharding_indexed" in codecs:
@@ -108,17 +108,15 @@ def chunk_keys(name: str, meta: dict[str, Any], zarr_format: int) -> list[str]:
         if grid.get("name") != "regular":
             raise NotPrefetchable(f"chunk grid {grid.get('name')!r}")
         chunks = list(grid["configuration"]["chunk_shape"])
-        encoding = meta.get("chunk_key_encoding", {"name": "default"})
-        separator = encoding.get("configuration", {}).get(
-            "separator", "/" if encoding.get("name") == "default" else "."
-        )
-        prefix = f"{name}/c/" if encoding.get("name") == "default" else f"{name}/"
-    if not shape:
-        return [f"{name}/0" if zarr_format == 2 else (f"{name}/c" if prefix.endswith("/c/") else f"{name}/0")]
+        try:  # "default" is c/0/1, or c.0.1 with separator "."; "v2" is 0.1
+            encoding = parse_chunk_key_encoding(meta.get("chunk_key_encoding", {"name": "default"}))
+        except (ValueError, TypeError) as exc:
+            raise NotPrefetchable(f"chunk key encoding: {exc}") from None
     counts = [max(1, math.ceil(s / c)) if c else 1 for s, c in zip(shape, chunks)]
     if math.prod(counts) > MAX_COORDINATE_CHUNKS:
         raise NotPrefetchable(f"coordinate {name!r} is stored in {math.prod(counts)} chunks")
-    return [prefix + separator.join(map(str, index)) for index in itertools.product(*(range(n) for n in counts))]
+    indexes = itertools.product(*(range(n) for n in counts))  # a scalar: one chunk, index ()
+    return [f"{name}/{encoding.encode_chunk_key(index)}" for index in indexes]
 
 
 _sessions = threading.local()

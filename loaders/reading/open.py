@@ -20,6 +20,7 @@ larger than `max_coordinate_mb` is refused before xarray reads any coordinate.
 
 from __future__ import annotations
 
+import itertools
 import json
 import warnings
 from collections.abc import Iterator
@@ -59,7 +60,7 @@ from ..limits import (
 )
 from ..vocabulary import KERCHUNK_PARQUET, REFERENCE_KINDS, StoreRef
 from . import fastpath
-from .codecs import MAX_STAND_INS, array_codecs, missing_codec, standing_in
+from .codecs import MAX_STAND_INS, array_codecs, missing_codec, serializer_missing, standing_in
 from .errors import StoreReadError, classify, one_line
 from .fastpath import CachedCoordinate, PrefetchedZarrStore
 from .fetch import Prefetched
@@ -281,13 +282,18 @@ def _open(
     """`cached`: (names of arrays whose chunks are all in memory, those chunks), to read each once
     (see `CachedCoordinate`); `limit`: the bytes one coordinate may hold decoded."""
     stand_ins: list[str] = []
+    serializers: set[str] = set()  # stand-ins that stand for an array-to-bytes codec (v3)
     limit = limit or limit_bytes(StorageOptions().max_coordinate_mb)
     while True:
         try:
-            with standing_in(stand_ins):
+            with standing_in(stand_ins, frozenset(serializers)):
                 return _open_once(ref, store, storage_options, consolidated, zarr_format, stand_ins, cached, limit)
         except StoreReadError as exc:
             missing = missing_codec(exc.__cause__)
+            compressors = [codec for codec in stand_ins if codec not in serializers]
+            if missing is None and serializer_missing(exc.__cause__) and compressors:
+                serializers.add(compressors[-1])  # the last one found took a serializer's place
+                continue
             if missing is None or missing in stand_ins or len(stand_ins) >= MAX_STAND_INS:
                 raise
             stand_ins.append(missing)
@@ -408,3 +414,22 @@ def _root_array(store, exc: BaseException) -> str | None:
         f"the store's root is a single array ({shape}, {array.dtype}), not a group: "
         "an array without coordinates cannot be placed in space or time"
     )
+
+
+def has_stored_chunk(array) -> bool:
+    """Whether any chunk (or shard) of a zarr array is stored. An array with none is absent:
+    it reads as its fill value everywhere. One whose chunks hold values equal to the fill is
+    not (a WRF `Time` of 0 days, fill value null): the two read alike, so ask the store.
+    Stops at the first stored chunk; on a prefetched store (in memory) it makes no request."""
+    store, path = array.store_path.store, array.store_path.path
+    stored = array.shards or array.chunks
+    grid = [-(-size // step) if step else 1 for size, step in zip(array.shape, stored)]
+
+    async def first_stored() -> bool:
+        for index in itertools.product(*(range(n) for n in grid)):
+            key = array.metadata.encode_chunk_key(index)
+            if await store.exists(f"{path}/{key}" if path else key):
+                return True
+        return False
+
+    return sync(first_stored())

@@ -355,6 +355,31 @@ def test_esm_collection_with_mixed_formats_over_s3(empty_bucket, storage):
     assert result.complete  # rows of other formats hide no store
 
 
+def test_an_esm_table_without_its_json_is_read_as_the_json_reads_it(empty_bucket, storage):
+    """The same mixed-format table given alone: its `path` and `format` columns say it all."""
+    fs = storage.filesystem(empty_bucket)
+    table = (DATA / "esm" / "cmip6-bcc-mixed-formats.csv").read_text().replace("gs://cmip6/", f"{empty_bucket}/")
+    assert table.splitlines()[0].split(",")[8:10] == ["format", "path"]  # and no zstore column
+    fs.pipe(f"{empty_bucket}/tables/cmip6-bcc-mixed-formats.csv", table.encode())
+    zarr_rows = [
+        f"{empty_bucket}/CMIP6/CMIP/BCC/BCC-ESM1/piControl/r1i1p1f1/Amon/tasmin/gn/v20181214",
+        f"{empty_bucket}/CMIP6/CMIP/BCC/BCC-CSM2-MR/abrupt-4xCO2/r1i1p1f1/Amon/tasmin/gn/v20181016",
+    ]
+    write_s3_stores(storage, zarr_rows)
+    result = crawl(f"{empty_bucket}/tables/cmip6-bcc-mixed-formats.csv", storage)
+    assert sorted(item.assets["zarr"].href for item in result.items) == sorted(zarr_rows)
+    item = next(item for item in result.items if item.assets["zarr"].href == zarr_rows[0])
+    assert {k: item.properties[k] for k in ("source_id", "variable_id", "time_range")} == {
+        "source_id": "BCC-ESM1", "variable_id": "tasmin", "time_range": "185001-230012",
+    }  # fmt: skip
+    assert "path" not in item.properties and "format" not in item.properties
+    assert sorted((f.kind, f.url.rsplit("/", 1)[1]) for f in result.failures) == [
+        ("not-zarr", "tasmax_Amon_BCC-CSM2-MR_abrupt-4xCO2_r1i1p1f1_gn_185001-200012.nc"),
+        ("not-zarr", "tasmax_Amon_BCC-ESM1_piControl_r1i1p1f1_gn_185001-230012.nc"),
+    ]
+    assert "format 'netcdf' is not Zarr" in result.failures[0].reason and result.complete
+
+
 def test_pangeo_esm_collection_with_a_remote_gzipped_table(empty_bucket, storage, tmp_path):
     """Pangeo's collection JSON, its catalog_file URL pointing at a .csv.gz in the bucket."""
     fs = storage.filesystem(empty_bucket)

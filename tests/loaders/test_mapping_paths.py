@@ -333,3 +333,24 @@ def test_time_step_is_the_same_on_both_paths(label):
     with reference_paths():
         reference = temporal.time_step(ds, "time")
     assert fast == reference
+
+
+# -- the crawl's prefetched chunks are the chunks the store holds, whatever its chunk key encoding ----
+CHUNK_KEY_ENCODINGS = {
+    "v3-default-slash": (3, {"name": "default", "configuration": {"separator": "/"}}),
+    "v3-default-dot": (3, {"name": "default", "configuration": {"separator": "."}}),  # c.0, not c/0
+    "v3-v2-dot": (3, {"name": "v2", "configuration": {"separator": "."}}),
+    "v3-v2-slash": (3, {"name": "v2", "configuration": {"separator": "/"}}),
+}
+
+
+@pytest.mark.parametrize("label", CHUNK_KEY_ENCODINGS)
+def test_the_crawl_reads_the_coordinates_inspect_reads(tmp_path, label):
+    zarr_format, encoding = CHUNK_KEY_ENCODINGS[label]
+    ds = _plain()
+    for name in ds.variables:
+        ds[name].encoding["chunk_key_encoding"] = encoding
+    url = _write(ds, tmp_path / f"{label}.zarr", zarr_format=zarr_format)
+    (crawled,) = _crawl_path([url])
+    assert crawled == _json(inspect_store(url))
+    assert json.loads(crawled)["item"]["bbox"] == [-180.0, -88.0, 180.0, 88.0]
