@@ -12,6 +12,8 @@ Follows the STAC Zarr best practices (radiantearth/stac-best-practices,
   and link, built from the *public* storage options only, like
   `xarray:storage_options` (xarray-assets, kept for the clients released before);
 - a `store` link to the store (or to the reference file of a virtual store);
+- a hierarchical store (arrays in groups, see `hierarchy`): an asset per group holding data
+  variables, its href the group's URL; a pyramid's with `profile=multiscales` when declared;
 - a markdown description with the lines of Python that open it (stac-browser hides
   the `xarray:*` fields), on by default, off or templated per source.
 """
