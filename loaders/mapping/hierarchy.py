@@ -8,7 +8,8 @@ DataTrees (`pressure_level` beside the surface fields), pyramids. The rule:
   that grid cannot be placed (x/y without a CRS, absent coordinate chunks) the store fails,
   naming the group: a coarser grid elsewhere (an EOPF product's meteorological grid) is no
   footprint of the data;
-- when: that group's own time, else the union of the times of every group that has one;
+- when: that group's own time, else the datetimes of the STAC Item the root embeds (EOPF's
+  `stac_discovery`: the acquisition), else the union of the times of every group that has one;
 - what: `cube:variables` holds every variable of every group, named by its path
   (`measurements/reflectance/r10m/b04`); `cube:dimensions` every dimension, named by the group
   that defines it (`pressure_level/pressure_level`). A group's dimension that an ancestor has
@@ -42,6 +43,7 @@ from ..reading.metadata import node_path
 from ..reading.open import OpenedStore
 from . import forecast, multiscales, temporal
 from .assets import add_group_asset, is_reference
+from .embedded_stac import EMBEDDED_KEYS, embedded_stac
 from .grid import Grid, GridError, describe_grid
 from .healpix import HealpixError, HealpixGrid, describe_healpix
 from .item import (
@@ -172,6 +174,12 @@ def _finest(nodes: list[Node]) -> Node:
             "variables; CF standard_name, units or axis)",
         )
     return max(candidates, key=lambda node: node.cells)  # max keeps the first of equals
+
+
+def _embedded_time(attrs: dict[str, Any]) -> bool:
+    """Whether the root's attributes hold a STAC Item that says when (`embedded_stac`)."""
+    embedded = embedded_stac(attrs)
+    return embedded is not None and embedded.start is not None
 
 
 def _time_extent(node: Node) -> tuple[Any, Any]:
@@ -310,13 +318,18 @@ def tree_to_item(
     _assign_dimension_keys(nodes)
     pyramids = _pyramids(opened, nodes)
     finest = _finest(nodes)
-    time_nodes = [finest] if finest.has_time else [node for node in nodes if node.has_time]
-    if not time_nodes:
-        raise MappingError(
-            NO_TIME,
-            f"no time coordinate recognised in any of its {len(nodes)} groups with variables "
-            "(CF axis 'T', standard_name 'time' or time units)",
-        )
+    if finest.has_time:
+        time_nodes = [finest]
+    elif _embedded_time(opened.dataset.attrs):
+        time_nodes = []  # the product's own STAC Item says when (EOPF's stac_discovery): see `store_to_item`
+    else:
+        time_nodes = [node for node in nodes if node.has_time]
+        if not time_nodes:
+            raise MappingError(
+                NO_TIME,
+                f"no time coordinate recognised in any of its {len(nodes)} groups with variables "
+                "(CF axis 'T', standard_name 'time' or time units), nor datetimes in an embedded STAC Item",
+            )
     item, merged = _item_of_finest(opened, finest, time_nodes, item_id, collection_id, source, properties, notes)
     props = item.properties
     if len(time_nodes) > 1:  # the finest grid has no time of its own: all the times found
@@ -388,16 +401,17 @@ def _item_of_finest(
     the first group that has one when it has none, and the store's title. Also {the name of each
     variable added from another group: that group's path}."""
     dataset, merged = finest.ds, {}
-    if not finest.has_time:
+    if not finest.has_time and time_nodes:
         for node in time_nodes:  # as `store_to_item` checks the finest's own
             check_extent_coordinates(node.view, node.time_names(), limit_bytes(source.storage.max_coordinate_mb))
         dataset = _with_time_of(finest, time_nodes[0])
         merged = {str(n): time_nodes[0].path for n in dataset.variables if n not in finest.ds.variables}
-    if finest.path:  # the Item's title is the store's, not a group's
+    if finest.path:  # the Item's title and embedded STAC Item are the store's, not a group's
         dataset = dataset.copy(deep=False)
-        dataset.attrs.pop("title", None)
-        if opened.dataset.attrs.get("title"):
-            dataset.attrs["title"] = opened.dataset.attrs["title"]
+        for key in ("title", *EMBEDDED_KEYS):
+            dataset.attrs.pop(key, None)
+            if opened.dataset.attrs.get(key):
+                dataset.attrs[key] = opened.dataset.attrs[key]
     try:
         item = store_to_item(
             replace(finest.view, dataset=dataset),

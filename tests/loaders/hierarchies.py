@@ -1,4 +1,5 @@
-"""Hierarchical stores rebuilt from real metadata (tests/data/hierarchies/<case>/, see SOURCES.md).
+"""Hierarchical stores rebuilt from real metadata (tests/data/hierarchies and tests/data/eopf, see
+their SOURCES.md).
 
 Two forms of document are kept as found: a store's own consolidated `zarr.json` (every node
 of the hierarchy in it), and the JSON a `pydantic-zarr` GroupSpec writes of a hierarchy
@@ -20,7 +21,7 @@ import numpy as np
 import xarray as xr
 import zarr
 
-DATA = Path(__file__).resolve().parent.parent / "data" / "hierarchies"
+DATA = Path(__file__).resolve().parent.parent / "data"
 
 
 def document(case: str, name: str) -> dict[str, Any]:
@@ -109,7 +110,7 @@ def upload(folder: Path, url: str, storage) -> str:
 # -- the cases ---------------------------------------------------------------------------------
 # dynamical.org's ECMWF IFS ENS 46-day forecast (v3, consolidated): surface fields at the root,
 # `pressure_level/` a DataTree child that repeats the root's coordinates and adds its levels.
-IFS_ENS = "dynamical-ifs-ens"
+IFS_ENS = "hierarchies/dynamical-ifs-ens"
 IFS_INIT = int(np.datetime64("2024-06-03T00:00", "s").astype("int64"))
 IFS_LEADS = 86400.0 * np.arange(47)  # 0..46 days, daily (its forecast_resolution attribute)
 IFS_LEVELS = np.array([1000, 925, 850, 700, 500, 300, 200, 100, 50, 10])
@@ -135,29 +136,41 @@ def ifs_ens_coordinates() -> dict[str, np.ndarray]:
 # EOPF-Explorer's GeoZarr conversion of a Sentinel-2 L2A product (v3): 35 groups, the
 # `measurements/reflectance` multiscales group (r10m .. r720m), CF `spatial_ref` grid mappings
 # (UTM 32N) beside the zarr `proj:`/`spatial:` conventions, and no time coordinate anywhere.
-S2_GEOZARR = "eopf-s2-geozarr"
-S2_GEOZARR_SPEC = "S2A_MSIL2A_20251008T100041_N0511_R122_T32TQM_20251008T122613.json"
+S2_GEOZARR = "eopf"
+S2_GEOZARR_SPEC = "S2A_MSIL2A_20251008T100041_N0511_R122_T32TQM_20251008T122613-geozarr.json"
 # The tile's grid, from its arrays' own `proj:transform`/`proj:bbox` (EPSG:32632).
 S2_WEST, S2_NORTH, S2_SIZE = 699960.0, 4700040.0, 109800.0
+# The same product as EOPF writes it (Zarr v2): `stac_discovery` at the root (its acquisition
+# time), `proj:epsg` on the arrays, no CF grid mapping and no time coordinate.
+EOPF_S2 = "S2A_MSIL2A_20251008T100041_N0511_R122_T32TQM_20251008T122613.json"
+# A Sentinel-1 RTC product of tile 31TCH (v3, multiscales `descending/r10m` .. `r720m`), over
+# the tile its `descending/conditions` group's `spatial:transform` documents (EPSG:32631).
+EOPF_S1_RTC = "s1-grd-rtc-31TCH.json"
+S1_WEST, S1_NORTH, S1_SIZE = 500000.0, 5000000.0, 109800.0
 
 
-def s2_geozarr_coordinates() -> dict[str, np.ndarray]:
-    """Pixel centres of each group's x/y over the tile; the other coordinates small made-up values."""
-    spec = document(S2_GEOZARR, S2_GEOZARR_SPEC)
+def s2_geozarr_coordinates(
+    name: str = S2_GEOZARR_SPEC, west: float = S2_WEST, north: float = S2_NORTH, size: float = S2_SIZE
+) -> dict[str, np.ndarray]:
+    """Pixel centres of each group's x/y over the tile (`west`, `north`, `size` in metres) of an
+    EOPF product `name` (tests/data/eopf); the other coordinates small made-up values."""
+    spec = document(S2_GEOZARR, name)
     coordinates: dict[str, np.ndarray] = {}
     for path, node in arrays_of_spec(spec).items():
         name = path.rpartition("/")[2]
         shape = node["shape"]
         if name in ("x", "y"):
-            step = S2_SIZE / shape[0]
+            step = size / shape[0]
             centres = (np.arange(shape[0]) + 0.5) * step
-            coordinates[path] = (S2_WEST + centres if name == "x" else S2_NORTH - centres).astype("int64")
+            coordinates[path] = (west + centres if name == "x" else north - centres).astype("int64")
         elif name == "latitude":
             coordinates[path] = np.linspace(42.6, 41.3, shape[0])
         elif name == "longitude":
             coordinates[path] = np.linspace(11.3, 12.9, shape[0])
         elif name == "band" and shape:
-            coordinates[path] = np.array([f"b{i:02d}" for i in range(1, shape[0] + 1)])
+            dtype = str(node.get("dtype", node.get("data_type")))
+            named = any(kind in dtype for kind in ("U", "S", "str"))
+            coordinates[path] = np.array([f"b{i:02d}" if named else i for i in range(1, shape[0] + 1)])
         elif name == "angle":
             coordinates[path] = np.array(["zenith", "azimuth"])
         elif name == "detector":
@@ -168,7 +181,7 @@ def s2_geozarr_coordinates() -> dict[str, np.ndarray]:
 # A HEALPix pyramid as the zarr `dggs` convention's example declares it (zoom levels 10, 8 and 4,
 # nested): the root's attributes as found; each level a group with an easy.gems `crs` (as found,
 # its nside set to the level's) and the cells of equatorial base cell 6, centred on 180°E.
-DGGS_PYRAMID = "dggs-multiscales"
+DGGS_PYRAMID = "hierarchies/dggs-multiscales"
 PYRAMID_LEVELS = (10, 8, 4)
 PYRAMID_TIMES = np.array(["2020-01-20T00", "2020-01-20T06", "2020-01-20T12", "2020-01-20T18"], "datetime64[ns]")
 BASE_CELL = 6
@@ -177,7 +190,7 @@ BASE_CELL = 6
 def healpix_level(zoom: int) -> xr.Dataset:
     import dask.array
 
-    crs = json.loads((DATA.parent / "healpix" / "easygems-crs.json").read_text())["crs"]
+    crs = json.loads((DATA / "healpix" / "easygems-crs.json").read_text())["crs"]
     cells = np.arange(BASE_CELL * 4**zoom, (BASE_CELL + 1) * 4**zoom, dtype="int64")
     tas = dask.array.zeros((PYRAMID_TIMES.size, cells.size), dtype="f4", chunks=(1, 4**zoom))
     return xr.Dataset(
@@ -214,7 +227,7 @@ def write_healpix_zoom_levels(folder: Path, zooms: range = range(3, 12)) -> Path
 
     if folder.exists():
         shutil.rmtree(folder)
-    crs = json.loads((DATA.parent / "healpix" / "easygems-crs.json").read_text())["crs"]
+    crs = json.loads((DATA / "healpix" / "easygems-crs.json").read_text())["crs"]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for zoom in zooms:
