@@ -39,6 +39,10 @@ class HealpixError(ValueError):
     """HEALPix metadata that does not describe a usable grid; the message says why."""
 
 
+def _increasing(values: np.ndarray) -> bool:
+    return values.size < 2 or bool(np.all(values[1:] > values[:-1]))
+
+
 @dataclass
 class HealpixGrid:
     nside: int
@@ -61,14 +65,16 @@ class HealpixGrid:
 
     @property
     def is_global(self) -> bool:
-        return self.cells is None or np.unique(self.cells).size == self.npix
+        # Fewer ids than cells cannot be all of them: no sort of a million ids to learn it.
+        return self.cells is None or (self.cells.size >= self.npix and np.unique(self.cells).size == self.npix)
 
     def bbox(self) -> list[float]:
         if self.is_global:
             return [-180.0, -90.0, 180.0, 90.0]
         from healpix_geo import nested, ring
 
-        ids = np.unique(self.cells)
+        # Ids stored in increasing order (as xarray-healpy and the viewers write them) are unique already.
+        ids = self.cells if _increasing(self.cells) else np.unique(self.cells)
         if self.indexing_scheme == "nested":
             lon, lat = nested.vertices(ids, self.level, "sphere")
         else:
