@@ -13,6 +13,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from zarr.core.dtype import get_data_type_from_json
+
 from ..failures import CORRUPT_METADATA
 
 
@@ -46,6 +48,8 @@ def metadata_problem(key: str, document: Any) -> str | None:
     elif name == "zarr.json":
         if not isinstance(document.get("attributes", {}), dict):
             return f"{key}: 'attributes' is {_json_kind(document['attributes'])}, not a JSON object"
+        if (problem := _data_type_problem(document)) is not None:
+            return f"{key}: the array {problem}"
         consolidated = document.get("consolidated_metadata")
         if consolidated is None:
             return None
@@ -55,6 +59,20 @@ def metadata_problem(key: str, document: Any) -> str | None:
         for member, value in members.items():
             if not isinstance(value, dict) or not isinstance(value.get("attributes", {}), dict):
                 return f"{key}: the metadata of {member!r} is not a JSON object (nor its attributes)"
+            if (problem := _data_type_problem(value)) is not None:
+                return f"{key}: array {member!r} {problem}"
+    return None
+
+
+def _data_type_problem(document: dict[str, Any]) -> str | None:
+    """Why a v3 array's `data_type` is none zarr knows (EOPF's S1 RTC product declares the v2
+    dtype '<U4'): said here, naming the array, since zarr's own error names only the type."""
+    if document.get("node_type") != "array" or document.get("zarr_format") != 3:
+        return None
+    try:
+        get_data_type_from_json(document.get("data_type"), zarr_format=3)
+    except (ValueError, TypeError, KeyError):
+        return f"declares the data type {str(document.get('data_type'))[:80]!r}, which is no Zarr v3 data type"
     return None
 
 

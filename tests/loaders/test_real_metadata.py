@@ -593,8 +593,11 @@ def test_an_eopf_product_is_one_item_of_its_groups(both_paths):
 
 def test_what_the_other_trees_become(both_paths):
     """The GeoZarr conversion has no time anywhere; the S1 RTC product's 10 m group declares a
-    Zarr v2 dtype as a v3 data type, which zarr refuses (as found): both fail, saying why."""
+    Zarr v2 dtype as a v3 data type, which zarr refuses (as found): both fail, saying why and where."""
     no_time = json.loads(both_paths["eopf-s2-geozarr-tree"][1])["failure"]
     assert no_time[0] == "no-time" and "groups with variables" in no_time[1]
     unreadable = json.loads(both_paths["eopf-s1-rtc-tree"][1])["failure"]
-    assert unreadable[0] == "read-error" and "'<U4'" in unreadable[1]
+    assert unreadable[0] == "corrupt-metadata"
+    assert unreadable[1] == (
+        "zarr.json: array 'descending/r10m/platform' declares the data type '<U4', which is no Zarr v3 data type"
+    )
