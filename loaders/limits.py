@@ -15,7 +15,8 @@ Each is refused before it is expanded or read, with a one-line reason naming it:
 - CSV (`bounded_lines`): a line at most `catalogue.max_row_kb`, read at most that far,
   compressed or not; columns at most `catalogue.max_columns` (see `esm`);
 - a coordinate (`coordinate_problem`): its declared size (shape x item size) at most
-  `max_coordinate_mb`, decided from its metadata before a byte of it is read.
+  `max_coordinate_mb`, decided from its metadata before a byte of it is read;
+- a store's hierarchy: at most `MAX_GROUPS` groups.
 """
 
 from __future__ import annotations
@@ -39,6 +40,9 @@ COORDINATE_SETTING = "storage.max_coordinate_mb, ZARR_STAC_MAX_COORDINATE_MB"
 # own) cost at most ~160 MB and seconds. A "billion laughs" (9 aliases of 9 aliases ...,
 # 10 levels: 10^9 nodes from 1 kB) is refused before anything is expanded.
 YAML_NODES = 250_000
+# Groups one store may hold: each may have coordinates to read (EOPF products have ~40, a
+# HEALPix pyramid one per zoom level); a crafted hierarchy of thousands would cost a request each.
+MAX_GROUPS = 1000
 # Beyond any real expansion; keeps the sizes summed below small integers.
 _EXPANSION_CAP = 1 << 62
 

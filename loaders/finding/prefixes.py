@@ -35,6 +35,7 @@ from .xpublish import server_stores
 
 ZARR_V2_MARKERS = (".zgroup", ".zmetadata")
 ZARR_V3_MARKER = "zarr.json"
+ZARR_V2_ARRAY = ".zarray"
 
 
 def listing_problem(exc: BaseException) -> str:
@@ -58,6 +59,9 @@ def store_from_listing(url: str, names: set[str]) -> StoreRef | None:
         return StoreRef(url=url, zarr_format=3, consolidated=None)
     if any(marker in names for marker in ZARR_V2_MARKERS):
         return StoreRef(url=url, zarr_format=2, consolidated=".zmetadata" in names)
+    if ZARR_V2_ARRAY in names:
+        # An array with no group above it (dask's `da.to_zarr`): read, to be reported.
+        return StoreRef(url=url, zarr_format=2, consolidated=False)
     return None
 
 

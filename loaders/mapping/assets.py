@@ -12,6 +12,8 @@ Follows the STAC Zarr best practices (radiantearth/stac-best-practices,
   and link, built from the *public* storage options only, like
   `xarray:storage_options` (xarray-assets, kept for the clients released before);
 - a `store` link to the store (or to the reference file of a virtual store);
+- a hierarchical store (arrays in groups, see `hierarchy`): an asset per group holding data
+  variables, its href the group's URL; a pyramid's with `profile=multiscales` when declared;
 - a markdown description with the lines of Python that open it (stac-browser hides
   the `xarray:*` fields), on by default, off or templated per source.
 """
@@ -19,6 +21,7 @@ Follows the STAC Zarr best practices (radiantearth/stac-best-practices,
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -32,6 +35,7 @@ from ..config import SourceConfig
 from ..markup import markdown_inline, markdown_text, plain_text
 from ..reading.open import OpenedStore
 from ..vocabulary import REFERENCE_KINDS as _REFERENCE_KINDS
+from .multiscales import MULTISCALES_PROFILE
 
 ASSET_KEY = "zarr"
 REFERENCE_KINDS = frozenset(_REFERENCE_KINDS)
@@ -154,12 +158,16 @@ def _absolute_source(source: str, reference_url: str) -> str:
     return source
 
 
-def python_recipe(href: str, open_kwargs: Mapping[str, Any], storage_options: Mapping[str, Any] | None) -> str:
-    """The few lines of Python that open `href` with xarray alone."""
+def python_recipe(
+    href: str, open_kwargs: Mapping[str, Any], storage_options: Mapping[str, Any] | None, *, tree: bool = False
+) -> str:
+    """The few lines of Python that open `href` with xarray alone (`tree`: a hierarchy, whole,
+    with `xr.open_datatree`, which takes the same arguments)."""
     arguments = [repr(href)] + [f"{name}={value!r}" for name, value in open_kwargs.items()]
     if storage_options:
         arguments.append(f"storage_options={dict(storage_options)!r}")
-    lines = ["import xarray as xr", "", "ds = xr.open_dataset(", *[f"    {a}," for a in arguments], ")"]
+    call = "tree = xr.open_datatree(" if tree else "ds = xr.open_dataset("
+    lines = ["import xarray as xr", "", call, *[f"    {a}," for a in arguments], ")"]
     return "\n".join(lines)
 
 
@@ -243,6 +251,33 @@ def build_asset(opened: OpenedStore, source: SourceConfig, title: str) -> pystac
     return asset
 
 
+def add_group_asset(
+    item: pystac.Item,
+    opened: OpenedStore,
+    source: SourceConfig,
+    path: str,
+    *,
+    title: str,
+    multiscales: bool = False,
+    level: str | None = None,
+) -> pystac.Asset:
+    """Add the asset of the group at `path` of a hierarchical store: its href is the group's
+    URL (STAC Zarr best practices: an asset per data group, pointing at it), which opens
+    without consolidated metadata (a store consolidates it at its root only). `multiscales`:
+    the group is a declared pyramid (`profile=multiscales`); `level`: the group (relative to
+    it) that `xarray:open_kwargs` opens, the finest level of a pyramid."""
+    group_ref = replace(opened.ref, url=f"{opened.ref.url.rstrip('/')}/{path}")
+    asset = build_asset(replace(opened, ref=group_ref, consolidated=False), source, title)
+    if multiscales:
+        asset.media_type = f"{asset.media_type}; {MULTISCALES_PROFILE}"
+    if level:
+        asset.extra_fields["xarray:open_kwargs"] = {**asset.extra_fields["xarray:open_kwargs"], "group": level}
+    key = path if path not in item.assets else f"{path} (group)"
+    item.add_asset(key, asset)
+    XarrayAssetsExtension.ext(asset, add_if_missing=True)
+    return asset
+
+
 def storage_schemes_of(
     source: SourceConfig, hrefs: list[str], storage: StorageOptions | None = None
 ) -> dict[str, dict[str, Any]]:
@@ -305,7 +340,10 @@ def add_access(
     item.stac_extensions.extend(e for e in extensions if e not in item.stac_extensions)
 
     python = python_recipe(
-        asset.href, asset.extra_fields["xarray:open_kwargs"], asset.extra_fields.get("xarray:storage_options")
+        asset.href,
+        asset.extra_fields["xarray:open_kwargs"],
+        asset.extra_fields.get("xarray:storage_options"),
+        tree=bool(opened.groups) and not is_reference(opened.ref.kind),
     )
     description = item_description(
         source, title=title, item_id=item.id, href=asset.href, kind=opened.ref.kind, python=python, fields=fields or {}

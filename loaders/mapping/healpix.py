@@ -39,13 +39,19 @@ class HealpixError(ValueError):
     """HEALPix metadata that does not describe a usable grid; the message says why."""
 
 
+def _increasing(values: np.ndarray) -> bool:
+    return values.size < 2 or bool(np.all(values[1:] > values[:-1]))
+
+
 @dataclass
 class HealpixGrid:
     nside: int
     level: int
     indexing_scheme: str  # "nested" or "ring"
     dimension: str  # the cell dimension
-    cells: np.ndarray  # the ids of the cells present (uint64)
+    # The ids of the cells present (uint64); None when implicit: all 0..N-1, never made into an
+    # array (12·4^11 ids of zoom 11 would take 400 MB, and several times that to check).
+    cells: np.ndarray | None
     coordinate: str | None  # the variable holding the ids; None when implicit (0..N-1)
 
     @property
@@ -53,15 +59,22 @@ class HealpixGrid:
         return 12 * self.nside**2
 
     @property
+    def count(self) -> int:
+        """How many cells are present."""
+        return self.npix if self.cells is None else int(self.cells.size)
+
+    @property
     def is_global(self) -> bool:
-        return np.unique(self.cells).size == self.npix
+        # Fewer ids than cells cannot be all of them: no sort of a million ids to learn it.
+        return self.cells is None or (self.cells.size >= self.npix and np.unique(self.cells).size == self.npix)
 
     def bbox(self) -> list[float]:
         if self.is_global:
             return [-180.0, -90.0, 180.0, 90.0]
         from healpix_geo import nested, ring
 
-        ids = np.unique(self.cells)
+        # Ids stored in increasing order (as xarray-healpy and the viewers write them) are unique already.
+        ids = self.cells if _increasing(self.cells) else np.unique(self.cells)
         if self.indexing_scheme == "nested":
             lon, lat = nested.vertices(ids, self.level, "sphere")
         else:
@@ -86,13 +99,14 @@ class HealpixGrid:
         """The cell dimension's `cube:dimensions` entry."""
         # Datacube's "spatial" type needs an x/y/z axis, which cells are not: an
         # additional dimension whose type names the grid.
+        implicit = self.cells is None
         entry: dict[str, Any] = {
             "type": HEALPIX,
             "description": f"HEALPix cell index ({self.indexing_scheme}, nside {self.nside}, "
-            f"{self.cells.size} of {self.npix} cells)",
-            "extent": [int(self.cells.min()), int(self.cells.max())],
+            f"{self.count} of {self.npix} cells)",
+            "extent": [0, self.npix - 1] if implicit else [int(self.cells.min()), int(self.cells.max())],
         }
-        if self.cells.size > 1 and np.all(np.diff(self.cells.astype("i8")) == 1):
+        if self.count > 1 and (implicit or np.all(np.diff(self.cells.astype("i8")) == 1)):
             entry["step"] = 1
         if self.coordinate and self.coordinate in ds.variables and "long_name" in ds[self.coordinate].attrs:
             entry["description"] = str(ds[self.coordinate].attrs["long_name"])
@@ -180,7 +194,7 @@ def describe_healpix(ds: xr.Dataset) -> HealpixGrid | None:
                 f"{dim!r} has {size} cells and no cell coordinate, but nside {nside} has {npix}: "
                 "which cells are present is unknown"
             )
-        cells = np.arange(npix, dtype="u8")
+        cells = None
     else:
         values = np.asarray(ds[coordinate].values)
         if values.dtype.kind == "f":

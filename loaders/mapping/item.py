@@ -273,7 +273,9 @@ def extra_dimensions(ds: xr.Dataset, axes: Axes, skip: set[str] = frozenset()) -
         if dim in (axes.time, axes.x, axes.y) or dim in skip:
             continue
         entry: dict[str, Any] = {}
-        coord = ds.coords.get(dim)
+        # Not `ds.coords.get(dim)`: for a dimension without a coordinate xarray makes one of
+        # 0..n-1 (400 MB for the cells of a zoom-11 HEALPix grid).
+        coord = ds.coords[dim] if dim in ds.coords else None
         if coord is not None and coord.ndim == 1 and coord.size:
             values = np.asarray(coord.values)
             if values.dtype.kind in "iuf":

@@ -3,11 +3,11 @@
 Object stores answer each request in 10-100 ms but serve thousands at once, so a
 crawl is fast only when it knows every request up front and issues them together.
 For a store with consolidated metadata that is possible: one GET of the metadata
-(`.zmetadata` for Zarr v2, `zarr.json` for v3) names every array, and from it the
-coordinate arrays' chunk keys follow (dimension coordinates, CF `coordinates`
-and `bounds`). Those chunks are fetched at once, and the store is then opened
-from memory: xarray and zarr decode it exactly as they would remotely, and no
-data-variable chunk is ever requested.
+(`.zmetadata` for Zarr v2, `zarr.json` for v3) names every array of every group, and
+from it the coordinate arrays' chunk keys follow (dimension coordinates, CF
+`coordinates` and `bounds`, group by group). Those chunks are fetched at once, and
+the store is then opened from memory: xarray and zarr decode it exactly as they
+would remotely, and no data-variable chunk is ever requested.
 
 Anything this fast path does not cover (no consolidated metadata, sharding,
 kerchunk references, coordinates in very many chunks) returns None, and the
@@ -15,7 +15,8 @@ caller opens the store lazily through its real URL instead.
 
 The metadata document is untrusted: it is read at most `max_metadata_mb` far, must be
 a JSON object (of objects), and no coordinate chunk is fetched for a store whose
-coordinates declare more than `max_coordinate_mb` (see `limits`).
+coordinates declare more than `max_coordinate_mb`, or that holds more than `MAX_GROUPS`
+groups (see `limits`).
 """
 
 from __future__ import annotations
@@ -37,10 +38,18 @@ from zarr.core.chunk_key_encodings import ChunkKeyEncoding, V2ChunkKeyEncoding, 
 
 from zarr_stac.common.storage import StorageOptions, protocol_of
 
-from ..limits import COORDINATE_SETTING, METADATA_SETTING, TooLarge, cat_bounded, coordinate_problem, limit_bytes
+from ..limits import (
+    COORDINATE_SETTING,
+    MAX_GROUPS,
+    METADATA_SETTING,
+    TooLarge,
+    cat_bounded,
+    coordinate_problem,
+    limit_bytes,
+)
 from ..vocabulary import REFERENCE_KINDS, StoreRef
 from .fingerprints import Fingerprint, document_fingerprint, same_document
-from .metadata import arrays_of, coordinate_names, group_attributes, layout_of, parse_metadata
+from .metadata import arrays_by_path, coordinate_paths, groups_of, parse_metadata
 
 if TYPE_CHECKING:  # imported by shared_session, for S3 only
     from aiobotocore.session import AioSession
@@ -203,8 +212,13 @@ async def prefetch(fs: AsyncFileSystem, ref: StoreRef, storage: StorageOptions |
             raise NotPrefetchable("consolidated metadata without a root group")
         files[".zgroup"] = json.dumps(root_group).encode()
         files[".zattrs"] = json.dumps(metadata["metadata"].get(".zattrs", {})).encode()
-    arrays = arrays_of(metadata, zarr_format)
-    coordinates = sorted(coordinate_names(layout_of(arrays, zarr_format), group_attributes(metadata, zarr_format)))
+    # Every group's arrays, by their paths in the store: a hierarchy costs the same one
+    # document, then the coordinate chunks of every group that has coordinates.
+    groups = groups_of(metadata, zarr_format)
+    if len(groups) > MAX_GROUPS:
+        raise TooLarge(f"it holds {len(groups):,} groups, more than the {MAX_GROUPS:,} groups one store may have")
+    arrays = arrays_by_path(groups)
+    coordinates = sorted(coordinate_paths(groups, zarr_format))
     limit = limit_bytes(storage.max_coordinate_mb)
     check_coordinate_sizes(arrays, coordinates, limit, zarr_format)
     keys = [key for name in coordinates for key in chunk_keys(name, arrays[name][0], zarr_format)]

@@ -3,7 +3,10 @@
 xarray opens the Zarr group with `chunks=None`: it reads group and array metadata
 and loads only the 1-D dimension coordinates (to build indexes); every other
 variable stays a lazy backend array that nothing here touches, except the
-coordinate arrays that extents are computed from.
+coordinate arrays that extents are computed from. A hierarchy (arrays in child
+groups: EOPF products, DataTrees) has each of its groups opened the same way, as
+`xr.open_datatree` does, without aligning them; a store whose root is an array, not a
+group, is reported as one that cannot be placed.
 
 Kerchunk references (JSON files and parquet folders) open the same way, through
 a reference file system: a virtual Zarr v2 store whose chunks live in other files
@@ -20,10 +23,13 @@ from __future__ import annotations
 import itertools
 import json
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 import xarray as xr
+import zarr
+import zarr.errors
 from xarray.backends.zarr import ZarrStore
 from zarr.abc.store import RangeByteRequest
 from zarr.core.buffer import default_buffer_prototype
@@ -39,10 +45,12 @@ from zarr_stac.common.storage import (
 )
 
 from ..failures import (
+    NO_COORDINATES,
     TOO_LARGE,
     UNKNOWN_CODEC,
 )
 from ..limits import (
+    MAX_GROUPS,
     METADATA_SETTING,
     TooLarge,
     cat_bounded,
@@ -57,7 +65,7 @@ from .codecs import MAX_STAND_INS, array_codecs, missing_codec, serializer_missi
 from .errors import StoreReadError, classify, one_line
 from .fastpath import CachedCoordinate, PrefetchedZarrStore
 from .fetch import Prefetched
-from .metadata import CorruptMetadata, coordinate_names, is_parquet_zmetadata, metadata_problem
+from .metadata import CorruptMetadata, coordinate_names, is_parquet_zmetadata, metadata_problem, node_path
 from .references import load_references
 
 
@@ -81,6 +89,24 @@ class OpenedStore:
     reference_options: dict = field(default_factory=dict)
     # A JSON reference's own bytes (its fingerprint: see `ledger`).
     reference_bytes: bytes | None = None
+    # The groups below the root of a hierarchical store, by path ("measurements/reflectance/r10m"),
+    # each opened as the root is; none in a flat store.
+    groups: dict[str, OpenedGroup] = field(default_factory=dict)
+
+    def close(self) -> None:
+        for dataset in (self.dataset, *(group.dataset for group in self.groups.values())):
+            dataset.close()
+
+
+@dataclass
+class OpenedGroup:
+    """One group of a hierarchical store, opened as the root is (see `OpenedStore`)."""
+
+    path: str
+    dataset: xr.Dataset
+    group: Any = None
+    cached: dict[str, Any] = field(default_factory=dict)
+    unavailable_codecs: dict[str, list[str]] = field(default_factory=dict)
 
 
 def _zarr_store_for(ref: StoreRef, storage: StorageOptions):
@@ -225,16 +251,18 @@ def _arrays_needing(zarr_group, stand_ins: list[str]) -> tuple[dict[str, list[st
     return needing, layout
 
 
-def _check_coordinate_sizes(ref: StoreRef, zarr_store: ZarrStore, limit: int) -> None:
-    """StoreReadError (too-large) when a coordinate declares more than `limit` bytes (shape x
-    item size, from its metadata: the arrays are listed already, nothing more is read)."""
+def _check_coordinate_sizes(ref: StoreRef, zarr_store: ZarrStore, limit: int, path: str = "") -> None:
+    """StoreReadError (too-large) when a coordinate of the group at `path` declares more than
+    `limit` bytes (shape x item size, from its metadata: the arrays are listed already, nothing
+    more is read)."""
     arrays = dict(zarr_store.arrays())
     layout = {name: _dims_and_attrs(array) for name, array in arrays.items()}
     for name in sorted(coordinate_names(layout, dict(zarr_store.zarr_group.attrs))):
         array = arrays[name]
         dtype = array.dtype
         itemsize = getattr(dtype, "itemsize", 0) or 8
-        problem = coordinate_problem(name, array.shape, itemsize, str(getattr(dtype, "name", dtype)), limit)
+        what = node_path(path, name)
+        problem = coordinate_problem(what, array.shape, itemsize, str(getattr(dtype, "name", dtype)), limit)
         if problem is not None:
             raise StoreReadError(ref.url, TOO_LARGE, problem)
 
@@ -287,48 +315,102 @@ def _open_once(
                 zarr_format=zarr_format,
                 storage_options=storage_options,
             )
-            if cached is not None:
-                arrays, (names, files) = dict(zarr_store.arrays()), cached
-                zarr_store.cached = {
-                    name: CachedCoordinate(arrays[name], name, files) for name in names if name in arrays
-                }
-            # Before xarray reads a coordinate (the dimension coordinates, for its indexes).
-            _check_coordinate_sizes(ref, zarr_store, limit)
-            unavailable: dict[str, list[str]] = {}
-            if stand_ins:
-                unavailable, layout = _arrays_needing(zarr_store.zarr_group, stand_ins)
-                for name in sorted(coordinate_names(layout, dict(zarr_store.zarr_group.attrs)) & set(unavailable)):
-                    codecs = ", ".join(unavailable[name])
-                    reason = f"coordinate {name!r} needs codec {codecs}, which is not installed"
-                    raise StoreReadError(ref.url, UNKNOWN_CODEC, reason)
-            dataset = xr.open_dataset(
-                ref.url,
-                engine="zarr",
-                store=zarr_store,
-                chunks=None,
-                decode_times=xr.coders.CFDatetimeCoder(use_cftime=None),
-                # Indexes (pandas) serve selections, which the mapping makes none of.
-                create_default_indexes=cached is None,
-            )
-            if cached is not None:
-                # Decoded once (times above all), not at every `.values` the mapping asks for.
-                for name in zarr_store.cached:
-                    if name in dataset.variables:
-                        dataset.variables[name].load()
+            root = _open_group(ref, zarr_store, "", stand_ins, cached, limit)
+            # A hierarchy's groups, each opened as the root is (none in a flat store).
+            groups = {
+                path: _open_group(ref, child, path, stand_ins, cached, limit)
+                for path, child in _child_stores(zarr_store)
+            }
     except StoreReadError:
         raise
     except Exception as exc:  # noqa: BLE001 - every failure becomes a one-line report
+        if (reason := _root_array(store, exc)) is not None:
+            raise StoreReadError(ref.url, NO_COORDINATES, reason) from exc
         raise StoreReadError(ref.url, classify(exc), one_line(exc)) from exc
     metadata = zarr_store.zarr_group.metadata
     consolidated = getattr(metadata, "consolidated_metadata", None) is not None
     return OpenedStore(
         ref=ref,
-        dataset=dataset,
+        dataset=root.dataset,
         zarr_format=metadata.zarr_format,
         consolidated=consolidated,
-        unavailable_codecs=unavailable,
-        group=zarr_store.zarr_group,
-        cached=getattr(zarr_store, "cached", {}),
+        unavailable_codecs=root.unavailable_codecs,
+        group=root.group,
+        cached=root.cached,
+        groups=groups,
+    )
+
+
+def _child_stores(zarr_store: ZarrStore, path: str = "") -> Iterator[tuple[str, ZarrStore]]:
+    """(path, store) of every group below `zarr_store`'s, depth first in name order, from the
+    members it listed already (consolidated metadata: no request); TooLarge past `MAX_GROUPS`."""
+    seen = 0
+    stack = [(path, zarr_store)]
+    while stack:
+        parent_path, parent = stack.pop()
+        children = sorted((name, node) for name, node in parent.members.items() if isinstance(node, zarr.Group))
+        for name, node in reversed(children):
+            seen += 1
+            if seen >= MAX_GROUPS:
+                raise TooLarge(f"it holds more than the {MAX_GROUPS:,} groups one store may have")
+            # As xarray opens each group of a tree (`open_groups_as_dict`): v2 fill values mask.
+            child = type(zarr_store)(node, mode="r", use_zarr_fill_value_as_mask=node.metadata.zarr_format == 2)
+            stack.append((node_path(parent_path, name), child))
+        if parent is not zarr_store:
+            yield parent_path, parent
+
+
+def _open_group(
+    ref: StoreRef, zarr_store: ZarrStore, path: str, stand_ins: list[str], cached, limit: int
+) -> OpenedGroup:
+    """The dataset of one group (`path`, "" for the root): its coordinates checked against the
+    limits and the codecs installed before xarray reads any of them."""
+    if cached is not None:
+        arrays, (names, files) = dict(zarr_store.arrays()), cached
+        zarr_store.cached = {
+            name: CachedCoordinate(array, node_path(path, name), files)
+            for name, array in arrays.items()
+            if node_path(path, name) in names
+        }
+    # Before xarray reads a coordinate (the dimension coordinates, for its indexes).
+    _check_coordinate_sizes(ref, zarr_store, limit, path)
+    unavailable: dict[str, list[str]] = {}
+    if stand_ins:
+        unavailable, layout = _arrays_needing(zarr_store.zarr_group, stand_ins)
+        for name in sorted(coordinate_names(layout, dict(zarr_store.zarr_group.attrs)) & set(unavailable)):
+            codecs = ", ".join(unavailable[name])
+            reason = f"coordinate {node_path(path, name)!r} needs codec {codecs}, which is not installed"
+            raise StoreReadError(ref.url, UNKNOWN_CODEC, reason)
+    dataset = xr.open_dataset(
+        ref.url,
+        engine="zarr",
+        store=zarr_store,
+        chunks=None,
+        decode_times=xr.coders.CFDatetimeCoder(use_cftime=None),
+        # Indexes (pandas) serve selections, which the mapping makes none of.
+        create_default_indexes=cached is None,
+    )
+    if cached is not None:
+        # Decoded once (times above all), not at every `.values` the mapping asks for.
+        for name in zarr_store.cached:
+            if name in dataset.variables:
+                dataset.variables[name].load()
+    return OpenedGroup(path, dataset, zarr_store.zarr_group, getattr(zarr_store, "cached", {}), unavailable)
+
+
+def _root_array(store, exc: BaseException) -> str | None:
+    """Why a store whose root is an array, not a group, cannot be catalogued (dask's
+    `da.to_zarr`); None when `exc` is no such case. An array alone has no coordinates."""
+    if not isinstance(exc, zarr.errors.ContainsArrayError | zarr.errors.GroupNotFoundError):
+        return None
+    try:
+        array = zarr.open_array(store=store, mode="r")
+    except Exception:  # noqa: BLE001 - no array there either: the group's own error stands
+        return None
+    shape = "×".join(map(str, array.shape)) or "scalar"
+    return (
+        f"the store's root is a single array ({shape}, {array.dtype}), not a group: "
+        "an array without coordinates cannot be placed in space or time"
     )
 
 

@@ -27,6 +27,7 @@ from zarr_stac.common.values import plain
 from ..config import SourceConfig
 from ..failures import LAYOUT, MAPPING_ERROR, NOT_FOUND, StoreFailure
 from ..mapping.collections import COLLECTION_ATTRS
+from ..mapping.hierarchy import tree_to_item
 from ..mapping.item import MappingError, store_to_item
 from ..reading.errors import StoreReadError, classify, one_line
 from ..reading.fetch import NotPrefetchable, Prefetched, Unchanged, prefetch_many
@@ -102,7 +103,9 @@ def catalogue_store(job: Job, prefetched: Prefetched | BaseException | None = No
         raise StoreReadError(job.ref.url, classify(prefetched), one_line(prefetched))
     notes: list[str] = []
     try:
-        item = store_to_item(
+        # A hierarchy (arrays in child groups) is one Item too, of all its groups.
+        map_store = tree_to_item if opened.groups else store_to_item
+        item = map_store(
             opened,
             item_id=placement.item_id,
             collection_id=placement.collection_id,
@@ -125,7 +128,7 @@ def catalogue_store(job: Job, prefetched: Prefetched | BaseException | None = No
             notes=notes,
         )
     finally:
-        opened.dataset.close()
+        opened.close()
 
 
 def fingerprint_of(

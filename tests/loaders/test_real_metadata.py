@@ -38,9 +38,25 @@ from pyproj import CRS, Transformer
 from zarr_stac.loaders.failures import StoreFailure
 from zarr_stac.loaders.running.crawl import crawl, inspect_store
 
+from .hierarchies import (
+    EOPF_S1_RTC,
+    EOPF_S2,
+    IFS_ENS,
+    S1_NORTH,
+    S1_SIZE,
+    S1_WEST,
+    S2_GEOZARR,
+    S2_GEOZARR_SPEC,
+    ifs_ens_coordinates,
+    s2_geozarr_coordinates,
+    write_consolidated_store,
+    write_healpix_pyramid,
+    write_spec_store,
+)
 from .real_references import kerchunk_reference, parse_cdl, write_netcdf
 from .real_stores import DATA as STORES
 from .real_stores import write_store
+from .test_conventions import proj_example
 from .test_real_stores import real_metadata_stores
 from .test_references import METADATA as SMN_METADATA
 from .test_references import SMN, parquet_bytes, synthesise_targets
@@ -293,6 +309,59 @@ def _real_store(name: str, case: str, coordinates: dict) -> RealCase:
     return RealCase(name, lambda folder: write_store(case, folder / f"{name}.zarr", coordinates), (f"stores/{case}",))
 
 
+# -- hierarchies, pyramids and the Zarr conventions' examples --------------------------------------
+def eopf_tree(name: str, *coordinates_of) -> Callable[[Path], Path]:
+    """An EOPF product of tests/data/eopf written whole (every group), x/y over its tile."""
+    store = name.removesuffix(".json").lower()
+    return lambda folder: write_spec_store(
+        S2_GEOZARR, name, folder / f"{store}.zarr", s2_geozarr_coordinates(name, *coordinates_of)
+    )
+
+
+def proj_store(name: str) -> Callable[[Path], Path]:
+    """A data variable carrying a `proj` convention example's attributes as found (test_conventions)."""
+
+    def build(folder: Path) -> Path:
+        path = folder / f"proj-{name}.zarr"
+        proj_example(name).to_zarr(path, mode="w", zarr_format=3, consolidated=True)
+        return path
+
+    return build
+
+
+def stac_group(folder: Path) -> Path:
+    """The `stac` convention's example as found: a root group's `zarr.json`, nothing else."""
+    path = folder / "stac-item-group.zarr"
+    path.mkdir()
+    shutil.copyfile(DATA / "zarr-conventions" / "sentinel2_item_example.json", path / "zarr.json")
+    return path
+
+
+TREES = [
+    RealCase(
+        "ifs-ens-tree",
+        lambda folder: write_consolidated_store(IFS_ENS, folder / "ifs-ens-tree.zarr", ifs_ens_coordinates()),
+        (IFS_ENS,),
+    ),
+    RealCase(
+        "healpix-pyramid",
+        lambda folder: write_healpix_pyramid(folder / "healpix-pyramid.zarr"),
+        ("hierarchies/dggs-multiscales",),
+    ),
+    RealCase(
+        "healpix-zoom-groups",
+        lambda folder: write_healpix_pyramid(folder / "healpix-zoom-groups.zarr", declared=False),
+        ("hierarchies/dggs-multiscales",),
+    ),
+    RealCase("eopf-s2-l2a-tree", eopf_tree(EOPF_S2), (f"eopf/{EOPF_S2}",)),
+    RealCase("eopf-s2-geozarr-tree", eopf_tree(S2_GEOZARR_SPEC), (f"eopf/{S2_GEOZARR_SPEC}",)),
+    RealCase("eopf-s1-rtc-tree", eopf_tree(EOPF_S1_RTC, S1_WEST, S1_NORTH, S1_SIZE), (f"eopf/{EOPF_S1_RTC}",)),
+    RealCase("proj-epsg26711", proj_store("epsg26711"), ("zarr-conventions/epsg26711.json",)),
+    RealCase("proj-wkt2", proj_store("wkt2"), ("zarr-conventions/wkt2.json",)),
+    RealCase("stac-item-group", stac_group, ("zarr-conventions/sentinel2_item_example.json",)),
+]
+
+
 CASES = [
     *(_real_store(name, case, coords) for name, (case, coords) in real_metadata_stores().items()),
     RealCase("gefs-virtual", gefs_virtual, ("stores/gefs-virtual",)),
@@ -305,6 +374,7 @@ CASES = [
     RealCase(
         "ant-44-rotated-only", lambda folder: ant44_store(folder, with_lonlat=False), ("grids/cordex-domains.csv",)
     ),
+    *TREES,
 ]
 
 
@@ -358,6 +428,9 @@ def both_paths(real_folder) -> dict[str, tuple[str, str]]:
 def test_every_real_metadata_document_is_a_case():
     documents = {f"stores/{p.name}" for p in STORES.iterdir() if p.is_dir()}
     documents |= {f"references/{p.name}" for p in REFERENCES.iterdir() if p.name != "SOURCES.md"}
+    documents |= {f"hierarchies/{p.name}" for p in (DATA / "hierarchies").iterdir() if p.is_dir()}
+    for folder in ("eopf", "zarr-conventions"):
+        documents |= {f"{folder}/{p.name}" for p in (DATA / folder).glob("*.json")}
     covered = {source for case in CASES for source in case.sources}
     assert documents <= covered
 
@@ -486,3 +559,45 @@ def test_a_domain_around_the_south_pole_spans_every_longitude(both_paths, name):
     item = _item(both_paths, name)
     assert item["bbox"][:3] == [-180.0, -90.0, 180.0]
     assert item["bbox"][3] == pytest.approx(float(lat.max()), abs=0.01)
+
+
+# -- a whole EOPF product: one Item of all its groups --------------------------------------------
+def test_an_eopf_product_is_one_item_of_its_groups(both_paths):
+    """EOPF's Sentinel-2 L2A product (Zarr v2), every group as found: placed by its finest grid
+    (10 m, `proj:epsg` alone), dated by its root's `stac_discovery`, every variable by its path."""
+    from .test_conventions import outline_bbox
+
+    product = json.loads((DATA / "eopf" / EOPF_S2).read_text())
+    transform = product["members"]["measurements"]["members"]["reflectance"]["members"]["r10m"]["members"]["b04"][
+        "attributes"
+    ]["proj:transform"]
+    step, west, north = transform[0], transform[2], transform[5]
+    centres = [west + step / 2, north - step * 10980 + step / 2, west + step * 10980 - step / 2, north - step / 2]
+    item = _item(both_paths, "eopf-s2-l2a-tree")
+    assert item["bbox"] == pytest.approx(outline_bbox(*centres, "EPSG:32632"), abs=1e-6)
+    props = item["properties"]
+    start = pd.Timestamp(product["attributes"]["stac_discovery"]["properties"]["start_datetime"])
+    assert props["start_datetime"] == start.strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert props["proj:code"] == "EPSG:32632" and props["proj:shape"] == [10980, 10980]
+    variables = props["cube:variables"]
+    for band, group in (("b04", "r10m"), ("b05", "r20m"), ("b01", "r60m")):
+        assert variables[f"measurements/reflectance/{group}/{band}"]["type"] == "data"
+    assert variables["measurements/reflectance/r20m/b05"]["dimensions"] == [
+        "measurements/reflectance/r20m/y",
+        "measurements/reflectance/r20m/x",
+    ]
+    assert "conditions/meteorology/ecmwf/msl" in props["variables"]
+    group = item["assets"]["measurements/reflectance/r10m"]
+    assert group["href"].endswith(".zarr/measurements/reflectance/r10m") and group["zarr:node_type"] == "group"
+
+
+def test_what_the_other_trees_become(both_paths):
+    """The GeoZarr conversion has no time anywhere; the S1 RTC product's 10 m group declares a
+    Zarr v2 dtype as a v3 data type, which zarr refuses (as found): both fail, saying why and where."""
+    no_time = json.loads(both_paths["eopf-s2-geozarr-tree"][1])["failure"]
+    assert no_time[0] == "no-time" and "groups with variables" in no_time[1]
+    unreadable = json.loads(both_paths["eopf-s1-rtc-tree"][1])["failure"]
+    assert unreadable[0] == "corrupt-metadata"
+    assert unreadable[1] == (
+        "zarr.json: array 'descending/r10m/platform' declares the data type '<U4', which is no Zarr v3 data type"
+    )
