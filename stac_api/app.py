@@ -28,6 +28,7 @@ from stac_fastapi.pgstac.models.extensions import Extensions
 
 from .serving.aggregation import aggregation_extension, require_json_bodies
 from .serving.client import ZarrStacClient
+from .serving.collection_queryables import add_collection_queryables
 from .serving.errors import add_error_handlers, get_connection
 from .serving.limits import limit_body_size
 from .serving.security import protect_writes
@@ -69,6 +70,7 @@ def create_api(settings: Settings | None = None) -> StacApi:
     # than 500 (see errors.py).
     add_error_handlers(api.app, prefix=settings.prefix_path)
     require_json_bodies(api.app, prefix=settings.prefix_path)
+    add_collection_queryables(api.app, prefix=settings.prefix_path)
     if settings.enable_transactions_extensions:
         protect_writes(api.app, settings)
     return api

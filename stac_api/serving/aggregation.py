@@ -24,17 +24,15 @@ A frequency returns at most `MAX_BUCKETS` buckets, the most frequent first; `ove
 counts what the others held. With no `aggregations` parameter, `total_count` is returned.
 """
 
-from __future__ import annotations
-
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import urljoin
 
 import attr
 import orjson
-from fastapi import Depends, FastAPI, HTTPException, Request
-from stac_fastapi.api.models import create_request_model
-from stac_fastapi.api.routes import add_route_dependencies
+from fastapi import Depends, FastAPI, HTTPException, Path, Request
+from stac_fastapi.api.models import CollectionUri, EmptyRequest, create_request_model
+from stac_fastapi.api.routes import add_route_dependencies, create_async_endpoint
 from stac_fastapi.extensions.aggregation import AggregationConformanceClasses, AggregationExtension
 from stac_fastapi.extensions.aggregation.client import AsyncBaseAggregationClient
 from stac_fastapi.extensions.aggregation.request import (
@@ -79,7 +77,7 @@ def aggregation_extension(search_extensions: list[ApiExtension]) -> AggregationE
     """The extension, taking the search parameters of the enabled search extensions
     (filter, query, free text) beside the core ones."""
     narrowing = [e for e in search_extensions if type(e).__name__ in {"SearchFilterExtension", "QueryExtension"}]
-    extension = AggregationExtension(
+    extension = CollectionAwareAggregationExtension(
         client=PgstacAggregationClient(),
         conformance_classes=[f"{AGGREGATION}", *(f"{AGGREGATION}#{e}" for e in ("filter", "query"))],
     )
@@ -90,6 +88,46 @@ def aggregation_extension(search_extensions: list[ApiExtension]) -> AggregationE
         "AggregationPostRequest", base_model=AggregationPostRequest, extensions=narrowing, request_type="POST"
     )
     return extension
+
+
+@attr.s
+class CollectionAwareAggregationExtension(AggregationExtension):
+    """stac-fastapi's extension, whose per-collection routes declare `collection_id`
+    (stac-fastapi 7.0 leaves it out of their OpenAPI document, which is then invalid)."""
+
+    def register(self, app: FastAPI) -> None:
+        self.router.prefix = app.state.router_prefix
+        in_collection = attr.make_class("CollectionAggregationGetRequest", attrs={}, bases=(CollectionUri, self.GET))
+        post_model = self.POST
+
+        async def aggregate_in_collection(
+            request: Request, collection_id: Annotated[str, Path(description="Collection ID")], body: post_model
+        ) -> Any:
+            return await self.client.aggregate(body, request=request)
+
+        aggregations, aggregate = self.client.get_aggregations, self.client.aggregate
+        routes = [
+            ("/aggregations", "GET", aggregations, EmptyRequest),
+            ("/aggregations", "POST", aggregations, EmptyRequest),
+            ("/collections/{collection_id}/aggregations", "GET", aggregations, CollectionUri),
+            ("/collections/{collection_id}/aggregations", "POST", aggregations, CollectionUri),
+            ("/aggregate", "GET", aggregate, self.GET),
+            ("/aggregate", "POST", aggregate, self.POST),
+            ("/collections/{collection_id}/aggregate", "GET", aggregate, in_collection),
+        ]
+        # One route per method: one route of two methods gives both the same operation id.
+        for path, method, function, model in routes:
+            name = ("Collection " if "{" in path else "") + path.rsplit("/", 1)[1].capitalize()
+            self.router.add_api_route(
+                name=name, path=path, methods=[method], endpoint=create_async_endpoint(function, model)
+            )
+        self.router.add_api_route(
+            name="Collection Aggregate",
+            path="/collections/{collection_id}/aggregate",
+            methods=["POST"],
+            endpoint=aggregate_in_collection,
+        )
+        app.include_router(self.router, tags=["Aggregation Extension"])
 
 
 @attr.s

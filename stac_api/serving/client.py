@@ -15,6 +15,7 @@ from stac_fastapi.pgstac.core import CoreCrudClient
 from stac_fastapi.types.errors import InvalidQueryParameter
 from stac_fastapi.types.requests import get_base_url
 
+from .collection_queryables import facet_filter
 from .filters import get_filter, validate_post_filter
 
 
@@ -148,6 +149,10 @@ class ZarrStacClient(CoreCrudClient):
         if limit is not None:
             limit = min(limit, max_page_size(request))
         kwargs["query"] = json_object_parameter("query", kwargs.get("query"))
+        # A filter on a facet reads the collections' summaries of it (collection_queryables).
+        kwargs["filter_expr"], kwargs["filter_lang"] = await facet_filter(
+            request, kwargs.get("filter_expr"), kwargs.get("filter_lang")
+        )
         return direct(
             await super().all_collections(request, *args, limit=limit, bbox=flat_bbox(bbox), **kwargs), JSONResponse
         )
