@@ -33,7 +33,8 @@ import orjson
 from fastapi import Depends, FastAPI, HTTPException, Path, Request
 from stac_fastapi.api.models import CollectionUri, EmptyRequest, create_request_model
 from stac_fastapi.api.routes import add_route_dependencies, create_async_endpoint
-from stac_fastapi.extensions.aggregation import AggregationConformanceClasses, AggregationExtension
+from stac_fastapi.extensions.aggregation import AggregationConformanceClasses
+from stac_fastapi.extensions.aggregation import AggregationExtension as StacFastapiAggregationExtension
 from stac_fastapi.extensions.aggregation.client import AsyncBaseAggregationClient
 from stac_fastapi.extensions.aggregation.request import (
     AggregationExtensionGetRequest,
@@ -70,14 +71,16 @@ SEARCH_FIELDS = ("ids", "collections", "bbox", "intersects", "datetime", "filter
 
 
 class AggregationPostRequest(PgstacSearch, AggregationExtensionPostRequest):
-    """A search as POST /search takes it (pgstac's model), with `aggregations`."""
+    """A search as POST /search takes it (pgstac's model), with `aggregations` and `q`."""
+
+    q: str | list[str] | None = None
 
 
-def aggregation_extension(search_extensions: list[ApiExtension]) -> AggregationExtension:
+def aggregation_extension(search_extensions: list[ApiExtension]) -> "AggregationExtension":
     """The extension, taking the search parameters of the enabled search extensions
     (filter, query, free text) beside the core ones."""
     narrowing = [e for e in search_extensions if type(e).__name__ in {"SearchFilterExtension", "QueryExtension"}]
-    extension = CollectionAwareAggregationExtension(
+    extension = AggregationExtension(
         client=PgstacAggregationClient(),
         conformance_classes=[f"{AGGREGATION}", *(f"{AGGREGATION}#{e}" for e in ("filter", "query"))],
     )
@@ -87,13 +90,16 @@ def aggregation_extension(search_extensions: list[ApiExtension]) -> AggregationE
     extension.POST = create_request_model(
         "AggregationPostRequest", base_model=AggregationPostRequest, extensions=narrowing, request_type="POST"
     )
+    # GET parameters become this model as well, so both methods mean the same search.
+    extension.client.search_model = extension.POST
     return extension
 
 
 @attr.s
-class CollectionAwareAggregationExtension(AggregationExtension):
+class AggregationExtension(StacFastapiAggregationExtension):
     """stac-fastapi's extension, whose per-collection routes declare `collection_id`
-    (stac-fastapi 7.0 leaves it out of their OpenAPI document, which is then invalid)."""
+    (stac-fastapi 7.0 leaves it out of their OpenAPI document, which is then invalid).
+    The same class name: stac-fastapi finds its extensions by it (`extension_is_enabled`)."""
 
     def register(self, app: FastAPI) -> None:
         self.router.prefix = app.state.router_prefix
@@ -154,6 +160,7 @@ def require_json_bodies(app: FastAPI, prefix: str = "") -> None:
 class PgstacAggregationClient(AsyncBaseAggregationClient):
     # Its request checks (filter bounds, bad JSON parameters) and pgstac search model, not a copy.
     search_client: ZarrStacClient = attr.ib(factory=lambda: ZarrStacClient(pgstac_search_model=PgstacSearch))
+    search_model: type[PgstacSearch] = attr.ib(default=AggregationPostRequest)
 
     async def get_aggregations(self, collection_id: str | None = None, **kwargs: Any) -> dict[str, Any]:
         request: Request = kwargs["request"]
@@ -229,7 +236,7 @@ class PgstacAggregationClient(AsyncBaseAggregationClient):
             q=q,
         )
         try:
-            model = PgstacSearch(**clean)
+            model = self.search_model(**clean)
         except ValueError as exc:
             raise HTTPException(status_code=400, detail=f"Invalid parameters provided {exc}") from None
         return self._narrowing(model)
