@@ -274,7 +274,7 @@ class PgstacAggregationClient(AsyncBaseAggregationClient):
             if kind == "array":
                 kind = ((definition.get("items") or {}).get("type")) or "string"
             if kind in ("string", "integer", "number", "boolean"):
-                facets[row["name"] + FACET_SUFFIX] = "numeric" if kind in ("integer", "number") else kind
+                facets[row["name"] + FACET_SUFFIX] = "numeric" if kind in ("integer", "number") else "string"
         return {**ALWAYS, **facets}
 
     # -- counting -----------------------------------------------------------------------
@@ -293,25 +293,25 @@ class PgstacAggregationClient(AsyncBaseAggregationClient):
         if name == "datetime_frequency":
             return await self._datetime_frequency(conn, where)
         facet = name[: -len(FACET_SUFFIX)]
-        path = await conn.fetchval("SELECT (pgstac.queryable($1, $2::text[])).path", facet, collections)
-        if path is None:  # unregistered since the list was read
+        row = await conn.fetchrow("SELECT path, definition FROM pgstac.queryable($1, $2::text[])", facet, collections)
+        if row is None or row["path"] is None:  # unregistered since the list was read
             raise HTTPException(400, f"Aggregation {name!r} is not offered")
-        # A list counts under each of its values; a single value as a list of one.
-        values = (
-            f" CROSS JOIN LATERAL jsonb_array_elements(CASE jsonb_typeof({path}) WHEN 'array' THEN {path} "
-            f"ELSE jsonb_build_array({path}) END) AS v(value)"
-        )
-        data_type = (await self._facet_type(conn, facet)) or "string"
-        return await self._frequency(conn, name, data_type, "v.value #>> '{}'", values, where)
-
-    @staticmethod
-    async def _facet_type(conn: Any, facet: str) -> str | None:
-        definition = await conn.fetchval("SELECT (pgstac.queryable($1)).definition", facet)
+        path, definition = row["path"], row["definition"]
         definition = orjson.loads(definition) if isinstance(definition, str) else definition or {}
         kind = definition.get("type")
         if kind == "array":
+            # A list counts under each of its values (a single value as a list of one).
+            values = (
+                f" CROSS JOIN LATERAL jsonb_array_elements(CASE jsonb_typeof({path}) WHEN 'array' THEN {path} "
+                f"ELSE jsonb_build_array({path}) END) AS v(value)"
+            )
             kind = (definition.get("items") or {}).get("type")
-        return "numeric" if kind in ("integer", "number") else kind
+            key = "v.value #>> '{}'"
+        else:
+            values, key = "", f"({path}) #>> '{{}}'"
+        # The extension's data types: numbers are `numeric`, anything else (booleans too) `string`.
+        data_type = "numeric" if kind in ("integer", "number") else "string"
+        return await self._frequency(conn, name, data_type, key, values, where)
 
     @staticmethod
     async def _frequency(conn: Any, name: str, data_type: str, key: str, join: str, where: str) -> dict[str, Any]:
