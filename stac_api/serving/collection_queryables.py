@@ -10,7 +10,9 @@ comparison on a facet is rewritten into one on its summary, which pgstac evaluat
 - numeric facets: `f = v` → `summaries.f.minimum <= v AND summaries.f.maximum >= v`, `f < v`
   → `summaries.f.minimum < v`, `f > v` → `summaries.f.maximum > v` (and `<=`, `>=`).
 
-Any other operator on a facet is refused with a 400 saying what is possible, rather than
+A conjunction is decided per collection: `f = v AND g = w` finds a collection with an Item
+whose `f` is `v` and one whose `g` is `w`, not necessarily the same Item (a summary does not
+say which values go together). Any other operator on a facet is refused with a 400 saying what is possible, rather than
 matching nothing. A facet with more than MAX_ENUM (100) values in a collection has no value
 list there (see zarr_stac.common.facets), so such a collection is not found by its values;
 facets whose name holds a dot, or whose values are lists (`variables`), are not summarised

@@ -45,13 +45,13 @@ def collections_with(items, predicate):
         ("'piControl' = experiment_id", lambda p: p.get("experiment_id") == "piControl"),
         ("source_id IN ('ModelC', 'ModelZ')", lambda p: p.get("source_id") in ("ModelC", "ModelZ")),
         ("source_id = 'ModelA'", lambda p: p.get("source_id") == "ModelA"),
-        ("variable_id = 'zg500'", lambda p: p.get("variable_id") == "zg500"),
+        ("variable_id = 'tas'", lambda p: p.get("variable_id") == "tas"),
         ("realization = 2", lambda p: p.get("realization") == 2),
         ("realization > 1", lambda p: p.get("realization", 0) > 1),
-        ("realization >= 3", lambda p: p.get("realization", 0) >= 3),
+        ("realization < 2", lambda p: p.get("realization", 9) < 2),
         (
-            "experiment_id = 'historical' AND source_id = 'ModelC'",
-            lambda p: p.get("experiment_id") == "historical" and p.get("source_id") == "ModelC",
+            "experiment_id = 'historical' AND source_id = 'ModelB'",
+            lambda p: p.get("experiment_id") == "historical" and p.get("source_id") == "ModelB",
         ),
         (
             "experiment_id = 'historical' OR id = 'ocean'",
