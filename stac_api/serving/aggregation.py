@@ -21,7 +21,8 @@ Aggregations (names as the extension recommends):
   says which).
 
 A frequency returns at most `MAX_BUCKETS` buckets, the most frequent first; `overflow`
-counts what the others held. With no `aggregations` parameter, `total_count` is returned.
+counts what the others held. With no `aggregations` parameter, `total_count` is returned; one
+request may ask for at most `MAX_AGGREGATIONS` (20), each a pass over the matched items.
 """
 
 from datetime import UTC, datetime
@@ -49,6 +50,7 @@ from .errors import json_object_body
 from .filters import validate_post_filter
 
 MAX_BUCKETS = 1000  # buckets of one frequency; the rest is counted in `overflow`
+MAX_AGGREGATIONS = 20  # aggregations one request may ask for
 DATETIME_BUCKETS = 100  # about as many as `datetime_frequency` aims for
 # Coarser and coarser intervals, each with its length in seconds (a month or year at its longest).
 INTERVALS = (("hour", 3600), ("day", 86400), ("month", 31 * 86400), ("year", 366 * 86400))
@@ -182,22 +184,26 @@ class PgstacAggregationClient(AsyncBaseAggregationClient):
             search = self._get_search(**kwargs)
         if collection_id is not None:
             search["collections"] = [collection_id]
-        names = names or ["total_count"]
+        names = list(dict.fromkeys(names or ["total_count"]))
+        if len(names) > MAX_AGGREGATIONS:
+            # Each is a pass over the matched items: a bound on what one request may cost.
+            raise HTTPException(400, f"At most {MAX_AGGREGATIONS} aggregations per request ({len(names)} asked)")
         async with request.app.state.get_connection(request, "r") as conn:
             available = await self._available(request, collection_id, conn)
             unknown = [n for n in names if n not in available]
             if unknown:
-                where = f"collection {collection_id}" if collection_id else "this API"
+                scope = f"collection {collection_id}" if collection_id else "this API"
+                listed = ", ".join(repr(n[:100]) for n in unknown[:5])
                 raise HTTPException(
                     400,
-                    f"Aggregation {', '.join(repr(n) for n in unknown[:5])} is not offered for {where}: "
+                    f"Aggregation {listed} is not offered for {scope}: "
                     f"see {'collections/' + collection_id + '/' if collection_id else ''}aggregations",
                 )
             where = await conn.fetchval(
                 "SELECT pgstac.stac_search_to_where($1::text::jsonb)", orjson.dumps(search).decode()
             )
             collections = search.get("collections")
-            results = [await self._aggregate(conn, name, where, collections) for name in dict.fromkeys(names)]
+            results = [await self._aggregate(conn, name, where, collections) for name in names]
         return {
             "type": "AggregationCollection",
             "aggregations": results,

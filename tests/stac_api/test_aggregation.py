@@ -292,6 +292,8 @@ def test_aggregations_list_the_registered_facets(api_url, loaded_dsn, path, face
     [
         ("GET", "/collections/ocean/aggregate", {"aggregations": "experiment_id_frequency"}, 400, "not offered"),
         ("GET", "/aggregate", {"aggregations": "cloud_cover_frequency"}, 400, "not offered"),
+        ("GET", "/aggregate", {"aggregations": ",".join(["total_count"] * 5 + EVERYTHING * 3)}, 200, "total_count"),
+        ("GET", "/aggregate", {"aggregations": ",".join(f"a{n}" for n in range(21))}, 400, "At most 20 aggregations"),
         ("GET", "/collections/nowhere/aggregate", {}, 404, "does not exist"),
         ("GET", "/collections/nowhere/aggregations", {}, 404, "does not exist"),
         ("GET", "/aggregate", {"bbox": "1,2,3"}, 400, "4 or 6 values"),
