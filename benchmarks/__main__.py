@@ -10,6 +10,7 @@ BENCHMARKS = {
     "ingest": "benchmarks.ingest",
     "api": "benchmarks.api",
     "filter": "benchmarks.filter",
+    "aggregation": "benchmarks.aggregation",
     "catalogue-inputs": "benchmarks.catalogue_inputs",
 }
 

@@ -26,7 +26,9 @@ from stac_fastapi.pgstac.app import instantiate_api
 from stac_fastapi.pgstac.db import close_db_connection, connect_to_db
 from stac_fastapi.pgstac.models.extensions import Extensions
 
+from .serving.aggregation import aggregation_extension, require_json_bodies
 from .serving.client import ZarrStacClient
+from .serving.collection_queryables import add_collection_queryables
 from .serving.errors import add_error_handlers, get_connection
 from .serving.limits import limit_body_size
 from .serving.security import protect_writes
@@ -55,9 +57,10 @@ def create_api(settings: Settings | None = None) -> StacApi:
         yield
         await close_db_connection(app)
 
-    api = instantiate_api(
-        client=ZarrStacClient, settings=settings, extensions=Extensions(settings=settings), lifespan=lifespan
-    )
+    extensions = Extensions(settings=settings)
+    # Counts of what a search matches (serving/aggregation.py), with the search's own parameters.
+    extensions.extra_map["aggregation"] = aggregation_extension(extensions.search)
+    api = instantiate_api(client=ZarrStacClient, settings=settings, extensions=extensions, lifespan=lifespan)
     # stac-fastapi injects title and description into the client but not the landing
     # page id, which it reads from the environment at import time.
     api.client.landing_page_id = settings.stac_fastapi_landing_id
@@ -66,6 +69,8 @@ def create_api(settings: Settings | None = None) -> StacApi:
     # Bad values, a lost database, a query stopped by the timeout: 400 and 503 rather
     # than 500 (see errors.py).
     add_error_handlers(api.app, prefix=settings.prefix_path)
+    require_json_bodies(api.app, prefix=settings.prefix_path)
+    add_collection_queryables(api.app, prefix=settings.prefix_path)
     if settings.enable_transactions_extensions:
         protect_writes(api.app, settings)
     return api

@@ -137,7 +137,7 @@ def reference_sources(opened: OpenedStore) -> list[str] | None:
     """
     try:
         # xarray keeps the ZarrStore it read from as the dataset's closer.
-        zarr_store = opened.dataset._close.__self__  # noqa: SLF001
+        zarr_store = opened.dataset._close.__self__  # type: ignore[union-attr]  # noqa: SLF001
         references = zarr_store.zarr_group.store.fs.references
     except AttributeError:
         return None
@@ -220,7 +220,8 @@ def build_asset(opened: OpenedStore, source: SourceConfig, title: str) -> pystac
     kind = opened.ref.kind
     storage = opened.ref.storage
     roles = list(REFERENCE_ROLES if is_reference(kind) else ZARR_ROLES)
-    public_href = source.public_href.apply(url) if source.public_href else None
+    rewrite = source.public_href
+    public_href = rewrite.apply(url) if rewrite else None
     href = public_href or url
     asset = pystac.Asset(
         href=href, media_type=media_type_of(kind, opened.zarr_format), roles=roles, title=plain_text(title)
@@ -240,8 +241,8 @@ def build_asset(opened: OpenedStore, source: SourceConfig, title: str) -> pystac
         asset.extra_fields["xarray:storage_options"] = options
     if scheme := storage_scheme(href, public_options(source, href, storage)):
         asset.extra_fields["storage:refs"] = [scheme[0]]
-    if public_href:
-        asset.extra_fields["alternate:name"] = source.public_href.name
+    if rewrite and public_href:
+        asset.extra_fields["alternate:name"] = rewrite.name
         alternate: dict[str, Any] = {"href": url, "alternate:name": protocol_of(url).upper()}
         if options := xarray_storage_options(opened, url, public_options(source, url, storage)):
             alternate["xarray:storage_options"] = options

@@ -73,6 +73,7 @@ class HealpixGrid:
             return [-180.0, -90.0, 180.0, 90.0]
         from healpix_geo import nested, ring
 
+        assert self.cells is not None  # not global
         # Ids stored in increasing order (as xarray-healpy and the viewers write them) are unique already.
         ids = self.cells if _increasing(self.cells) else np.unique(self.cells)
         if self.indexing_scheme == "nested":
@@ -99,14 +100,14 @@ class HealpixGrid:
         """The cell dimension's `cube:dimensions` entry."""
         # Datacube's "spatial" type needs an x/y/z axis, which cells are not: an
         # additional dimension whose type names the grid.
-        implicit = self.cells is None
+        cells = self.cells  # None: implicit, all of 0..npix-1
         entry: dict[str, Any] = {
             "type": HEALPIX,
             "description": f"HEALPix cell index ({self.indexing_scheme}, nside {self.nside}, "
             f"{self.count} of {self.npix} cells)",
-            "extent": [0, self.npix - 1] if implicit else [int(self.cells.min()), int(self.cells.max())],
+            "extent": [0, self.npix - 1] if cells is None else [int(cells.min()), int(cells.max())],
         }
-        if self.count > 1 and (implicit or np.all(np.diff(self.cells.astype("i8")) == 1)):
+        if self.count > 1 and (cells is None or np.all(np.diff(cells.astype("i8")) == 1)):
             entry["step"] = 1
         if self.coordinate and self.coordinate in ds.variables and "long_name" in ds[self.coordinate].attrs:
             entry["description"] = str(ds[self.coordinate].attrs["long_name"])

@@ -186,6 +186,7 @@ def _time_extent(node: Node) -> tuple[Any, Any]:
     try:
         if node.run is not None:
             return forecast.valid_extent(node.ds, node.run)
+        assert node.axes.time is not None  # asked of the groups that have a time only
         return temporal.time_extent(node.ds, node.axes.time)
     except (ValueError, TypeError, OverflowError) as exc:
         raise MappingError(UNDECODABLE_TIME, f"group {node.path or '/'!r}: {exc}") from exc
@@ -205,7 +206,8 @@ def _with_time_of(node: Node, other: Node) -> xr.Dataset:
     try:
         return node.ds.assign_coords({n: other.ds.variables[n] for n in names})
     except ValueError as exc:
-        raise MappingError(NO_TIME, f"the time of group {other.path or '/'!r} does not fit group {node.path!r}: {exc}")
+        reason = f"the time of group {other.path or '/'!r} does not fit group {node.path!r}: {exc}"
+        raise MappingError(NO_TIME, reason) from exc
 
 
 def _level_entries(pyramid: multiscales.Pyramid, nodes_by_path: dict[str, Node]) -> list[dict[str, Any]]:
@@ -225,7 +227,7 @@ def _level_entries(pyramid: multiscales.Pyramid, nodes_by_path: dict[str, Node])
                     horizontal_hints(axis, node.ds[name]).get(f"{axis}_step") for axis, name in (("y", y), ("x", x))
                 ]
                 if all(isinstance(step, int | float) and not isinstance(step, bool) for step in steps):
-                    entry["cell_size"] = [abs(float(step)) for step in steps]
+                    entry["cell_size"] = [abs(float(step)) for step in steps if step is not None]
             elif node.cells:
                 entry["cells"] = node.cells
         entries.append(entry)

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from typing import Any
 
@@ -197,7 +199,7 @@ def is_all_fill(group, name: str, cached=None) -> tuple[bool, Any]:
     return bool(np.all(raw == fill)) and not has_stored_chunk(array), plain(fill[()])
 
 
-def check_extent_coordinates(opened: OpenedStore, names: list[str | None], limit: int | None = None) -> None:
+def check_extent_coordinates(opened: OpenedStore, names: Sequence[str | None], limit: int | None = None) -> None:
     """The coordinates the extents come from must hold values: a store whose lon/lat, x/y or time
     chunks are absent (or all fill) would otherwise become a degenerate bbox or 1970 dates.
     Other arrays may legitimately be all fill (Zarr omits such chunks) and are not checked.
@@ -262,7 +264,7 @@ def complete_variables(cube_variables: dict[str, dict], ds: xr.Dataset) -> None:
             var["unit"] = str(source.attrs["units"])
 
 
-def extra_dimensions(ds: xr.Dataset, axes: Axes, skip: set[str] = frozenset()) -> dict[str, dict]:
+def extra_dimensions(ds: xr.Dataset, axes: Axes, skip: AbstractSet[str] = frozenset()) -> dict[str, dict]:
     """`cube:dimensions` entries for dimensions other than time/x/y (levels, members, ...)
     and those in `skip` (already described, e.g. a forecast's reference and lead times)."""
     dims: dict[str, dict] = {}
@@ -340,7 +342,7 @@ def store_to_item(
     run = forecast.find_forecast(ds)
     spatial_names = [axes.longitude, axes.latitude] if axes.longitude and axes.latitude else [axes.x, axes.y]
     time_names = [run.reference, run.valid or run.lead] if run is not None else [axes.time]
-    check_extent_coordinates(opened, spatial_names + time_names, limit_bytes(source.storage.max_coordinate_mb))
+    check_extent_coordinates(opened, [*spatial_names, *time_names], limit_bytes(source.storage.max_coordinate_mb))
     try:
         grid = describe_grid(ds, longitude=axes.longitude, latitude=axes.latitude, x=axes.x, y=axes.y)
     except NotPositions as exc:
@@ -360,6 +362,8 @@ def store_to_item(
             start, end = forecast.valid_extent(ds, run)
             time_dimensions = forecast.dimensions(ds, run)
         elif axes.time is None:  # the store says when only in its embedded STAC Item (EOPF products)
+            # Checked above (no time at all is NO_TIME); an embedded Item's start comes with its end.
+            assert embedded is not None and embedded.start is not None and embedded.end is not None
             start, end, time_dimensions = embedded.start, embedded.end, {}
         else:
             start, end = temporal.time_extent(ds, axes.time)

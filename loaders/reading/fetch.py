@@ -191,7 +191,8 @@ async def prefetch(fs: AsyncFileSystem, ref: StoreRef, storage: StorageOptions |
     candidates = [(2, ".zmetadata"), (3, "zarr.json")] if ref.zarr_format != 2 else [(2, ".zmetadata")]
     if ref.zarr_format == 3:
         candidates = [(3, "zarr.json")]
-    metadata = zarr_format = None
+    metadata: dict[str, Any] | None = None
+    zarr_format = 2  # the format of the document found, with `metadata`
     files: dict[str, bytes] = {}
     for fmt, key in candidates:
         raw = await _cat(fs, f"{root}/{key}", limit_bytes(storage.max_metadata_mb), key, METADATA_SETTING)

@@ -181,7 +181,7 @@ def arrays_by_path(groups: Mapping[str, GroupMetadata]) -> dict[str, tuple[dict,
 
 def coordinate_paths(groups: Mapping[str, GroupMetadata], zarr_format: int) -> set[str]:
     """The coordinates (`coordinate_names`) of every group, by their paths in the store."""
-    paths = set()
+    paths: set[str] = set()
     for path, group in groups.items():
         names = coordinate_names(layout_of(group.arrays, zarr_format), group.attributes)
         paths.update(node_path(path, name) for name in names)

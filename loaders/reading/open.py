@@ -126,8 +126,8 @@ def _zarr_store_for(ref: StoreRef, storage: StorageOptions):
         store = refs_as_store(refs, remote_options=remote, target_options=dict(options), **extra)
         return CheckedMetadataStore(store, limit_bytes(storage.max_metadata_mb)), None, extra, raw
     # The store zarr would make of the URL, its metadata documents checked as they are read.
-    options = storage.for_fsspec(ref.url) if is_remote(ref.url) else None
-    store = sync(make_store(ref.url, mode="r", storage_options=options))
+    store_options = storage.for_fsspec(ref.url) if is_remote(ref.url) else None
+    store = sync(make_store(ref.url, mode="r", storage_options=store_options))
     return CheckedMetadataStore(store, limit_bytes(storage.max_metadata_mb)), None, {}, None
 
 
@@ -365,9 +365,11 @@ def _open_group(
 ) -> OpenedGroup:
     """The dataset of one group (`path`, "" for the root): its coordinates checked against the
     limits and the codecs installed before xarray reads any of them."""
+    cached_coordinates: dict[str, CachedCoordinate] = {}
     if cached is not None:
+        assert isinstance(zarr_store, PrefetchedZarrStore)  # opened as one when the coordinates were prefetched
         arrays, (names, files) = dict(zarr_store.arrays()), cached
-        zarr_store.cached = {
+        zarr_store.cached = cached_coordinates = {
             name: CachedCoordinate(array, node_path(path, name), files)
             for name, array in arrays.items()
             if node_path(path, name) in names
@@ -390,12 +392,11 @@ def _open_group(
         # Indexes (pandas) serve selections, which the mapping makes none of.
         create_default_indexes=cached is None,
     )
-    if cached is not None:
-        # Decoded once (times above all), not at every `.values` the mapping asks for.
-        for name in zarr_store.cached:
-            if name in dataset.variables:
-                dataset.variables[name].load()
-    return OpenedGroup(path, dataset, zarr_store.zarr_group, getattr(zarr_store, "cached", {}), unavailable)
+    # Decoded once (times above all), not at every `.values` the mapping asks for.
+    for name in cached_coordinates:
+        if name in dataset.variables:
+            dataset.variables[name].load()
+    return OpenedGroup(path, dataset, zarr_store.zarr_group, cached_coordinates, unavailable)
 
 
 def _root_array(store, exc: BaseException) -> str | None:

@@ -4,7 +4,7 @@ checks of the request values that stac-fastapi passes on unchecked (a 500 otherw
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import unquote_plus
+from urllib.parse import unquote_plus, urljoin
 
 import asyncpg
 import orjson
@@ -13,7 +13,9 @@ from fastapi.responses import JSONResponse, Response
 from stac_fastapi.api.models import GeoJSONResponse
 from stac_fastapi.pgstac.core import CoreCrudClient
 from stac_fastapi.types.errors import InvalidQueryParameter
+from stac_fastapi.types.requests import get_base_url
 
+from .collection_queryables import facet_filter
 from .filters import get_filter, validate_post_filter
 
 
@@ -95,7 +97,15 @@ class ZarrStacClient(CoreCrudClient):
         return direct(await super().get_item(item_id, collection_id, request, **kwargs))
 
     async def get_collection(self, collection_id: str, request: Request, **kwargs: Any) -> Response:
-        return direct(await super().get_collection(collection_id, request, **kwargs), JSONResponse)
+        collection = await super().get_collection(collection_id, request, **kwargs)
+        if self.extension_is_enabled("AggregationExtension"):
+            # The extension requires them on each collection; stac-fastapi adds only the landing page's.
+            base_url = get_base_url(request)
+            collection["links"] += [
+                {"rel": r, "type": "application/json", "href": urljoin(base_url, f"collections/{collection_id}/{r}")}
+                for r in ("aggregate", "aggregations")
+            ]
+        return direct(collection, JSONResponse)
 
     def _clean_search_args(
         self,
@@ -137,6 +147,10 @@ class ZarrStacClient(CoreCrudClient):
         if limit is not None:
             limit = min(limit, max_page_size(request))
         kwargs["query"] = json_object_parameter("query", kwargs.get("query"))
+        # A filter on a facet reads the collections' summaries of it (collection_queryables).
+        kwargs["filter_expr"], kwargs["filter_lang"] = await facet_filter(
+            request, kwargs.get("filter_expr"), kwargs.get("filter_lang")
+        )
         return direct(
             await super().all_collections(request, *args, limit=limit, bbox=flat_bbox(bbox), **kwargs), JSONResponse
         )
