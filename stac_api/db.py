@@ -20,7 +20,7 @@ from pypgstac.db import PgstacDB
 from pypgstac.db import settings as pgstac_settings
 from pypgstac.migrate import Migrate
 
-from . import search_order
+from . import collection_bounds, search_order
 
 # Seconds to wait for a connection before the database counts as gone: pypgstac's
 # pool waits 30 s on every reconnection, so a lost database took 30 s or more to report.
@@ -121,10 +121,12 @@ def open_pgstac(dsn: str) -> Iterator[PgstacDB]:
 
 def migrate(dsn: str) -> str:
     """Install or upgrade pgstac in the database, with the index of its search order
-    (`search_order`); returns the pgstac version."""
+    (`search_order`) and the table of collection bounds (`collection_bounds`); returns the
+    pgstac version."""
     with open_pgstac(dsn) as db:
         version = Migrate(db).run_migration()
         conn = db.connect()
         conn.execute("RESET ROLE")  # pgstac's migration ends its session as pgstac_ingest
         search_order.ensure(conn)
+        collection_bounds.ensure(conn)
         return version

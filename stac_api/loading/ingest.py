@@ -41,9 +41,9 @@ from zarr_stac.common.rejection import Rejection
 from zarr_stac.common.stac import MayDelete, delete_nothing
 from zarr_stac.common.values import plain
 
-from .. import search_order
+from .. import collection_bounds, search_order
 from ..db import open_pgstac
-from . import ledger, queryables
+from . import bounds, ledger, queryables
 from .documents import for_pgstac, is_placeholder, placeholder, widen
 from .pending import PendingItems
 from .workers import Workers
@@ -93,6 +93,7 @@ class Ingest:
         self._conn: Connection | None = None
         self._loader: Loader | None = None
         self._values_noted = 0  # Items whose values `plain` had to change
+        self._bounds: bounds.FacetValues | None = None  # None: this role may not keep bounds
 
     # -- lifecycle ------------------------------------------------------------------
     def open(self) -> Self:
@@ -105,6 +106,7 @@ class Ingest:
             self._workers.open()
             stack.callback(self._workers.close)
             self._ensure_search_order()
+            self._ensure_bounds()
             self._resources = stack.pop_all()
         return self
 
@@ -130,6 +132,17 @@ class Ingest:
             self.report.notes.append(
                 f"this role may not index pgstac.items: searches stay slow where many items share a start time until "
                 f"the owner of pgstac runs `zarr-stac db migrate` (it adds {search_order.NAME})"
+            )
+
+    def _ensure_bounds(self) -> None:
+        """The table of collection bounds the API narrows searches with (`collection_bounds`)."""
+        try:
+            collection_bounds.ensure(self.conn)
+            self._bounds = bounds.FacetValues()
+        except psycopg.errors.InsufficientPrivilege:
+            self.report.notes.append(
+                f"this role may not add {collection_bounds.TABLE} (and its triggers on pgstac.items): searches that "
+                f"name no collection are not narrowed until the owner of pgstac runs `zarr-stac db migrate`"
             )
 
     @property
@@ -163,6 +176,8 @@ class Ingest:
             self._note_values(collection_id, data["id"], notes)
         self.loaded_ids[collection_id].add(data["id"])
         queryables.observe(self.facets[collection_id], data.get("properties", {}))
+        if self._bounds is not None:
+            self._bounds.observe(collection_id, data.get("properties", {}))
         if self._pending.add(collection_id, line):
             self._load_collection(collection_id)
 
@@ -188,6 +203,8 @@ class Ingest:
         self.loaded_ids[collection_id].add(item_id)
         self._has_row.add(collection_id)
         queryables.observe(self.facets[collection_id], item.get("properties", {}))
+        if self._bounds is not None:
+            self._bounds.observe(collection_id, item.get("properties", {}))
         self.report.kept += 1
 
     def earlier_ledger(self, sources: str) -> bytes | None:
@@ -248,6 +265,17 @@ class Ingest:
         if parallel:
             with self._timed("indexes"):
                 self._build_queued_indexes()
+        if self._bounds is not None:
+            with self._timed("bounds"):
+                seen = {cid: len(item_ids) for cid, item_ids in self.loaded_ids.items()}
+                refused = {r.collection_id for r in self.report.rejected}
+                try:
+                    bounds.record(self.conn, [*ids, *self.loaded_ids], self._bounds, seen, refused)
+                except psycopg.errors.InsufficientPrivilege:
+                    self.report.notes.append(
+                        f"this role may not write {collection_bounds.TABLE}: searches that name no collection are "
+                        f"not narrowed to these collections' bounds (the owner of the database can grant it)"
+                    )
         return self.report
 
     @contextmanager
