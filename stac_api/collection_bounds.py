@@ -50,7 +50,12 @@ BEGIN
     DELETE FROM {TABLE} WHERE collection = NEW.collection;
     RETURN NULL;
 END;
-$$ LANGUAGE plpgsql;
+$$ LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+-- Any writer of items (pgstac_ingest, the transactions API's role) forgets bounds through the
+-- trigger, as its owner (SECURITY DEFINER); loads by pgstac_ingest write them, the API reads them.
+GRANT USAGE ON SCHEMA {SCHEMA} TO pgstac_read, pgstac_ingest;
+GRANT SELECT ON {TABLE} TO pgstac_read;
+GRANT SELECT, INSERT, UPDATE ON {TABLE} TO pgstac_ingest;
 """
 _TRIGGERS = {"write": "AFTER INSERT OR UPDATE ON pgstac.items FOR EACH ROW"}
 

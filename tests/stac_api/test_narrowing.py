@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import json
 import random
+import secrets
 from datetime import UTC, datetime, timedelta
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import httpx
+import psycopg
 import pystac
 import pytest
 from fastapi.testclient import TestClient
@@ -24,6 +26,7 @@ from pypgstac.load import Loader, Methods
 from starlette.requests import Request
 
 from stac_api.app import create_api
+from stac_api.collection_bounds import TABLE
 from stac_api.loading.ingest import load
 from stac_api.serving.narrowing import narrow
 from stac_api.serving.settings import Settings
@@ -298,3 +301,26 @@ def test_a_facet_filter_keeps_the_collections_with_that_value(catalogue, kept_by
     kept = set(kept_by({"filter": filter_, "filter-lang": "cql2-json"}))
     # c011's values are unknown after its partial load, c020/c021's after the other writer.
     assert kept == expected | {"c011", "c020", "c021"}
+
+
+def test_a_load_by_the_ingest_role_keeps_bounds_and_a_later_write_forgets_them(pg_cluster, pgstac_dsn, catalogue):
+    # pgstac_ingest owns nothing: the trigger (its owner's) and the grants let it load as before.
+    role, password = f"ingest_{secrets.token_hex(4)}", secrets.token_urlsafe(16)
+    with psycopg.connect(pgstac_dsn, autocommit=True) as conn:
+        conn.execute(f"CREATE ROLE {role} LOGIN PASSWORD '{password}' IN ROLE pgstac_ingest")
+    dsn = pgstac_dsn.replace(
+        f"{pg_cluster.user}:{quote(pg_cluster.password, safe='')}@", f"{role}:{quote(password, safe='')}@"
+    )
+    collections = catalogue.collections[30:33]
+    items = [i for i in catalogue.items if i.collection_id in {c.id for c in collections}]
+    report = load(dsn, collections, items)
+    assert report.items == len(items) and not [n for n in report.notes if TABLE in n]
+    query = f"SELECT collection, known, facets IS NOT NULL FROM {TABLE} ORDER BY 1"
+    with psycopg.connect(pgstac_dsn, autocommit=True) as conn:
+        assert conn.execute(query).fetchall() == [(c.id, True, True) for c in collections]
+    with PgstacDB(dsn=dsn) as db:  # another writer, as the same role
+        again = items[0].to_dict()
+        again["properties"]["variable_id"] = "changed"
+        Loader(db).load_items(iter([again]), insert_mode=Methods.upsert)
+    with psycopg.connect(pgstac_dsn, autocommit=True) as conn:
+        assert [row[0] for row in conn.execute(query)] == sorted({c.id for c in collections} - {items[0].collection_id})
