@@ -43,7 +43,7 @@ from zarr_stac.common.values import plain
 
 from .. import collection_bounds, search_order
 from ..db import open_pgstac
-from . import bounds, ledger, queryables
+from . import bounds, ledger, partitions, queryables
 from .documents import for_pgstac, is_placeholder, placeholder, widen
 from .pending import PendingItems
 from .workers import Workers
@@ -94,6 +94,7 @@ class Ingest:
         self._loader: Loader | None = None
         self._values_noted = 0  # Items whose values `plain` had to change
         self._bounds: bounds.FacetValues | None = None  # None: this role may not keep bounds
+        self._times = partitions.TimeRanges()  # of the items waiting, for their partitions
 
     # -- lifecycle ------------------------------------------------------------------
     def open(self) -> Self:
@@ -178,6 +179,7 @@ class Ingest:
         queryables.observe(self.facets[collection_id], data.get("properties", {}))
         if self._bounds is not None:
             self._bounds.observe(collection_id, data.get("properties", {}))
+        self._times.observe(collection_id, data.get("properties", {}))
         if self._pending.add(collection_id, line):
             self._load_collection(collection_id)
 
@@ -241,6 +243,8 @@ class Ingest:
     def finish(self, collections: Iterable[pystac.Collection], *, may_delete: MayDelete = delete_nothing) -> LoadReport:
         """The items still waiting, the collection documents, the deletions `may_delete`
         allows, then queryables and summaries (and the indexes they need)."""
+        with self._timed("partitions"):
+            self._make_partitions()
         with self._timed("items"):
             self._load_waiting_items()
         may_delete = partial_where_refused(may_delete, self.report.rejected)
@@ -283,6 +287,16 @@ class Ingest:
         start = time.perf_counter()
         yield
         self.report.seconds[step] = time.perf_counter() - start
+
+    def _make_partitions(self) -> None:
+        """The rows and partitions of the collections whose items still wait, in one pass each
+        (rather than one by one as they load: see `partitions`)."""
+        waiting = self._pending.collection_ids()
+        missing = [placeholder(cid) for cid in waiting if cid not in self._has_row]
+        if missing:
+            self.loader.load_collections(iter(missing), insert_mode=Methods.ignore)
+            self._has_row.update(d["id"] for d in missing)
+        partitions.create_missing(self.conn, waiting, self._times)
 
     def _load_waiting_items(self) -> None:
         for collection_id in self._pending.collection_ids():
