@@ -11,6 +11,7 @@ BENCHMARKS = {
     "api": "benchmarks.api",
     "filter": "benchmarks.filter",
     "catalogue-inputs": "benchmarks.catalogue_inputs",
+    "scale": "benchmarks.scale",
 }
 
 names = sys.argv[1:] or list(BENCHMARKS)
