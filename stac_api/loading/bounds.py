@@ -44,7 +44,7 @@ class FacetValues:
             values = seen.get(name, ())
             if values is _UNKNOWN:
                 continue
-            if not isinstance(value, str):
+            if not isinstance(value, str) or "\x00" in value:  # NUL: no jsonb holds it (pgstac refuses the item)
                 seen[name] = _UNKNOWN
             elif values == ():
                 seen[name] = {value}

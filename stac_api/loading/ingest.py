@@ -280,6 +280,11 @@ class Ingest:
                         f"this role may not write {collection_bounds.TABLE}: searches that name no collection are "
                         f"not narrowed to these collections' bounds (the owner of the database can grant it)"
                     )
+                except psycopg.Error as exc:  # the items are in: bounds left unknown, never a failed load
+                    self.report.notes.append(
+                        f"the bounds of these collections were not recorded ({type(exc).__name__}): searches are "
+                        f"not narrowed by them until the next load"
+                    )
         return self.report
 
     @contextmanager
