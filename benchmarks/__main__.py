@@ -12,6 +12,7 @@ BENCHMARKS = {
     "filter": "benchmarks.filter",
     "aggregation": "benchmarks.aggregation",
     "catalogue-inputs": "benchmarks.catalogue_inputs",
+    "scale": "benchmarks.scale",
 }
 
 names = sys.argv[1:] or list(BENCHMARKS)

@@ -20,7 +20,7 @@ from pypgstac.db import PgstacDB
 from pypgstac.db import settings as pgstac_settings
 from pypgstac.migrate import Migrate
 
-from . import search_order
+from . import collection_bounds, search_order
 from .sql import scalar
 
 # Seconds to wait for a connection before the database counts as gone: pypgstac's
@@ -122,10 +122,12 @@ def open_pgstac(dsn: str) -> Iterator[PgstacDB]:
 
 def migrate(dsn: str) -> str:
     """Install or upgrade pgstac in the database, with the index of its search order
-    (`search_order`); returns the pgstac version."""
+    (`search_order`) and the table of collection bounds (`collection_bounds`); returns the
+    pgstac version."""
     with open_pgstac(dsn) as db:
         version = Migrate(db).run_migration()
         conn = db.connect()
         conn.execute("RESET ROLE")  # pgstac's migration ends its session as pgstac_ingest
         search_order.ensure(conn)
+        collection_bounds.ensure(conn)
         return version

@@ -43,9 +43,9 @@ from zarr_stac.common.rejection import Rejection
 from zarr_stac.common.stac import MayDelete, delete_nothing
 from zarr_stac.common.values import plain
 
-from .. import search_order
+from .. import collection_bounds, search_order
 from ..db import open_pgstac
-from . import ledger, queryables
+from . import bounds, ledger, partitions, queryables
 from .documents import for_pgstac, is_placeholder, placeholder, widen
 from .pending import PendingItems
 from .workers import Workers
@@ -95,6 +95,8 @@ class Ingest:
         self._conn: Connection | None = None
         self._loader: Loader | None = None
         self._values_noted = 0  # Items whose values `plain` had to change
+        self._bounds: bounds.FacetValues | None = None  # None: this role may not keep bounds
+        self._times = partitions.TimeRanges()  # of the items waiting, for their partitions
 
     # -- lifecycle ------------------------------------------------------------------
     def open(self) -> Self:
@@ -107,6 +109,7 @@ class Ingest:
             self._workers.open()
             stack.callback(self._workers.close)
             self._ensure_search_order()
+            self._ensure_bounds()
             self._resources = stack.pop_all()
         return self
 
@@ -132,6 +135,17 @@ class Ingest:
             self.report.notes.append(
                 f"this role may not index pgstac.items: searches stay slow where many items share a start time until "
                 f"the owner of pgstac runs `zarr-stac db migrate` (it adds {search_order.NAME})"
+            )
+
+    def _ensure_bounds(self) -> None:
+        """The table of collection bounds the API narrows searches with (`collection_bounds`)."""
+        try:
+            collection_bounds.ensure(self.conn)
+            self._bounds = bounds.FacetValues()
+        except psycopg.errors.InsufficientPrivilege:
+            self.report.notes.append(
+                f"this role may not add {collection_bounds.TABLE} (and its triggers on pgstac.items): searches that "
+                f"name no collection are not narrowed until the owner of pgstac runs `zarr-stac db migrate`"
             )
 
     @property
@@ -169,6 +183,9 @@ class Ingest:
             self._note_values(collection_id, data["id"], notes)
         self.loaded_ids[collection_id].add(data["id"])
         queryables.observe(self.facets[collection_id], data.get("properties", {}))
+        if self._bounds is not None:
+            self._bounds.observe(collection_id, data.get("properties", {}))
+        self._times.observe(collection_id, data.get("properties", {}))
         if self._pending.add(collection_id, line):
             self._load_collection(collection_id)
 
@@ -194,6 +211,8 @@ class Ingest:
         self.loaded_ids[collection_id].add(item_id)
         self._has_row.add(collection_id)
         queryables.observe(self.facets[collection_id], item.get("properties", {}))
+        if self._bounds is not None:
+            self._bounds.observe(collection_id, item.get("properties", {}))
         self.report.kept += 1
 
     def earlier_ledger(self, sources: str) -> bytes | None:
@@ -230,6 +249,8 @@ class Ingest:
     def finish(self, collections: Iterable[pystac.Collection], *, may_delete: MayDelete = delete_nothing) -> LoadReport:
         """The items still waiting, the collection documents, the deletions `may_delete`
         allows, then queryables and summaries (and the indexes they need)."""
+        with self._timed("partitions"):
+            self._make_partitions()
         with self._timed("items"):
             self._load_waiting_items()
         may_delete = partial_where_refused(may_delete, self.report.rejected)
@@ -254,6 +275,22 @@ class Ingest:
         if parallel:
             with self._timed("indexes"):
                 self._build_queued_indexes()
+        if self._bounds is not None:
+            with self._timed("bounds"):
+                seen = {cid: len(item_ids) for cid, item_ids in self.loaded_ids.items()}
+                refused = {r.collection_id for r in self.report.rejected}
+                try:
+                    bounds.record(self.conn, [*ids, *self.loaded_ids], self._bounds, seen, refused)
+                except psycopg.errors.InsufficientPrivilege:
+                    self.report.notes.append(
+                        f"this role may not write {collection_bounds.TABLE}: searches that name no collection are "
+                        f"not narrowed to these collections' bounds (the owner of the database can grant it)"
+                    )
+                except psycopg.Error as exc:  # the items are in: bounds left unknown, never a failed load
+                    self.report.notes.append(
+                        f"the bounds of these collections were not recorded ({type(exc).__name__}): searches are "
+                        f"not narrowed by them until the next load"
+                    )
         return self.report
 
     @contextmanager
@@ -261,6 +298,16 @@ class Ingest:
         start = time.perf_counter()
         yield
         self.report.seconds[step] = time.perf_counter() - start
+
+    def _make_partitions(self) -> None:
+        """The rows and partitions of the collections whose items still wait, in one pass each
+        (rather than one by one as they load: see `partitions`)."""
+        waiting = self._pending.collection_ids()
+        missing = [placeholder(cid) for cid in waiting if cid not in self._has_row]
+        if missing:
+            self.loader.load_collections(iter(missing), insert_mode=Methods.ignore)
+            self._has_row.update(d["id"] for d in missing)
+        partitions.create_missing(self.conn, waiting, self._times)
 
     def _load_waiting_items(self) -> None:
         for collection_id in self._pending.collection_ids():

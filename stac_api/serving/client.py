@@ -17,6 +17,7 @@ from stac_fastapi.types.requests import get_base_url
 
 from .collection_queryables import facet_filter
 from .filters import get_filter, validate_post_filter
+from .narrowing import narrow
 
 
 def restore_null_datetime(feature: dict[str, Any], excluded: set[str]) -> None:
@@ -130,7 +131,8 @@ class ZarrStacClient(CoreCrudClient):
             search_request.limit = min(search_request.limit, max_page_size(request))
         search_request.bbox = flat_bbox(search_request.bbox)
         try:
-            item_collection = await super()._search_base(search_request, request)
+            # Over many collections, only those that can match (same results: see narrowing).
+            item_collection = await super()._search_base(await narrow(search_request, request), request)
         except asyncpg.exceptions.RaiseError as exc:
             # pgstac's own refusals of a search (an invalid paging token, ...) are the
             # client's mistake: a 400 with pgstac's message, not a 500.

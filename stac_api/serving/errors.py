@@ -16,7 +16,10 @@ client as a 500 (found by tests/stac_api/test_robustness.py):
   credentials. The connection pool reconnects by itself once the database is back;
 - a read query stopped by `STATEMENT_TIMEOUT` (PostgreSQL cancels it and the backend is
   free again): 503 saying so, without Retry-After, since the same request would be
-  stopped again; the client narrows it instead.
+  stopped again; the client narrows it instead;
+- a search larger than the database can hold: PostgreSQL out of (shared) memory, typically
+  the lock table when one query plans thousands of partitions (`max_locks_per_transaction`),
+  or past one of its limits (class 54): 503 `SearchTooLarge` saying so, not "unavailable".
 
 (A body larger than `MAX_BODY_SIZE` is a 413 from `limits`.)
 """
@@ -75,6 +78,17 @@ class QueryTimeout(Exception):
     """A query of this request ran longer than `STATEMENT_TIMEOUT` and PostgreSQL stopped it."""
 
 
+class SearchTooLarge(Exception):
+    """A query of this request needed more memory, or more locks, than the database has."""
+
+
+# What the database cannot do for one query, however often it is asked alone.
+TOO_LARGE: tuple[type[BaseException], ...] = (
+    asyncpg.exceptions.OutOfMemoryError,  # 53200: "out of shared memory" (the lock table) or memory
+    asyncpg.exceptions.ProgramLimitExceededError,  # 54xxx: too complex, too many arguments, ...
+)
+
+
 def is_statement_timeout(exc: BaseException) -> bool:
     # 57014 is also an operator's pg_cancel_backend: that one stays "unavailable".
     return isinstance(exc, asyncpg.exceptions.QueryCanceledError) and "statement timeout" in str(exc)
@@ -94,6 +108,11 @@ async def get_connection(request: Request, readwrite: Literal["r", "w"] = "r") -
             raise DatabaseUnavailable() from exc
         logger.warning("statement timeout for %s %s", request.method, request.url.path)
         raise QueryTimeout() from exc
+    except TOO_LARGE as exc:
+        logger.warning(
+            "too large for the database: %s %s: %s: %s", request.method, request.url.path, type(exc).__name__, exc
+        )
+        raise SearchTooLarge() from exc
     except CONNECTION_FAILURES as exc:
         # The original text may name the database host and port: logged, not returned.
         logger.warning(
@@ -119,6 +138,20 @@ def query_timeout(request: Request, exc: Exception) -> JSONResponse:
             "description": f"The query took longer than this API allows ({seconds:g} s) and was stopped: "
             "narrow it (fewer or simpler filter clauses, a smaller area or period, named collections) "
             "and send it again.",
+        },
+    )
+
+
+def search_too_large(request: Request, exc: Exception) -> JSONResponse:
+    # No Retry-After: the same request would most likely fail again (it may pass when fewer
+    # searches run at once, since the lock table is shared).
+    return JSONResponse(
+        status_code=503,
+        content={
+            "code": "SearchTooLarge",
+            "description": "The search needs more of the database than it can give one query (it spans too "
+            "many collections' partitions for its lock table, max_locks_per_transaction): name the collections "
+            "to search, or narrow it with a bbox, a datetime or a filter on a facet (=, in), and send it again.",
         },
     )
 
@@ -161,6 +194,7 @@ def add_error_handlers(app: FastAPI, prefix: str = "") -> None:
     `connect_to_db` for the 503s)."""
     app.add_exception_handler(DatabaseUnavailable, database_unavailable)
     app.add_exception_handler(QueryTimeout, query_timeout)
+    app.add_exception_handler(SearchTooLarge, search_too_large)
     for exc in REFUSED_BY_DATABASE:
         app.add_exception_handler(exc, refused_by_database)
     add_route_dependencies(

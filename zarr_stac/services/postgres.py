@@ -28,6 +28,14 @@ from .base import ServiceError, port_in_use
 POSTGIS_PACKAGE = "postgresql-{major}-postgis-3"
 DEFAULT_PORT = 54329  # not 5432: never collide with a system cluster
 
+# pgstac keeps one partition per collection, and a query locks every partition it plans and
+# each of their indexes (about 8 per partition) until it ends. The locks of all sessions share
+# one table of max_locks_per_transaction x max_connections slots: 64 x 200 (the defaults)
+# held one search over 1,000 collections, not over 10,000 ("out of shared memory"). 1024 x 200
+# holds two searches over every partition of 10,000 collections at once, for ~60 MB of shared
+# memory. The API narrows most searches to a few partitions; these are for those it cannot.
+SERVER_SETTINGS = {"max_connections": "200", "max_locks_per_transaction": "1024"}
+
 
 class PostgresError(ServiceError):
     pass
@@ -90,6 +98,8 @@ class PostgresCluster:
     bindir: Path | None = None
     # Tests trade crash safety for speed; the demo's cluster keeps fsync on.
     durable: bool = True
+    # PostgreSQL settings on top of SERVER_SETTINGS (applied when the server starts).
+    settings: dict[str, str] | None = None
 
     def __post_init__(self) -> None:
         self.root = Path(self.root).absolute()
@@ -253,9 +263,9 @@ class PostgresCluster:
                 "port with --port"
             )
         if running is None:
-            options = (
-                f"-c listen_addresses={self.host} -p {self.port} -c unix_socket_directories='' -c max_connections=200"
-            )
+            options = f"-c listen_addresses={self.host} -p {self.port} -c unix_socket_directories=''"
+            for name, value in {**SERVER_SETTINGS, **(self.settings or {})}.items():
+                options += f" -c {name}={value}"
             if not self.durable:
                 options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
             result = self._as_server_user(
