@@ -182,23 +182,23 @@ class Publication:
         self, collections: Iterable[pystac.Collection], *, may_delete: MayDelete = delete_nothing
     ) -> WriteReport:
         """Collections (given now: their extents are known only at the end), root, deletions."""
-        collections = {c.id: c for c in collections}
+        by_id = {c.id: c for c in collections}
         for cid in self.members:
-            if cid not in collections:
+            if cid not in by_id:
                 raise ValueError(f"items were published in collection {cid!r}, which is not being published")
         self._flush()  # first: an item refused now keeps its collection from being pruned
 
         def complete(folder: str) -> bool:  # a collection's folder (see paths.folder_name)
             return folder not in self._incomplete and may_delete(folder_id(folder))
 
-        self._keep_earlier(collections, complete)
+        self._keep_earlier(by_id, complete)
         self._flush()
         for cid in self._geoparquet.collections():
             path = geoparquet_path(cid)
             self.published.add(path)
             self._write_changed({path: self._geoparquet.parquet(cid)}, PARQUET_TYPE)
-        snapshots = self._write_collections(collections)
-        linked = [c for cid, c in collections.items() if cid in snapshots]
+        snapshots = self._write_collections(by_id)
+        linked = [c for cid, c in by_id.items() if cid in snapshots]
         self._write_changed({CATALOG_FILE: self.catalog.render_root(linked, snapshots)})
         self._retire(complete)
         return self.report
@@ -419,7 +419,9 @@ class Publication:
             holder = self._folders.get(folded(folder)) if "/" in path else None
             if holder is not None and folder_name(holder) != folder:
                 return folder_name(holder) + path[len(folder) :]
-            other = self._items.get(item_key(path)) if holder is not None and ITEM_PATH.fullmatch(path) else None
+            if holder is None or not ITEM_PATH.fullmatch(path):
+                return None
+            other = self._items.get(item_key(path))
             return None if other is None or item_path(holder, other) == path else item_path(holder, other)
 
         def stale(path: str) -> bool:
@@ -430,9 +432,9 @@ class Publication:
                 return False  # a filesystem blind to case listed the published object under its old case
             return path in self.pending or deletable(path, may_delete) or other is not None
 
-        stale = [p for p in self.existing if stale(p)]
+        leaving = [p for p in self.existing if stale(p)]
         now = time.time()
-        waiting = {p: self.pending.get(p, now) for p in stale}  # an object published again leaves the list
+        waiting = {p: self.pending.get(p, now) for p in leaving}  # an object published again leaves the list
         due = sorted(p for p, since in waiting.items() if now - since >= self.catalog.delete_grace)
         self.destination.delete_many(due)
         self.report.deleted = len(due)

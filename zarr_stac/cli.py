@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
@@ -29,6 +29,10 @@ from .options import (
     grouped,
     mapping_config,
 )
+
+if TYPE_CHECKING:  # pystac is imported by the commands that use it: --help stays fast
+    import pystac
+
 from .reporting import CrawlProgress, console, err, escape, exit_if_failed, shown, stop, terminal_safe, unreadable
 
 # Only typer and rich at import time: `zarr-stac --help` (and every one-line error)
@@ -119,7 +123,7 @@ def inspect(
         raise typer.Exit(1)
     for note in outcome.notes:  # values of the store that were dropped, replaced or renamed
         err.print(f"[yellow]{escape(note)}[/]", highlight=False)
-    stac = outcome.item
+    stac: pystac.Item | pystac.Collection = outcome.item
     if collection:
         from zarr_stac.loaders.mapping.collections import build_collection
 

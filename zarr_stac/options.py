@@ -314,6 +314,7 @@ def mapping_config(
         raise typer.Exit(2)
     try:
         if config is None:
+            assert url is not None  # one of the two, checked above
             return default_config(url, storage, CatalogueConfig(asset_column=asset_column))
         mapping = load_config(config, limit_bytes(storage.max_input_mb))
     except ConfigError as exc:

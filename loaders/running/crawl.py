@@ -11,11 +11,13 @@ the Items in memory. Reading and mapping one store is `jobs`.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 import os
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import pystac
 
@@ -192,7 +194,7 @@ def stream_jobs(streams: list[Stream], result: CrawlResult) -> Iterator[Job]:
     """The jobs of streamed tables, row by row; rows that yield no store become failures."""
     for source, expanded in streams:
         try:
-            for entry in expanded.refs:
+            for entry in expanded.refs or ():  # a streamed table's rows (never None)
                 if isinstance(entry, StoreFailure):
                     result.failures.append(entry)
                 else:
@@ -257,7 +259,7 @@ class Crawl:
         returns: `unusable_sources` and `empty_inputs` (a command stops there), `failures`."""
         if self._jobs is None:
             self._jobs = plan(self.config, self.result, self.scale.workers, self._streams)
-            self.total = len(self._jobs) + sum(expanded.count for _, expanded in self._streams)
+            self.total = len(self._jobs) + sum(expanded.count or 0 for _, expanded in self._streams)
             self._owners = _owners_of_shared_ids(self._jobs)
         return self.result
 
@@ -297,6 +299,7 @@ class Crawl:
                 self.previous = None
                 self.result.notes.append(f"{exc}: every store is read again (the next run has a new ledger)")
         self.result.ledger = LedgerWriter()
+        assert self._jobs is not None and self.total is not None  # set by discover
         executor = self.executor or self.scale.executor(self.total)
         items: list[pystac.Item] = []
         try:
@@ -344,18 +347,19 @@ class Crawl:
         )
         return dataclasses.replace(job, digest=digest, known=self._known.pop(ref.url, digest))
 
-    def _record(self, outcome: Outcome, sink: Sink | None) -> Outcome:
+    def _record(self, outcome: CataloguedStore | StoreFailure, sink: Sink | None) -> CataloguedStore | StoreFailure:
         """Hand a catalogued store's Item to `sink` and summarise it into its collection; a
         failure (a duplicate id, an Item the sink refused) is kept."""
         if isinstance(outcome, CataloguedStore):
             item = outcome.item
+            assert item.collection_id is not None  # the mapping places every Item in a collection
             refused = self._accept(outcome.url, item.collection_id, item.id, lambda: _hand_on(item, sink))
             if refused is None:
                 self._note_values(outcome)
                 item_json = item.to_dict(include_self_link=False, transform_hrefs=False)
                 summary = self._summary(item.collection_id, outcome.source, outcome.collection_hint, outcome.fields)
                 summary.add(item_json, outcome.attrs)
-                if outcome.fingerprint is not None:
+                if outcome.fingerprint is not None and self.result.ledger is not None:
                     self.result.ledger.add(outcome.url, outcome.fingerprint, item_json, dict(outcome.attrs))
                 return outcome
             outcome = refused
@@ -401,7 +405,7 @@ class Crawl:
         """The Items of the stores that did not change, from the earlier ledger (read as a
         stream): each handed to `keep`, summarised into its collection, and recorded in the
         new ledger as it was."""
-        if not self._unchanged:
+        if not self._unchanged or self.previous is None:  # (unchanged stores are known from a ledger only)
             return
         for entry in self.previous.entries():
             job = self._unchanged.get((entry.url, entry.fingerprint.digest))
@@ -409,15 +413,16 @@ class Crawl:
                 continue
             del self._unchanged[(entry.url, entry.fingerprint.digest)]
             item = entry.item
-            collection_id = item.get("collection")
-            refused = self._accept(entry.url, collection_id, item.get("id"), lambda item=item: _hand_on(item, keep))
+            collection_id, item_id = str(item.get("collection")), str(item.get("id"))  # as the ledger kept them
+            refused = self._accept(entry.url, collection_id, item_id, functools.partial(_hand_on, item, keep))
             if refused is not None:
                 self.result.failures.append(refused)
                 continue
             fields = placement_of(job)[1]
             summary = self._summary(collection_id, job.source, job.ref.collection, fields)
             summary.add(item, entry.attrs)
-            self.result.ledger.add_line(entry.line)
+            if self.result.ledger is not None:
+                self.result.ledger.add_line(entry.line)
             self.result.catalogued += 1
             self.result.unchanged += 1
             yield item
@@ -452,7 +457,7 @@ def _drained(jobs: list[Job]) -> Iterator[Job]:
         yield jobs.pop()
 
 
-def _hand_on(item: pystac.Item | dict, sink: Sink | Keep | None) -> ItemRejected | None:
+def _hand_on(item: Any, sink: Callable[[Any], None] | None) -> ItemRejected | None:  # (Item, Sink) or (dict, Keep)
     """The sink's refusal of this one Item, if it refuses it; any other error stops the run."""
     if sink is None:
         return None
@@ -496,4 +501,6 @@ def inspect_store(url: str, storage: StorageOptions | None = None) -> Catalogued
     """Catalogue the single store (or kerchunk reference) at `url`."""
     source = SourceConfig(url=url.rstrip("/"), storage=storage or StorageOptions())  # raises ValidationError
     url = source.url  # its credentials are in `source.storage` now
-    return run_job(Job(source, common_root([url]), StoreRef(url=url, kind=kind_of(url))))
+    outcome = run_job(Job(source, common_root([url]), StoreRef(url=url, kind=kind_of(url))))
+    assert not isinstance(outcome, UnchangedStore)  # only a store with an earlier fingerprint can be
+    return outcome
