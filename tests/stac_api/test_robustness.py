@@ -365,6 +365,7 @@ def send(base_url: str, method: str, path: str, payload) -> httpx.Response:
     return httpx.post(base_url + path, json=payload, timeout=30)
 
 
+@pytest.mark.postgres  # its own cluster (own_pgstac_cluster), which it stops
 def test_a_lost_database_is_a_503_and_the_api_recovers_by_itself(own_cluster, caplog):
     caplog.set_level(logging.DEBUG)
     secret = own_cluster.password
