@@ -118,8 +118,14 @@ def pytest_collection_modifyitems(config, items) -> None:
         for fixture, marker in SERVICE_MARKERS.items():
             if fixture in item.fixturenames:
                 item.add_marker(marker)
-        if in_ci():
-            continue  # every tier runs; a missing service fails where it is started
+    # Files with a slow test first, each file still in one piece (its module fixtures run
+    # once): xdist (`--dist loadfile --no-loadscope-reorder`) hands them out in this order,
+    # so the longest work starts at once instead of being left for the end of the run.
+    slow_files = {item.path for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.path not in slow_files)
+    if in_ci():
+        return  # every tier runs: a missing service fails the tests that start it
+    for item in items:
         for marker in _INSTALL_CHECKS:
             if item.get_closest_marker(marker) and (reason := missing_service(marker)):
                 item.add_marker(pytest.mark.skip(reason=f"{marker} tier: {reason}"))

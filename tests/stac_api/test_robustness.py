@@ -328,6 +328,7 @@ def served_by_the_cli(dsn: str) -> Iterator[str]:
         server.wait(20)
 
 
+@pytest.mark.slow
 def test_a_minute_of_load_from_64_connections_gets_no_error(loaded_dsn):
     # The slow test (LOAD_SECONDS): its own server, so that it disturbs no other test.
     with served_by_the_cli(loaded_dsn) as url:
