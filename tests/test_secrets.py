@@ -792,6 +792,7 @@ def test_the_scan_finds_a_planted_secret_in_any_form():
     assert scan(f"postgresql://u:***@h/db key=********** {secret[: WINDOW - 1]}", planted) == []
 
 
+@pytest.mark.slow  # `outputs` runs every command
 def test_every_command_ran_and_produced_something(outputs):
     runs, texts = outputs.runs, outputs.texts
     assert runs["crawl"].stdout.count("s3://samples/") == 10
@@ -891,6 +892,7 @@ def test_every_command_ran_and_produced_something(outputs):
     assert "TRANSACTIONS_TOKEN is not set" in runs["serve with transactions but no token"].stderr
 
 
+@pytest.mark.slow  # `outputs` runs every command
 def test_no_secret_in_any_output(outputs):
     planted = outputs.planted
     assert len(outputs.texts) > 100
@@ -902,6 +904,7 @@ def test_no_secret_in_any_output(outputs):
     assert not leaks, f"secrets leaked into {len(leaks)} output(s):\n{report}"
 
 
+@pytest.mark.slow  # `outputs` runs every command
 def test_no_crawl_only_endpoint_in_stac(outputs):
     """An endpoint only used to crawl is in no STAC object: files, objects, database, API."""
     where_stac_is = ("file ", "object ", "pgstac database", "API ")

@@ -356,6 +356,7 @@ def clusters() -> Iterator[tuple[Path, int, Foreign]]:
         shutil.rmtree(data_dir, ignore_errors=True)
 
 
+@pytest.mark.postgres  # `clusters`: ours and a foreign one, started here
 def test_db_status_names_our_port_and_connects_to_nothing(clusters):
     """Attack: after `db start --port N`, `db status` calls the foreign cluster on 54329 ours."""
     data_dir, ours, foreign = clusters
@@ -373,6 +374,7 @@ def good_stores(tmp_path_factory) -> Path:
     return folder
 
 
+@pytest.mark.postgres  # `clusters`: ours and a foreign one, started here
 def test_commands_without_dsn_load_and_serve_our_cluster_and_never_call_another(clusters, good_stores):
     """Attack: `load` and `serve` without --dsn send our password to whatever listens on 54329."""
     data_dir, ours, foreign = clusters
@@ -404,6 +406,7 @@ def test_commands_without_dsn_load_and_serve_our_cluster_and_never_call_another(
     assert foreign.connections() == before, "the foreign cluster was called"
 
 
+@pytest.mark.postgres  # `clusters`: ours and a foreign one, started here
 def test_db_start_again_answers_in_seconds(clusters):
     """Attack: a second `db start` (no --port) waits 60 s on the foreign cluster's refusal."""
     data_dir, ours, foreign = clusters
@@ -420,6 +423,7 @@ def test_db_start_again_answers_in_seconds(clusters):
     assert foreign.connections() == before
 
 
+@pytest.mark.postgres
 @pytest.mark.parametrize(
     "left_behind",
     [None, "a postmaster.pid naming a live process that is not our server"],

@@ -105,6 +105,7 @@ def peak_memory(template, count: int) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.slow  # crawls of 400 and 4,000 stores
 def test_memory_stays_flat_as_the_number_of_stores_grows(template_store):
     small, large = peak_memory(template_store, 400), peak_memory(template_store, 4000)
     assert (small["stores"], large["stores"]) == (400, 4000)

@@ -20,6 +20,9 @@ from zarr_stac.services.postgres import PostgresCluster
 from ..conftest import own_pgstac_cluster
 from ..static_catalog.test_publish import synthetic
 
+# Their own cluster (own_pgstac_cluster), and loads of 12,000 items.
+pytestmark = [pytest.mark.postgres, pytest.mark.slow]
+
 N_ITEMS = 12_000
 COLLECTIONS = tuple(f"c{n}" for n in range(6))
 

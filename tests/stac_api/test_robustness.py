@@ -335,6 +335,7 @@ def served_by_the_cli(dsn: str) -> Iterator[str]:
         server.wait(20)
 
 
+@pytest.mark.slow
 def test_a_minute_of_load_from_64_connections_gets_no_error(loaded_dsn):
     # The slow test (LOAD_SECONDS): its own server, so that it disturbs no other test.
     with served_by_the_cli(loaded_dsn) as url:
@@ -372,6 +373,7 @@ def send(base_url: str, method: str, path: str, payload) -> httpx.Response:
     return httpx.post(base_url + path, json=payload, timeout=30)
 
 
+@pytest.mark.postgres  # its own cluster (own_pgstac_cluster), which it stops
 def test_a_lost_database_is_a_503_and_the_api_recovers_by_itself(own_cluster, caplog):
     caplog.set_level(logging.DEBUG)
     secret = own_cluster.password

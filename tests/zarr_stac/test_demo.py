@@ -116,6 +116,9 @@ def data_dir():
 
 
 @pytest.mark.timeout(600)  # three demo runs, each starting PostgreSQL and S3
+@pytest.mark.postgres
+@pytest.mark.s3
+@pytest.mark.slow
 def test_demo_serves_both_catalogues_and_reuses_its_cluster(data_dir):
     ports = {"api": free_port(), "static": free_port(), "s3": free_port(), "pg": free_port()}
     log = data_dir / "s3-server.log"

@@ -44,6 +44,8 @@ class PostgresError(ServiceError):
 def find_bindir() -> Path:
     """The newest installed PostgreSQL server binaries (`ZARR_STAC_PG_BINDIR` overrides)."""
     if override := os.environ.get("ZARR_STAC_PG_BINDIR"):
+        if not (Path(override) / "pg_ctl").is_file():
+            raise PostgresError(f"ZARR_STAC_PG_BINDIR={override} holds no pg_ctl: point it at PostgreSQL's bin folder")
         return Path(override)
     candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=lambda p: int(Path(p).parts[-3]))
     if candidates:
