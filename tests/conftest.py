@@ -25,6 +25,7 @@ import subprocess
 import tempfile
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -113,7 +114,21 @@ def pytest_report_header(config) -> list[str]:
     return [f"local services missing: {', '.join(skipped)}: {fate}"]
 
 
+def unique_node_ids(items) -> None:
+    """Give each test its own node ID: xdist runs one test per ID, so tests that share one
+    would be dropped without a word. schemathesis 4.32 under pytest 9.2 makes the operations
+    of `@schema.parametrize()` share theirs (it passes the bare function name as
+    `originalname`, which pytest 9.2 builds the ID from); their names tell them apart."""
+    counts = Counter(item.nodeid for item in items)
+    for item in items:
+        if counts[item.nodeid] > 1 and item.name != item.nodeid.rsplit("::", 1)[-1]:
+            item._id = type(item._id).parse(f"{item.parent.nodeid}::{item.name}")
+    if shared := sorted(node for node, count in Counter(item.nodeid for item in items).items() if count > 1):
+        raise pytest.UsageError(f"tests share a node ID, xdist would run only one of each: {shared[:5]}")
+
+
 def pytest_collection_modifyitems(config, items) -> None:
+    unique_node_ids(items)
     for item in items:
         for fixture, marker in SERVICE_MARKERS.items():
             if fixture in item.fixturenames:
