@@ -53,8 +53,10 @@ def definition(name: str, stats: dict[str, Any]) -> dict[str, Any]:
         schema["type"] = "integer" if _all_integers(stats["sample"] or []) else "number"
         return schema
     schema["type"] = {"string": "string", "boolean": "boolean"}.get(kind, "string")
-    if kind == "string" and stats["distinct"] <= MAX_ENUM:
-        schema["enum"] = sorted(stats["sample"])
+    sample = stats["sample"] or []
+    # Values of mixed types (read as text, see FacetStats.add) offer no enum of strings to pick from.
+    if kind == "string" and stats["distinct"] <= MAX_ENUM and all(isinstance(v, str) for v in sample):
+        schema["enum"] = sorted(sample)
     return schema
 
 

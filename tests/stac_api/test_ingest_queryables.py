@@ -77,3 +77,18 @@ def test_only_the_owner_of_queryables_defers_the_trigger(pg_cluster, pgstac_dsn)
         assert not queryables.may_defer_trigger(conn)
         conn.execute("RESET ROLE")
         conn.execute("DROP ROLE ingest_only")
+
+
+def test_a_facet_of_numbers_and_strings_does_not_fail_the_load(pgstac_dsn, sample_crawl):
+    """A facet whose items disagree on its type (a catalogue column of `5` and `'historical'`) is
+    still registered, read as text, without an enum of strings it could not honour."""
+    items = [copy.deepcopy(item) for item in sample_crawl.items]
+    having = [item for item in items if isinstance(item.properties.get("experiment_id"), str)]
+    assert len(having) >= 2
+    having[0].properties["experiment_id"] = 5
+    load(pgstac_dsn, sample_crawl.collections, items)
+    with psycopg.connect(pgstac_dsn) as conn:
+        loaded = conn.execute("SELECT count(*) FROM pgstac.items").fetchone()[0]
+        definitions = conn.execute("SELECT definition FROM pgstac.queryables WHERE name = 'experiment_id'").fetchall()
+    assert loaded == len(items)
+    assert definitions and all(d["type"] == "string" and "enum" not in d for (d,) in definitions)
