@@ -146,13 +146,7 @@ def _crs_of(key: str, value: object) -> CRS:
 def _declared_crs(attrs: Mapping, where: str, problems: list[str], parsed: dict) -> list[DeclaredCrs]:
     """The CRSs `attrs` declare; `parsed` caches them by declaration (EOPF repeats its on every array)."""
     found: list[DeclaredCrs] = []
-    data = {key: attrs[key] for key in sorted(proj_convention.CONVENTION_KEYS) if key in attrs}
-    if data:
-        try:
-            proj_convention.validate(data, revision=proj_convention.LATEST)
-        except (ValueError, TypeError) as exc:
-            problems.append(f"{'/'.join(data)} of {where} ignored: {_short(exc)}")
-            data = {}
+    data = _kept_by(proj_convention, attrs, where, problems)
     epsg = attrs.get("proj:epsg")
     if epsg is not None:  # STAC projection v1: null means "no EPSG code", not a mistake
         if isinstance(epsg, int) and not isinstance(epsg, bool):
@@ -185,12 +179,18 @@ def _numbers(value: object) -> list[float] | None:
 
 def _spatial(attrs: Mapping, where: str, problems: list[str]) -> dict:
     """The `spatial` convention's attributes, if they keep its rules (else none, and said)."""
-    data = {key: attrs[key] for key in sorted(spatial_convention.CONVENTION_KEYS) if key in attrs}
+    return _kept_by(spatial_convention, attrs, where, problems, "spatial attributes")
+
+
+def _kept_by(convention: Any, attrs: Mapping, where: str, problems: list[str], label: str | None = None) -> dict:
+    """The attributes of a zarr-cm `convention` in `attrs`, if they keep its rules; else none, and
+    a problem naming them (`label`, or their keys)."""
+    data = {key: attrs[key] for key in sorted(convention.CONVENTION_KEYS) if key in attrs}
     if data:
         try:
-            spatial_convention.validate(data, revision=spatial_convention.LATEST)
+            convention.validate(data, revision=convention.LATEST)
         except (ValueError, TypeError) as exc:
-            problems.append(f"spatial attributes of {where} ignored: {_short(exc)}")
+            problems.append(f"{label or '/'.join(data)} of {where} ignored: {_short(exc)}")
             return {}
     return data
 
